@@ -1,0 +1,182 @@
+"""Command line: `python -m modelfp <verb> ...` (also installed as `modelfp`).
+
+Every workflow rule calls one verb, so each step runs and is tested without Snakemake. Verbs read
+and write files; the computation lives in the modules they call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("modelfp")
+
+
+def _device(name: str):
+    import torch
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _set_threads(n: int | None):
+    import torch
+    if n:
+        torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------------------------------------
+# pool
+
+def cmd_pool(args):
+    from . import pools
+    if args.source == "folder":
+        images, report = pools.build_folder_pool(args.name, args.root, args.image_size,
+                                                 on_bad_image=args.on_bad_image)
+        if report.skipped:
+            log.warning("pool %s: skipped %d of %d files (on_bad_image=skip):", args.name,
+                        len(report.skipped), report.n_found)
+            for path, reason in report.skipped:
+                log.warning("  skipped %s: %s", path, reason)
+        meta = {"source": "folder", "root": str(args.root), "report": report}
+    else:
+        images = pools.embedded_pool(args.photos, args.image_size, args.count, args.seed)
+        meta = {"source": "embedded", "photos": args.photos,
+                "sources": pools.EMBEDDED_SOURCES[args.photos], "count": args.count}
+    train, val = pools.split_train_val(images, args.val_fraction, args.seed)
+    meta.update(name=args.name, image_size=args.image_size, seed=args.seed)
+    manifest = pools.write_pool(args.out, train, val, meta)
+    log.info("pool %s: %d train + %d val images of %dx%d -> %s", args.name, len(train), len(val),
+             args.image_size, args.image_size, manifest)
+
+
+# ---------------------------------------------------------------------------------------------
+# synthesize
+
+def _read_pools(dirs, split):
+    import torch
+    from .pools import read_pool
+    return torch.cat([read_pool(d, split) for d in dirs]) if len(dirs) > 1 else read_pool(dirs[0], split)
+
+
+def cmd_synthesize(args):
+    from . import synthetic
+    from .archspace import parse
+    _set_threads(args.threads)
+    arch = parse(args.arch)
+    device = _device(args.device)
+    cfg = synthetic.TrainConfig(image_size=args.image_size, batch_size=args.batch_size,
+                                max_steps=args.max_steps, lr=args.lr, eta=args.eta,
+                                check_every=args.check_every, val_images=args.val_images)
+    train, val = _read_pools(args.pool, "train"), _read_pools(args.pool, "val")
+    path = synthetic.resolve_path(args.path, device)
+    log.info("synthesize %s seeds %s on %s (%s path), %d train images", arch.id, args.seeds, device,
+             path, len(train))
+
+    def progress(step, residual):
+        log.info("  step %5d  residual %s", step, " ".join(f"{r:.4f}" for r in residual.tolist()))
+
+    start = time.perf_counter()
+    models, results = synthetic.train_architecture(arch, args.seeds, train, val, cfg, path=path,
+                                                   width=args.width, device=device,
+                                                   progress=progress)
+    out = Path(args.out_dir)
+    for model, result in zip(models, results):
+        synthetic.save(model, result, cfg, out / f"seed{result.seed}.pt", seed=result.seed,
+                       pools=[str(p) for p in args.pool], device=str(device), training_path=path,
+                       job_seconds=time.perf_counter() - start)
+        log.info("  seed %d: %d steps, residual %.5f (floor %s), %.1f s", result.seed, result.steps,
+                 result.final_residual, "reached" if result.reached_floor else "not reached",
+                 result.train_seconds)
+
+
+def cmd_zoo_summary(args):
+    """One csv row per synthetic checkpoint: the zoo's residuals, steps and training times."""
+    from . import synthetic
+    rows = []
+    for path in args.checkpoints:
+        info = synthetic.load(path).info
+        r = info["result"]
+        rows.append({"arch": info["arch"], "seed": info["seed"], "steps": r["steps"],
+                     "final_residual": f"{r['final_residual']:.6f}",
+                     "reached_floor": r["reached_floor"],
+                     "train_seconds": f"{r['train_seconds']:.3f}",
+                     "training_path": info["training_path"], "file": path})
+    tmp = Path(args.out).with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, args.out)
+    reached = sum(r["reached_floor"] for r in rows)
+    total = sum(float(r["train_seconds"]) for r in rows)
+    log.info("zoo: %d models, %d reached the residual floor, %.0f s of training (%.2f s/model)",
+             len(rows), reached, total, total / len(rows))
+
+
+# ---------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelfp", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pool", help="build an image pool (folder of photos or embedded photos)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--source", choices=("folder", "embedded"), required=True)
+    p.add_argument("--root", help="folder of images (source=folder)")
+    p.add_argument("--photos", help="embedded photo set (source=embedded)")
+    p.add_argument("--count", type=int, default=2000, help="patches to crop (source=embedded)")
+    p.add_argument("--image-size", type=int, required=True)
+    p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--on-bad-image", choices=("error", "skip"), default="error")
+    p.add_argument("--out", required=True, help="output folder (manifest.json and shards)")
+    p.set_defaults(func=cmd_pool)
+
+    p = sub.add_parser("synthesize", help="train all seeds of one synthetic architecture")
+    p.add_argument("--arch", required=True, help="architecture id, e.g. K2-L1-Spost-Ubilinear-Arelu-Nbn")
+    p.add_argument("--seeds", type=int, nargs="+", required=True)
+    p.add_argument("--pool", nargs="+", required=True, help="pool folders (train/val splits are used)")
+    p.add_argument("--out-dir", required=True, help="writes OUT_DIR/seed{seed}.pt")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-steps", type=int, default=2000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--eta", type=float, default=0.005, help="residual floor (see README)")
+    p.add_argument("--check-every", type=int, default=25)
+    p.add_argument("--val-images", type=int, default=32)
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--path", choices=("auto", "grouped", "loop"), default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("zoo-summary", help="csv of the zoo's checkpoints (residuals, steps, time)")
+    p.add_argument("--out", required=True)
+    p.add_argument("checkpoints", nargs="+")
+    p.set_defaults(func=cmd_zoo_summary)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        # expected failures (bad input, missing files): one clear line, no traceback
+        log.error("%s", err)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
