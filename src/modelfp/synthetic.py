@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.optim.adam import adam
 
 from .archspace import Arch, parse
 
@@ -180,18 +181,39 @@ class TrainResult:
     train_seconds: float         # this model's share of the wall time of its job
 
 
+class _Adam:
+    """torch.optim.Adam's own update (its functional form, torch.optim.adam.adam), without the
+    Optimizer class, whose construction imports torch._dynamo: ~1.3 s per process, which is most
+    of a demo synthesis job's overhead across 288 jobs. Elementwise, so grouped = single models."""
+
+    def __init__(self, params, lr):
+        self.params, self.lr = list(params), lr
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.steps = [torch.tensor(0.0) for _ in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        adam(self.params, [p.grad for p in self.params], self.exp_avg, self.exp_avg_sq, [],
+             self.steps, foreach=False, capturable=False, differentiable=False, fused=None,
+             grad_scale=None, found_inf=None, has_complex=False, amsgrad=False, beta1=0.9,
+             beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8, maximize=False)
+
+
 def _batch_indices(gens, n_pool, batch_size, device):
     """Each model draws its own images: seed s controls both init and data order."""
     return torch.stack([torch.randint(n_pool, (batch_size,), generator=g) for g in gens]).to(device)
 
 
 def _gather(pool, idx, size, dtype, device):
-    """Images pool[idx] for idx (M, B): returns (B, M*3, size, size) in [-1, 1]."""
+    """Images pool[idx] for idx (M, B) from a pool already at `size`: (B, M*3, size, size) in [-1, 1]."""
     m, b = idx.shape
     x = pool[idx.reshape(-1).cpu()].to(device=device)
     x = x.to(dtype) / 127.5 - 1.0 if x.dtype == torch.uint8 else x.to(dtype)
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x.reshape(m, b, 3, size, size).permute(1, 0, 2, 3, 4).reshape(b, m * 3, size, size)
 
 
@@ -216,7 +238,7 @@ def _train_grouped(arch, seeds, pool, val, cfg, width, device, dtype, progress, 
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     net.train()
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = _Adam(net.parameters(), lr=cfg.lr)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     val_x = _gather(val, torch.arange(min(cfg.val_images, len(val))).repeat(m, 1), cfg.image_size,
@@ -237,7 +259,7 @@ def _train_grouped(arch, seeds, pool, val, cfg, width, device, dtype, progress, 
         x = _gather(pool, _batch_indices(gens, len(pool), cfg.batch_size, "cpu"), cfg.image_size,
                     dtype, device).contiguous(memory_format=fmt)
         loss = _per_model_mse(net(x), x, m).sum()   # sum: each model's gradient is its own MSE's
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
@@ -247,6 +269,23 @@ def _train_grouped(arch, seeds, pool, val, cfg, width, device, dtype, progress, 
         single.load_state_dict(done[i][0])
         models.append(single.eval())
     return models, [(d[1], d[2]) for d in done]
+
+
+def fit_to_size(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """Resize a pool to the training size once, up front, instead of at every step.
+
+    Pools already at `size` stay as they are (uint8, possibly memory-mapped); resized pools are
+    returned as float in [-1, 1], which `_gather` takes as it is.
+    """
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = torch.empty(len(images), 3, size, size)
+    for i in range(0, len(images), chunk):
+        x = images[i:i + chunk]
+        x = x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
+        out[i:i + chunk] = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                         align_corners=False)
+    return out
 
 
 def train_architecture(arch: Arch, seeds: list[int], pool: torch.Tensor, val: torch.Tensor,
@@ -262,6 +301,7 @@ def train_architecture(arch: Arch, seeds: list[int], pool: torch.Tensor, val: to
     Returns (models, results): single `SyntheticNet`s in eval mode and a `TrainResult` each.
     """
     path = resolve_path(path, device)
+    pool, val = fit_to_size(pool, cfg.image_size), fit_to_size(val, cfg.image_size)
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
     start = time.perf_counter()

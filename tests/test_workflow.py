@@ -1,0 +1,66 @@
+"""End-to-end: the smoke preset through Snakemake, and the workflow's start-up checks."""
+import csv
+
+import pytest
+import torch
+
+from conftest import snakemake
+from modelfp import synthetic
+from modelfp.feed import SyntheticZoo
+
+SMOKE = ("--configfile", "configs/smoke.yaml")
+
+
+@pytest.mark.slow
+def test_smoke_run_synthesizes_every_architecture_and_the_files_load(workflow_copy):
+    snakemake(workflow_copy, "zoo", "zoo_k3", "--cores", "2", *SMOKE)
+    rows = list(csv.DictReader(open(workflow_copy / "results/synthetic/summary.csv")))
+    rows_k3 = list(csv.DictReader(open(workflow_copy / "results/synthetic/summary_k3.csv")))
+    assert len(rows) == 4 * 2 and len(rows_k3) == 1 * 2          # archs x seeds of smoke.yaml
+    paths = [workflow_copy / r["file"] for r in rows + rows_k3]
+    for row, path in zip(rows + rows_k3, paths):
+        model = synthetic.load(path)
+        assert model.arch.id == row["arch"] and model.info["seed"] == int(row["seed"])
+        assert model.info["result"]["steps"] == int(row["steps"]) <= 10
+    # the two seeds of an architecture are different models
+    a, b = (synthetic.load(p).state_dict() for p in paths[:2])
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    # the zoo feeds fingerprinted images at a size other than the training size
+    zoo = SyntheticZoo.from_files(paths)
+    out = zoo(torch.zeros(len(paths), 3, 32, 32), torch.arange(len(paths)))
+    assert out.shape == (len(paths), 3, 32, 32)
+    # every job left its log and benchmark
+    assert len(list((workflow_copy / "results/benchmarks/synthesize").glob("K*.tsv"))) == 5
+    # a second run has nothing to do
+    again = snakemake(workflow_copy, "zoo", "zoo_k3", "--cores", "2", *SMOKE)
+    assert "Nothing to be done" in again.stdout
+
+
+def test_paper_preset_without_data_stops_at_once_saying_where_to_put_it(workflow_copy):
+    result = snakemake(workflow_copy, "zoo", "--dry-run", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "data/celeba/img_align_celeba" in result.stdout
+    assert "img_align_celeba.zip" in result.stdout
+
+
+def test_config_typo_is_rejected_by_the_schema(workflow_copy):
+    (workflow_copy / "typo.yaml").write_text("synthesis:\n  max_step: 5\n")
+    result = snakemake(workflow_copy, "zoo", "--dry-run", "--cores", "1", *SMOKE,
+                       "typo.yaml", check=False)
+    assert result.returncode != 0 and "max_step" in result.stdout
+
+
+def test_unknown_architecture_id_in_config_is_named(workflow_copy):
+    (workflow_copy / "bad.yaml").write_text("synthesis:\n  architectures: [K1-L1-Spost-Ufoo-Arelu-Nbn]\n")
+    result = snakemake(workflow_copy, "zoo", "--dry-run", "--cores", "1", *SMOKE,
+                       "bad.yaml", check=False)
+    assert result.returncode != 0 and "K1-L1-Spost-Ufoo-Arelu-Nbn" in result.stdout
+
+
+def test_demo_preset_plans_one_synthesis_job_per_architecture(workflow_copy):
+    result = snakemake(workflow_copy, "zoo", "--dry-run", "--cores", "2",
+                       "--configfile", "configs/demo.yaml")
+    assert "synthesize" in result.stdout
+    counts = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts.get("synthesize") == "288" and counts.get("pool") == "2"
