@@ -15,11 +15,14 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/pools.smk"
 include: "workflow/rules/synth.smk"
+include: "workflow/rules/denoise.smk"
+include: "workflow/rules/spectra.smk"
 
 
 rule all:
     input:
         "results/synthetic/summary.csv",
+        "results/tables/spectral_effects.csv",
 
 
 # --- one target per paper artifact -------------------------------------------------------------
@@ -35,3 +38,27 @@ rule zoo_k3:
     """Figure 8's extension: the 144 architectures with K = 3, all seeds."""
     input:
         "results/synthetic/summary_k3.csv",
+
+
+rule denoiser:
+    """The DnCNN denoiser (trained on the pools, or an external checkpoint)."""
+    input:
+        "results/denoiser/dncnn.pt",
+
+
+rule fig_11:
+    """Spectral effects of upsampling (Appendix A1), on the synthetic zoo."""
+    input:
+        "results/figures/fig_11_upsampling.png",
+
+
+rule fig_13:
+    """Spectral effects of activations (Appendix A3), on the synthetic zoo."""
+    input:
+        "results/figures/fig_13_activation.png",
+
+
+rule fig_14:
+    """Spectral effects of normalization (Appendix A4), on the synthetic zoo."""
+    input:
+        "results/figures/fig_14_normalization.png",

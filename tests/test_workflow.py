@@ -1,6 +1,8 @@
 """End-to-end: the smoke preset through Snakemake, and the workflow's start-up checks."""
 import csv
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -12,8 +14,8 @@ SMOKE = ("--configfile", "configs/smoke.yaml")
 
 
 @pytest.mark.slow
-def test_smoke_run_synthesizes_every_architecture_and_the_files_load(workflow_copy):
-    snakemake(workflow_copy, "zoo", "zoo_k3", "--cores", "2", *SMOKE)
+def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
+    snakemake(workflow_copy, "all", "zoo_k3", "--cores", "2", *SMOKE)
     rows = list(csv.DictReader(open(workflow_copy / "results/synthetic/summary.csv")))
     rows_k3 = list(csv.DictReader(open(workflow_copy / "results/synthetic/summary_k3.csv")))
     assert len(rows) == 4 * 2 and len(rows_k3) == 1 * 2          # archs x seeds of smoke.yaml
@@ -31,8 +33,18 @@ def test_smoke_run_synthesizes_every_architecture_and_the_files_load(workflow_co
     assert out.shape == (len(paths), 3, 32, 32)
     # every job left its log and benchmark
     assert len(list((workflow_copy / "results/benchmarks/synthesize").glob("K*.tsv"))) == 5
+    # the denoiser reports its PSNR gain; spectra cover every model of the zoo
+    assert "PSNR" in (workflow_copy / "results/logs/denoiser/dncnn.log").read_text()
+    spectra = np.load(workflow_copy / "results/spectra/synthetic.npz")
+    assert spectra["log"].shape == (len(rows), 16 // 2 + 1) and np.isfinite(spectra["log"]).all()
+    assert sorted(map(str, spectra["archs"])) == sorted(r["arch"] for r in rows)
+    claims = list(csv.DictReader(open(workflow_copy / "results/tables/spectral_effects.csv")))
+    tested = {r["claim"]: r for r in claims if r.get("pairs") not in (None, "", "0")}
+    assert len(tested) == 2      # the smoke zoo has matched pairs for the nearest and sigmoid claims
+    for stem in ("fig_11_upsampling", "fig_13_activation", "fig_14_normalization"):
+        assert (workflow_copy / f"results/figures/{stem}.png").stat().st_size > 1000
     # a second run has nothing to do
-    again = snakemake(workflow_copy, "zoo", "zoo_k3", "--cores", "2", *SMOKE)
+    again = snakemake(workflow_copy, "all", "zoo_k3", "--cores", "2", *SMOKE)
     assert "Nothing to be done" in again.stdout
 
 

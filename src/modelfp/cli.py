@@ -108,16 +108,100 @@ def cmd_zoo_summary(args):
                      "reached_floor": r["reached_floor"],
                      "train_seconds": f"{r['train_seconds']:.3f}",
                      "training_path": info["training_path"], "file": path})
-    tmp = Path(args.out).with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, args.out)
+    _write_csv(args.out, rows)
     reached = sum(r["reached_floor"] for r in rows)
     total = sum(float(r["train_seconds"]) for r in rows)
     log.info("zoo: %d models, %d reached the residual floor, %.0f s of training (%.2f s/model)",
              len(rows), reached, total, total / len(rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# denoiser, spectra, spectral effects
+
+def cmd_train_denoiser(args):
+    from . import denoise
+    _set_threads(args.threads)
+    device = _device(args.device)
+    val = _read_pools(args.pool, "val")
+    if args.external:
+        model = denoise.load(args.external, device)
+        log.info("denoiser: external checkpoint %s (%s)", args.external, model.info)
+        meta = {"source": "external", "external": str(args.external)}
+    else:
+        cfg = denoise.TrainConfig(sigma=args.sigma, patch=args.patch, batch_size=args.batch_size,
+                                  steps=args.steps, lr=args.lr, seed=args.seed)
+        train = _read_pools(args.pool, "train")
+        log.info("train DnCNN (depth %d, %d features) on %d images, sigma %.2f (0-255), %d steps",
+                 args.depth, args.features, len(train), args.sigma, args.steps)
+        model, history = denoise.train_denoiser(
+            train, cfg, device, depth=args.depth, features=args.features,
+            progress=lambda step, loss: log.info("  step %5d  loss %.3e", step, loss))
+        meta = {"source": "trained", "train_config": cfg.__dict__, "seconds": history.seconds,
+                "final_loss": history.loss[-1] if history.loss else None,
+                "noise_mse": history.noise_mse}
+    quality = denoise.psnr_gain(model, val, args.sigma, seed=args.seed, device=device)
+    log.info("denoiser on %d validation images at sigma %.2f: PSNR %.2f dB noisy -> %.2f dB "
+             "denoised (gain %+.2f dB)", len(val), args.sigma, quality["psnr_noisy"],
+             quality["psnr_denoised"], quality["gain"])
+    denoise.save(model, args.out, **meta, validation=quality, sigma=args.sigma)
+
+
+def cmd_synthetic_spectra(args):
+    import numpy as np
+    import torch
+    from . import denoise
+    from .feed import SyntheticZoo
+    from .representation import synthetic_spectra
+    from .synthetic import fit_to_size
+    _set_threads(args.threads)
+    device = _device(args.device)
+    zoo = SyntheticZoo.from_files(args.checkpoints, device=device)
+    denoiser = denoise.load(args.denoiser, device)
+    images = fit_to_size(_read_pools(args.pool, "val")[:args.n_images], args.image_size)
+    images = (images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images).to(device)
+    log.info("spectra of %d synthetic models on %d validation images of %dx%d", len(zoo),
+             len(images), args.image_size, args.image_size)
+    spectra = synthetic_spectra(
+        zoo, images, lambda x: denoise.noise_residual(denoiser, x, args.residual),
+        progress=lambda k, n: (k % 50 == 0 or k == n) and log.info("  %d / %d models", k, n))
+    tmp = Path(args.out).with_suffix(".tmp.npz")
+    np.savez(tmp, names=np.array(zoo.names), archs=np.array([m.arch.id for m in zoo.models]),
+             log=spectra["log"].cpu().numpy(), power=spectra["power"].cpu().numpy(),
+             n_images=len(images), image_size=args.image_size)
+    os.replace(tmp, args.out)
+
+
+def cmd_spectral_effects(args):
+    import numpy as np
+    from . import spectral_effects as se
+    data = np.load(args.spectra)
+    archs = [str(a) for a in data["archs"]]
+    Path(args.figures_dir).mkdir(parents=True, exist_ok=True)
+    for option, stem in se.FIGURES.items():
+        se.plot_option(data["log"], archs, option, str(Path(args.figures_dir) / stem))
+    rows = se.hf_claims(data["power"], archs)
+    consistency = se.normalization_consistency(data["log"], archs)
+    verdict = {True: "our data agrees", False: "our data DISAGREES",
+               None: "not testable here (no matched architectures)"}
+    for row in rows:
+        log.info("%-55s pairs %3d  agreeing %5.1f%%  -> %s", row["claim"], row["pairs"],
+                 100 * row["share_agreeing"], verdict[row["agrees"]])
+    log.info("%s: within %.4f, across %.4f -> %s", consistency["claim"],
+             consistency["distance_within"], consistency["distance_across"],
+             verdict[consistency["agrees"]])
+    _write_csv(args.out, rows + [consistency])
+
+
+def _write_csv(path, rows):
+    """Atomic csv of dict rows (the union of their keys, in first-seen order)."""
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    tmp = Path(path).with_suffix(".tmp")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +246,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("checkpoints", nargs="+")
     p.set_defaults(func=cmd_zoo_summary)
+
+    p = sub.add_parser("train-denoiser", help="train DnCNN on pools (or adopt an external one)")
+    p.add_argument("--pool", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--external", help="an external DnCNN checkpoint to use instead of training")
+    p.add_argument("--sigma", type=float, default=1.0, help="noise std on the 0-255 scale")
+    p.add_argument("--patch", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--depth", type=int, default=17)
+    p.add_argument("--features", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_train_denoiser)
+
+    p = sub.add_parser("synthetic-spectra", help="reduced spectra of every synthetic model (FFD Step I)")
+    p.add_argument("--pool", nargs="+", required=True, help="pools whose val images are fed")
+    p.add_argument("--denoiser", required=True)
+    p.add_argument("--out", required=True, help=".npz with names, archs, log and power spectra")
+    p.add_argument("--n-images", type=int, default=100)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--residual", choices=("predicted", "difference"), default="predicted")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("checkpoints", nargs="+")
+    p.set_defaults(func=cmd_synthetic_spectra)
+
+    p = sub.add_parser("spectral-effects", help="Figures 11, 13, 14 analogues and the claims csv")
+    p.add_argument("--spectra", required=True)
+    p.add_argument("--figures-dir", required=True)
+    p.add_argument("--out", required=True, help="csv of the measured claims")
+    p.set_defaults(func=cmd_spectral_effects)
     return parser
 
 

@@ -8,6 +8,8 @@ wildcard_constraints:
     pool=r"[A-Za-z0-9_]+",
 
 SYN = config["synthesis"]
+DEN = config["denoiser"]
+SPEC = config["spectra"]
 SEEDS = list(range(SYN["seeds"]))
 
 
@@ -31,6 +33,11 @@ def checkpoints(archs):
 
 def pool_manifest(pool):
     return f"results/pools/{pool}/manifest.json"
+
+
+def pool_dirs(manifests):
+    """The pool folders of a list of manifest paths, for `--pool`."""
+    return " ".join(str(Path(m).parent) for m in manifests)
 
 
 def pool_args(pool):
@@ -59,4 +66,4 @@ def check_pools(names):
                 f"  snakemake --cores 2 --configfile configs/demo.yaml")
 
 
-check_pools(SYN["pools"])
+check_pools(SYN["pools"] + DEN["pools"])

@@ -12,7 +12,7 @@ rule synthesize:
         "results/benchmarks/synthesize/{arch}.tsv"
     params:
         seeds=" ".join(map(str, SEEDS)),
-        pools=lambda w, input: " ".join(str(Path(m).parent) for m in input.pools),
+        pools=lambda w, input: pool_dirs(input.pools),
         train=(
             f"--image-size {SYN['image_size']} --batch-size {SYN['batch_size']} "
             f"--max-steps {SYN['max_steps']} --lr {SYN['lr']} --eta {SYN['eta']} "

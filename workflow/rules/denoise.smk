@@ -1,0 +1,26 @@
+# The denoiser whose noise estimate is every image's residual (paper III-A, III-D; DnCNN).
+
+
+rule train_denoiser:
+    input:
+        pools=[pool_manifest(p) for p in DEN["pools"]],
+    output:
+        "results/denoiser/dncnn.pt",
+    log:
+        "results/logs/denoiser/dncnn.log",
+    benchmark:
+        "results/benchmarks/denoiser/dncnn.tsv"
+    params:
+        pools=lambda w, input: pool_dirs(input.pools),
+        external=f"--external '{DEN['external']}'" if DEN["external"] else "",
+        train=(
+            f"--sigma {DEN['sigma']} --depth {DEN['depth']} --features {DEN['features']} "
+            f"--patch {DEN['patch']} --batch-size {DEN['batch_size']} --steps {DEN['steps']} "
+            f"--lr {DEN['lr']} --seed {config['seed']} --device {config['device']}"
+        ),
+    threads: 2
+    resources:
+        gpu=1,
+    shell:
+        "python -m modelfp train-denoiser --pool {params.pools} --out {output} "
+        "{params.external} {params.train} --threads {threads} > {log} 2>&1"

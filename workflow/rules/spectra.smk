@@ -1,0 +1,46 @@
+# Spectra of the synthetic models (FFD Step I) and the spectral effects of each option (Appendix A).
+
+
+rule synthetic_spectra:
+    input:
+        checkpoints=lambda w: checkpoints(ZOO),
+        denoiser="results/denoiser/dncnn.pt",
+        pools=[pool_manifest(p) for p in SYN["pools"]],
+    output:
+        "results/spectra/synthetic.npz",
+    log:
+        "results/logs/spectra/synthetic.log",
+    benchmark:
+        "results/benchmarks/spectra/synthetic.tsv"
+    params:
+        pools=lambda w, input: pool_dirs(input.pools),
+        args=(
+            f"--n-images {SPEC['n_images']} --image-size {SPEC['image_size']} "
+            f"--residual {SPEC['residual']} --device {config['device']}"
+        ),
+    threads: 2
+    resources:
+        gpu=1,
+    shell:
+        "python -m modelfp synthetic-spectra --pool {params.pools} --denoiser {input.denoiser} "
+        "--out {output} {params.args} --threads {threads} {input.checkpoints} > {log} 2>&1"
+
+
+rule spectral_effects:
+    input:
+        "results/spectra/synthetic.npz",
+    output:
+        figures=expand(
+            "results/figures/{fig}.{ext}",
+            fig=["fig_11_upsampling", "fig_13_activation", "fig_14_normalization"],
+            ext=["png", "pdf"],
+        ),
+        claims="results/tables/spectral_effects.csv",
+    log:
+        "results/logs/spectra/spectral_effects.log",
+    benchmark:
+        "results/benchmarks/spectra/spectral_effects.tsv"
+    threads: 1
+    shell:
+        "python -m modelfp spectral-effects --spectra {input} --figures-dir results/figures "
+        "--out {output.claims} > {log} 2>&1"
