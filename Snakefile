@@ -19,6 +19,13 @@ include: "workflow/rules/denoise.smk"
 include: "workflow/rules/spectra.smk"
 
 
+# Small bookkeeping and plotting rules run where snakemake runs, also under a cluster profile.
+localrules:
+    pool,
+    zoo_summary,
+    spectral_effects,
+
+
 rule all:
     input:
         "results/synthetic/summary.csv",
