@@ -135,7 +135,9 @@ def cmd_train_denoiser(args):
                  args.depth, args.features, len(train), args.sigma, args.steps)
         model, history = denoise.train_denoiser(
             train, cfg, device, depth=args.depth, features=args.features,
-            progress=lambda step, loss: log.info("  step %5d  loss %.3e", step, loss))
+            progress=lambda step, loss: log.info(
+                "  step %5d  loss %.4f (share of the noise variance left; 1 = removes nothing)",
+                step, loss))
         meta = {"source": "trained", "train_config": cfg.__dict__, "seconds": history.seconds,
                 "final_loss": history.loss[-1] if history.loss else None,
                 "noise_mse": history.noise_mse}
