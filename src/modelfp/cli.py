@@ -75,7 +75,7 @@ def cmd_synthesize(args):
                                 max_steps=args.max_steps, lr=args.lr, eta=args.eta,
                                 check_every=args.check_every, val_images=args.val_images)
     train, val = _read_pools(args.pool, "train"), _read_pools(args.pool, "val")
-    path = synthetic.resolve_path(args.path, device)
+    path = synthetic.resolve_path(args.path, device, args.image_size)
     log.info("synthesize %s seeds %s on %s (%s path), %d train images", arch.id, args.seeds, device,
              path, len(train))
 

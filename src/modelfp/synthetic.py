@@ -9,8 +9,9 @@ concatenation of every tensor along dim 0 (`pack` / `unpack`).
 
 Training all seeds of an architecture together (`train_architecture`) runs either the grouped net
 ("grouped", the design point on CUDA: tiny models cannot fill a GPU alone) or a loop over single
-models ("loop", faster on CPU where grouped convolutions are poorly optimised). Both paths compute the
-same functions; `tests/test_synthetic.py` shows it exactly in float64.
+models ("loop", faster on CPU for larger images, where grouped convolutions are poorly optimised;
+see `resolve_path`). Both paths compute the same functions; `tests/test_synthetic.py` shows it
+exactly in float64.
 
 Residual floor eta (paper: "a constraint on the minimum reconstruction residual, eta = 0.005"):
 the *residual* of a model is its mean squared reconstruction error on a fixed batch of validation
@@ -295,12 +296,12 @@ def train_architecture(arch: Arch, seeds: list[int], pool: torch.Tensor, val: to
     """Train one model per seed of `arch` on `pool` (uint8 or [-1,1] float, (N,3,S,S)).
 
     path: "grouped" (all seeds in one grouped net), "loop" (one seed after the other) or "auto"
-    (grouped on CUDA, loop on CPU: see benchmarks/synth_throughput.py for the measurement).
+    (`resolve_path`: grouped on CUDA and for small images on CPU, else the loop).
     channels_last: memory format of activations; default (None) is channels_last on CPU, where
     oneDNN's NHWC convolutions are 1.3-2x faster for these nets, and contiguous on CUDA.
     Returns (models, results): single `SyntheticNet`s in eval mode and a `TrainResult` each.
     """
-    path = resolve_path(path, device)
+    path = resolve_path(path, device, cfg.image_size)
     pool, val = fit_to_size(pool, cfg.image_size), fit_to_size(val, cfg.image_size)
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
@@ -321,9 +322,20 @@ def train_architecture(arch: Arch, seeds: list[int], pool: torch.Tensor, val: to
     return models, results
 
 
-def resolve_path(path: str, device) -> str:
+# On CPU, grouped convolutions (channels_last) beat the loop only on small work: measured with
+# benchmarks/synth_throughput.py on 2 cores, grouped/loop = 1.08x at 32x32 (1 thread, M=2),
+# 1.26x (2 threads, M=4), but 0.90x at 64x64, batch 16.
+CPU_GROUPED_MAX_SIZE = 32
+
+
+def resolve_path(path: str, device, image_size: int | None = None) -> str:
+    """The training/feed path for `path` on `device`: "auto" is grouped on CUDA; on CPU grouped
+    for training images up to CPU_GROUPED_MAX_SIZE pixels, else the loop (unknown size: loop)."""
     if path == "auto":
-        return "grouped" if torch.device(device).type == "cuda" else "loop"
+        if torch.device(device).type == "cuda":
+            return "grouped"
+        small = image_size is not None and image_size <= CPU_GROUPED_MAX_SIZE
+        return "grouped" if small else "loop"
     if path not in ("grouped", "loop"):
         raise ValueError(f"training path must be auto, grouped or loop, not {path!r}")
     return path
