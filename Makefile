@@ -5,7 +5,7 @@ VENV   := .venv
 CORES  ?= 2
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo smoke test lint benchmark clean
+.PHONY: setup demo smoke test lint report benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ smoke: setup         ## the same at toy size
 
 test: setup          ## unit tests + one end-to-end smoke run
 	pytest -q
+
+report: setup        ## HTML report of the demo run (tables, figures, captions)
+	snakemake --report results/report.zip --configfile configs/demo.yaml
 
 lint: setup
 	snakemake --lint --configfile configs/smoke.yaml

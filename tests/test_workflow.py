@@ -1,5 +1,6 @@
 """End-to-end: the smoke preset through Snakemake, and the workflow's start-up checks."""
 import csv
+import zipfile
 
 import numpy as np
 
@@ -43,6 +44,16 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     assert len(tested) == 2      # the smoke zoo has matched pairs for the nearest and sigmoid claims
     for stem in ("fig_11_upsampling", "fig_13_activation", "fig_14_normalization"):
         assert (workflow_copy / f"results/figures/{stem}.png").stat().st_size > 1000
+    # the HTML report holds the tables and figures of the run
+    snakemake(workflow_copy, "--report", "report.zip", *SMOKE)
+    with zipfile.ZipFile(workflow_copy / "report.zip") as report:
+        names = report.namelist()
+        assert any(n.endswith("spectral_effects.csv") for n in names)
+        assert any(n.endswith("summary.csv") for n in names)
+        for stem in ("fig_11_upsampling", "fig_13_activation", "fig_14_normalization"):
+            assert any(n.endswith(f"{stem}.png") for n in names), stem
+        table = next(n for n in names if n.endswith("spectral_effects.csv"))
+        assert b"nearest has less high-frequency energy than transposed" in report.read(table)
     # a second run has nothing to do
     again = snakemake(workflow_copy, "all", "zoo_k3", "--cores", "2", *SMOKE)
     assert "Nothing to be done" in again.stdout

@@ -18,6 +18,8 @@ rule train_denoiser:
             f"--patch {DEN['patch']} --batch-size {DEN['batch_size']} --steps {DEN['steps']} "
             f"--lr {DEN['lr']} --seed {config['seed']} --device {config['device']}"
         ),
+    conda:
+        "../../envs/modelfp.yaml"
     threads: 2
     resources:
         gpu=1,

@@ -10,6 +10,8 @@ rule pool:
         "results/benchmarks/pool/{pool}.tsv"
     params:
         args=lambda w: pool_args(w.pool),
+    conda:
+        "../../envs/modelfp.yaml"
     threads: 1
     shell:
         "python -m modelfp pool --name {wildcards.pool} {params.args} "

@@ -18,6 +18,8 @@ rule synthetic_spectra:
             f"--n-images {SPEC['n_images']} --image-size {SPEC['image_size']} "
             f"--residual {SPEC['residual']} --device {config['device']}"
         ),
+    conda:
+        "../../envs/modelfp.yaml"
     threads: 2
     resources:
         gpu=1,
@@ -30,16 +32,20 @@ rule spectral_effects:
     input:
         "results/spectra/synthetic.npz",
     output:
-        figures=expand(
-            "results/figures/{fig}.{ext}",
+        fig_11=report("results/figures/fig_11_upsampling.png", caption="../report/fig_11.rst", category="Spectral effects"),
+        fig_13=report("results/figures/fig_13_activation.png", caption="../report/fig_13.rst", category="Spectral effects"),
+        fig_14=report("results/figures/fig_14_normalization.png", caption="../report/fig_14.rst", category="Spectral effects"),
+        pdfs=expand(
+            "results/figures/{fig}.pdf",
             fig=["fig_11_upsampling", "fig_13_activation", "fig_14_normalization"],
-            ext=["png", "pdf"],
         ),
-        claims="results/tables/spectral_effects.csv",
+        claims=report("results/tables/spectral_effects.csv", caption="../report/spectral_effects.rst", category="Tables"),
     log:
         "results/logs/spectra/spectral_effects.log",
     benchmark:
         "results/benchmarks/spectra/spectral_effects.tsv"
+    conda:
+        "../../envs/modelfp.yaml"
     threads: 1
     shell:
         "python -m modelfp spectral-effects --spectra {input} --figures-dir results/figures "

@@ -19,6 +19,8 @@ rule synthesize:
             f"--check-every {SYN['check_every']} --val-images {SYN['val_images']} "
             f"--width {SYN['width']} --path {SYN['path']} --device {config['device']}"
         ),
+    conda:
+        "../../envs/modelfp.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -32,13 +34,15 @@ rule zoo_summary:
     input:
         lambda w: checkpoints(ZOO if w.zoo == "summary" else ZOO_K3),
     output:
-        "results/synthetic/{zoo}.csv",
+        report("results/synthetic/{zoo}.csv", caption="../report/zoo_summary.rst", category="Synthetic zoo"),
     log:
         "results/logs/synthesize/{zoo}.log",
     benchmark:
         "results/benchmarks/synthesize/{zoo}.tsv"
     wildcard_constraints:
         zoo="summary|summary_k3",
+    conda:
+        "../../envs/modelfp.yaml"
     threads: 1
     shell:
         "python -m modelfp zoo-summary --out {output} {input} > {log} 2>&1"
