@@ -11,6 +11,8 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	# a real pretrained DCGAN (test bed); --no-deps: its own requirements (wandb, ...) are not needed
+	$(VENV)/bin/python -m pip install --quiet --no-deps 'gan-face-generate==1.1.1'
 	touch $@
 
 setup: $(VENV)/.installed

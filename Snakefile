@@ -20,6 +20,8 @@ include: "workflow/rules/pools.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/denoise.smk"
 include: "workflow/rules/spectra.smk"
+include: "workflow/rules/testbed.smk"
+include: "workflow/rules/fidelity.smk"
 
 
 # Small bookkeeping and plotting rules run where snakemake runs, also under a cluster profile.
@@ -27,12 +29,17 @@ localrules:
     pool,
     zoo_summary,
     spectral_effects,
+    ffd_tables,
+    closest_spectra,
 
 
 rule all:
     input:
         "results/synthetic/summary.csv",
         "results/tables/spectral_effects.csv",
+        "results/tables/table_ii.csv",
+        "results/tables/table_xi.csv",
+        "results/figures/fig_10_closest_spectra.png",
 
 
 # --- one target per paper artifact -------------------------------------------------------------
@@ -72,3 +79,27 @@ rule fig_14:
     """Spectral effects of normalization (Appendix A4), on the synthetic zoo."""
     input:
         "results/figures/fig_14_normalization.png",
+
+
+rule testbed:
+    """The test models' images (Table III analogue for presets with own generators)."""
+    input:
+        [test_model_images(m) for m in TB["models"]],
+
+
+rule table_ii:
+    """Table II: FFD of the synthetic models (and subsets) against the test models."""
+    input:
+        "results/tables/table_ii.csv",
+
+
+rule table_xi:
+    """Table XI: robustness of FFD to the number of images per model."""
+    input:
+        "results/tables/table_xi.csv",
+
+
+rule fig_10:
+    """Figure 10: test models' spectra beside their closest synthetic model."""
+    input:
+        "results/figures/fig_10_closest_spectra.png",

@@ -15,7 +15,8 @@ def identity(x):
 def test_spectra_of_white_noise_are_flat_and_have_one_bin_beyond_nyquist():
     x = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     spec = spectra_of_images(x, identity, batch_size=16)
-    assert spec["log"].shape == spec["power"].shape == (17,)        # 16 bins + beyond Nyquist
+    assert spec["log"].shape == (1, 17) and spec["power"].shape == (17,)  # 16 bins + beyond Nyquist
+    assert spec["spec2d"].shape == (32, 32)
     flat = spec["power"][1:-1]
     assert (flat.std() / flat.mean()) < 0.1
 
@@ -26,9 +27,9 @@ def test_synthetic_spectra_rows_are_each_models_own():
     zoo = SyntheticZoo(models + [models[0]], path="loop")        # model 0 twice
     images = torch.rand(6, 3, 16, 16) * 2 - 1
     out = synthetic_spectra(zoo, images, identity, batch_size=4)
-    assert out["log"].shape == (3, 9)
-    torch.testing.assert_close(out["log"][0], out["log"][2])
-    assert not torch.allclose(out["log"][0], out["log"][1])
+    assert out["log"].shape == (1, 3, 9) and out["spec2d"].shape == (3, 16, 16)
+    torch.testing.assert_close(out["log"][0, 0], out["log"][0, 2])
+    assert not torch.allclose(out["log"][0, 0], out["log"][0, 1])
     ref = spectra_of_images(models[1](images).clamp(-1, 1), identity)
     torch.testing.assert_close(out["power"][1], ref["power"])
 
@@ -62,3 +63,10 @@ def test_plot_option_writes_png_and_pdf(tmp_path):
     se.plot_option(np.random.default_rng(0).normal(size=(4, 9)), ids, "upsampling",
                    str(tmp_path / "fig"))
     assert (tmp_path / "fig.png").stat().st_size > 1000 and (tmp_path / "fig.pdf").exists()
+
+
+def test_the_n_sweep_gives_prefix_means_of_the_per_image_log_spectra():
+    x = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    sweep = spectra_of_images(x, identity, ns=[1, 3, 6], batch_size=4)["log"]
+    for row, n in zip(sweep, (1, 3, 6)):
+        torch.testing.assert_close(row, spectra_of_images(x[:n], identity)["log"][0])

@@ -159,18 +159,137 @@ def cmd_synthetic_spectra(args):
     device = _device(args.device)
     zoo = SyntheticZoo.from_files(args.checkpoints, device=device)
     denoiser = denoise.load(args.denoiser, device)
-    images = fit_to_size(_read_pools(args.pool, "val")[:args.n_images], args.image_size)
+    ns = sorted(set(args.n_images_sweep) | {args.n_images})
+    val = _read_pools(args.pool, "val")
+    if len(val) < ns[-1]:
+        raise ValueError(f"the pools' validation splits hold {len(val)} images; spectra need "
+                         f"{ns[-1]} (spectra.n_images and n_images_sweep): lower them or enlarge the pools")
+    images = fit_to_size(val[:ns[-1]], args.image_size)
     images = (images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images).to(device)
-    log.info("spectra of %d synthetic models on %d validation images of %dx%d", len(zoo),
-             len(images), args.image_size, args.image_size)
+    log.info("spectra of %d synthetic models on %d validation images of %dx%d (N in %s)",
+             len(zoo), len(images), args.image_size, args.image_size, ns)
     spectra = synthetic_spectra(
-        zoo, images, lambda x: denoise.noise_residual(denoiser, x, args.residual),
+        zoo, images, lambda x: denoise.noise_residual(denoiser, x, args.residual), ns,
         progress=lambda k, n: (k % 50 == 0 or k == n) and log.info("  %d / %d models", k, n))
-    tmp = Path(args.out).with_suffix(".tmp.npz")
-    np.savez(tmp, names=np.array(zoo.names), archs=np.array([m.arch.id for m in zoo.models]),
-             log=spectra["log"].cpu().numpy(), power=spectra["power"].cpu().numpy(),
-             n_images=len(images), image_size=args.image_size)
-    os.replace(tmp, args.out)
+    _save_spectra(args.out, spectra, ns, args.n_images, names=zoo.names,
+                  archs=[m.arch.id for m in zoo.models],
+                  seeds=[m.info["seed"] for m in zoo.models], image_size=args.image_size)
+
+
+def _save_spectra(path, spectra, ns, n_main, **arrays):
+    """npz of spectra: log at the main N, the N sweep, power, spec2d, and per-model labels."""
+    import numpy as np
+    tmp = Path(path).with_suffix(".tmp.npz")
+    np.savez(tmp, log=spectra["log"][ns.index(n_main)].cpu().numpy(),
+             log_sweep=spectra["log"].cpu().numpy(), ns=np.array(ns),
+             power=spectra["power"].cpu().numpy(), spec2d=spectra["spec2d"].cpu().numpy(),
+             n_images=n_main, **{k: np.array(v) for k, v in arrays.items()})
+    os.replace(tmp, path)
+
+
+def cmd_test_spectra(args):
+    import torch
+    from . import denoise
+    from .representation import ImageSet, load_image_set, spectra_of_images
+    _set_threads(args.threads)
+    device = _device(args.device)
+    denoiser = denoise.load(args.denoiser, device)
+    ns = sorted(set(args.n_images_sweep) | {args.n_images})
+    sets = [ImageSet(name, path, group) for name, path, group in args.model]
+    out = {"log": [], "power": [], "spec2d": []}
+    for s in sets:
+        images = load_image_set(s, ns[-1], args.image_size).to(device)
+        spec = spectra_of_images(images, lambda x: denoise.noise_residual(denoiser, x, args.residual), ns)
+        for key in out:
+            out[key].append(spec[key])
+        log.info("  %s (%s): %d images from %s", s.name, s.group, len(images), s.path)
+    spectra = {"log": torch.stack(out["log"], 1), "power": torch.stack(out["power"]),
+               "spec2d": torch.stack(out["spec2d"])}
+    _save_spectra(args.out, spectra, ns, args.n_images, names=[s.name for s in sets],
+                  groups=[s.group for s in sets], image_size=args.image_size)
+
+
+def cmd_ffd_tables(args):
+    import numpy as np
+    from . import tables
+    syn, real = np.load(args.synthetic), np.load(args.real)
+    if not np.array_equal(syn["ns"], real["ns"]) or syn["log"].shape[1] != real["log"].shape[1]:
+        raise ValueError(f"{args.synthetic} and {args.real} were made with different N or sizes")
+    archs, seeds = [str(a) for a in syn["archs"]], [int(s) for s in syn["seeds"]]
+    note = (f"Ours: {len(real['names'])} test models ({', '.join(map(str, real['names']))}) vs "
+            f"{len(archs)} synthetic models, N = {int(syn['n_images'])} images per model, "
+            f"{int(syn['image_size'])}x{int(syn['image_size'])}. Paper: 32 real models (Table III) "
+            f"vs 5,760 synthetic models, N = 100, 128x128.")
+    rows = tables.table_ii(real["log"], syn["log"], archs, seeds, log=log.warning)
+    tables.write_table(rows, Path(args.out_dir) / "table_ii",
+                       "Table II: FFD of the synthetic models against the test models", note)
+    rows_xi = tables.table_xi(real["log_sweep"], syn["log_sweep"], [int(n) for n in syn["ns"]],
+                              archs, seeds, log=log.warning)
+    tables.write_table(rows_xi, Path(args.out_dir) / "table_xi",
+                       "Table XI: correlation of the Table II FFDs at each N with those at the largest N",
+                       note + f" Our N sweep: {[int(n) for n in syn['ns']]}; the paper's: 50-500.")
+    for row in rows:
+        log.info("Table II  %-9s FFD %8.4f  (paper %.2f, %d synthetic models)", row["models"],
+                 row["ffd"], row["paper_ffd"], row["n_synthetic"])
+
+
+def cmd_closest_spectra(args):
+    import numpy as np
+    from .figures import plot_closest_spectra
+    syn, real = np.load(args.synthetic), np.load(args.real)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    closest = plot_closest_spectra([str(n) for n in real["names"]], real["spec2d"], real["log"],
+                                   [str(n) for n in syn["names"]], syn["spec2d"], syn["log"],
+                                   str(Path(args.out).with_suffix("")))
+    for name, k in zip(real["names"], closest):
+        log.info("  %-24s closest synthetic model: %s", name, syn["names"][k])
+
+
+# ---------------------------------------------------------------------------------------------
+# test bed
+
+def cmd_testbed_train(args):
+    from . import testbed
+    _set_threads(args.threads)
+    device = _device(args.device)
+    hp = json.loads(args.hp)
+    module = testbed.family(args.family)
+    pool = _read_pools(args.pool, "train") if args.pool else None
+    log.info("train test model %s (%s) at %dx%d, %d steps", args.name, args.family,
+             args.image_size, args.image_size, args.steps)
+    model, info = module.train(pool, args.image_size, args.steps, args.batch_size, args.seed,
+                               device, progress=lambda step, *losses: log.info(
+                                   "  step %5d  %s", step, " ".join(f"{v:.4f}" for v in losses)),
+                               **hp)
+    testbed.save(model, args.family, args.image_size, hp,
+                 {**info, "name": args.name, "seed": args.seed, "steps": args.steps}, args.out)
+
+
+def cmd_testbed_sample(args):
+    import torch
+    import torchvision.utils
+    from PIL import Image
+    from . import testbed
+    _set_threads(args.threads)
+    device = _device(args.device)
+    model, payload = testbed.load(args.generator, device)
+    images = testbed.family(payload["family"]).sample(model, args.n, args.seed, device)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    for i, img in enumerate(pixels):
+        Image.fromarray(img).save(out / f"{i:05d}.png")
+    fam = testbed.FAMILIES[payload["family"]]
+    meta = {"name": args.name, "family": fam.name, "kind": fam.kind, "group": fam.group,
+            "resolution": payload["image_size"], "sample_seed": args.seed, "n_images": args.n,
+            "train": {k: v for k, v in payload["info"].items() if isinstance(v, (int, float, str, bool))},
+            "hp": payload["hp"]}
+    Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
+    torchvision.utils.save_image(images[:64].cpu() * 0.5 + 0.5, args.sheet, nrow=8)
+    tmp = Path(args.meta).with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, args.meta)
+    log.info("%d images of %s (%s, %s) -> %s", args.n, args.name, fam.name, fam.group, out)
 
 
 def cmd_spectral_effects(args):
@@ -207,6 +326,15 @@ def _write_csv(path, rows):
 
 
 # ---------------------------------------------------------------------------------------------
+
+def _spectra_args(p):
+    p.add_argument("--n-images", type=int, default=100, help="N images per model (Table II)")
+    p.add_argument("--n-images-sweep", type=int, nargs="*", default=[], help="Ns of Table XI")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--residual", choices=("predicted", "difference"), default="predicted")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelfp", description=__doc__.splitlines()[0])
@@ -269,13 +397,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", nargs="+", required=True, help="pools whose val images are fed")
     p.add_argument("--denoiser", required=True)
     p.add_argument("--out", required=True, help=".npz with names, archs, log and power spectra")
-    p.add_argument("--n-images", type=int, default=100)
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--residual", choices=("predicted", "difference"), default="predicted")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    _spectra_args(p)
     p.add_argument("checkpoints", nargs="+")
     p.set_defaults(func=cmd_synthetic_spectra)
+
+    p = sub.add_parser("test-spectra", help="reduced spectra of the test models' images (FFD Step I)")
+    p.add_argument("--model", nargs=3, action="append", required=True,
+                   metavar=("NAME", "FOLDER", "GROUP"), help="a test model's image set (repeat)")
+    p.add_argument("--denoiser", required=True)
+    p.add_argument("--out", required=True)
+    _spectra_args(p)
+    p.set_defaults(func=cmd_test_spectra)
+
+    p = sub.add_parser("ffd-tables", help="Tables II and XI from the spectra of both sides")
+    p.add_argument("--synthetic", required=True)
+    p.add_argument("--real", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_ffd_tables)
+
+    p = sub.add_parser("closest-spectra", help="Figure 10: test models beside their closest synthetic model")
+    p.add_argument("--synthetic", required=True)
+    p.add_argument("--real", required=True)
+    p.add_argument("--out", required=True, help="png path (a pdf is written beside it)")
+    p.set_defaults(func=cmd_closest_spectra)
+
+    p = sub.add_parser("testbed-train", help="train one generative model of the test bed")
+    p.add_argument("--name", required=True)
+    p.add_argument("--family", required=True)
+    p.add_argument("--pool", nargs="*", default=[])
+    p.add_argument("--image-size", type=int, required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hp", default="{}", help="family hyper-parameters as JSON")
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_testbed_train)
+
+    p = sub.add_parser("testbed-sample", help="sample a test model's images, meta.json, contact sheet")
+    p.add_argument("--name", required=True)
+    p.add_argument("--generator", required=True)
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--meta", required=True)
+    p.add_argument("--sheet", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_testbed_sample)
 
     p = sub.add_parser("spectral-effects", help="Figures 11, 13, 14 analogues and the claims csv")
     p.add_argument("--spectra", required=True)

@@ -198,15 +198,16 @@ def _check_size(size: int) -> int:
     return int(size)
 
 
-def load_image(path, size: int) -> torch.Tensor:
-    """uint8 tensor (3, size, size) of one image file, plainly resized (no crop, antialiased).
+def load_image(path, size: int | None) -> torch.Tensor:
+    """uint8 tensor (3, size, size) of one image file, plainly resized (no crop, antialiased);
+    size None keeps the image's own size, (3, H, W).
 
     Every Pillow mode becomes RGB: grayscale and palette are replicated/expanded, alpha is
     composited on white, CMYK is converted naively, 16-bit and 32-bit integers are scaled by
     the file's bit depth, floats by [0, 1] (else min-max). Multi-frame files use frame 0.
     Raises BadImageError for unreadable, empty, corrupt, truncated or zero-size images.
     """
-    size = _check_size(size)
+    size = None if size is None else _check_size(size)
     path = pathlib.Path(path)
     im = _decode(path)
     try:

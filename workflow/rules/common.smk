@@ -6,10 +6,12 @@ from modelfp import archspace
 wildcard_constraints:
     arch=archspace.ID_PATTERN,
     pool=r"[A-Za-z0-9_]+",
+    model=r"[A-Za-z0-9_.+-]+",
 
 SYN = config["synthesis"]
 DEN = config["denoiser"]
 SPEC = config["spectra"]
+TB = config["testbed"]
 SEEDS = list(range(SYN["seeds"]))
 
 
@@ -66,4 +68,65 @@ def check_pools(names):
                 f"  snakemake --cores 2 --configfile configs/demo.yaml")
 
 
+def test_model(name):
+    if name not in config["test_models"]:
+        raise ValueError(f"config: testbed.models names {name!r}, which is not defined under "
+                         f"'test_models:' (defined: {sorted(config['test_models'])})")
+    return config["test_models"][name]
+
+
+def test_model_images(name):
+    """The image folder of a test model: the user's folder, or the samples of our own generator."""
+    spec = test_model(name)
+    return spec["path"] if "path" in spec else f"results/testbed/{name}/images"
+
+
+def test_model_group(name):
+    spec = test_model(name)
+    if "path" in spec:
+        return spec["group"]
+    from modelfp.testbed import FAMILIES
+
+    return FAMILIES[spec["generator"]].group
+
+
+def test_model_train_args(name):
+    """Command-line arguments of `modelfp testbed-train` for one of our own generators."""
+    import json
+
+    spec = test_model(name)
+    hp = json.dumps(spec.get("hp", {}), separators=(",", ":"))
+    size = spec.get("image_size", TB["image_size"])
+    return (f"--family {spec['generator']} --image-size {size} --steps {spec['steps']} "
+            f"--batch-size {TB['batch_size']} --seed {spec.get('seed', TB['seed'])} --hp '{hp}'")
+
+
+def spectra_args(wildcards=None):
+    sweep = " ".join(map(str, SPEC["n_images_sweep"]))
+    return (f"--n-images {SPEC['n_images']} --n-images-sweep {sweep} --image-size {SPEC['image_size']} "
+            f"--residual {SPEC['residual']} --device {config['device']}")
+
+
+def check_test_models(names):
+    """Stop at once when a test model's folder is missing, saying what to put where."""
+    for name in names:
+        spec = test_model(name)
+        if "generator" in spec:
+            from modelfp.testbed import FAMILIES
+
+            if spec["generator"] not in FAMILIES:
+                raise ValueError(f"test model {name!r}: unknown generator family {spec['generator']!r}; "
+                                 f"known: {sorted(FAMILIES)}")
+        elif not Path(spec["path"]).is_dir():
+            raise ValueError(
+                f"test model {name!r}: folder {spec['path']!r} does not exist.\n"
+                f"  Put the images this model generated there (any nesting and resolution; at least\n"
+                f"  {max(SPEC['n_images_sweep'] + [SPEC['n_images']])} images; the paper uses 1,000 per model), e.g.\n"
+                f"  {spec['path']}/00000.png. Or set test_models.{name}.path in a config overlay,\n"
+                f"  or run the embedded demo: snakemake --cores 2 --configfile configs/demo.yaml")
+
+
 check_pools(SYN["pools"] + DEN["pools"])
+if any("generator" in test_model(m) for m in TB["models"]):
+    check_pools(TB["pools"])
+check_test_models(TB["models"])

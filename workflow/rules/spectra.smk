@@ -14,10 +14,7 @@ rule synthetic_spectra:
         "results/benchmarks/spectra/synthetic.tsv"
     params:
         pools=lambda w, input: pool_dirs(input.pools),
-        args=(
-            f"--n-images {SPEC['n_images']} --image-size {SPEC['image_size']} "
-            f"--residual {SPEC['residual']} --device {config['device']}"
-        ),
+        args=spectra_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 2

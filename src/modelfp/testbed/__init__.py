@@ -1,0 +1,78 @@
+"""The test bed: real generative models to attribute (paper Table III), trained by the workflow.
+
+Each family of generative model is a module of this package with the same three functions:
+
+    DEFAULTS: dict                      # its hyper-parameters (config may override any of them)
+    build(image_size, **hp) -> nn.Module
+        the model that samples (for a GAN the generator; for a VAE the whole VAE), untrained
+    train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp) -> (model, info)
+        pool: uint8 (N,3,S,S) real images (resize inside if S != image_size); returns the model
+        built by `build` (trained) and a dict of plain values (losses, seconds, ...)
+    sample(model, n, seed, device, **sampling) -> float tensor (n,3,image_size,image_size) in [-1,1]
+
+`FAMILIES` maps a family name (the `family:` of a test model in the config) to its module and to
+its Table III group: "classical" (CNN GANs: what baselines and the Fine-tune variant train on) or
+"emerging" (everything else).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    module: str        # module of this package
+    group: str         # classical | emerging (Table III)
+    kind: str          # GAN, VAE, flow, diffusion, transformer
+
+
+FAMILIES = {f.name: f for f in (
+    Family("dcgan", "dcgan", "classical", "GAN"),
+    Family("progan", "progan", "classical", "GAN"),
+    Family("sngan", "sngan", "classical", "GAN"),
+    Family("pretrained_dcgan", "pretrained_dcgan", "classical", "GAN"),
+    Family("vae", "vae", "emerging", "VAE"),
+)}
+
+
+def family(name: str):
+    """The module of a family, imported on first use."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown test-model family {name!r}; known: {sorted(FAMILIES)}")
+    return importlib.import_module(f".{FAMILIES[name].module}", __name__)
+
+
+FORMAT = "modelfp.testbed/1"
+
+
+def save(model, family_name: str, image_size: int, hp: dict, info: dict, path) -> None:
+    """Atomic write of a trained test model: enough to rebuild it with `load`."""
+    import os
+    from pathlib import Path
+
+    import torch
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "family": family_name, "image_size": image_size, "hp": hp,
+               "info": info, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load(path, device="cpu"):
+    """(model in eval mode, payload without the weights) of a file written by `save`."""
+    import torch
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise ValueError(f"{path}: not a readable test-model file ({err}); delete it and rerun "
+                         f"the testbed rule") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a modelfp test-model file (format {FORMAT} expected)")
+    model = family(payload["family"]).build(payload["image_size"], **payload["hp"]).to(device)
+    model.load_state_dict(payload.pop("state_dict"))
+    return model.eval(), payload

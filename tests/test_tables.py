@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from modelfp import tables
+from modelfp.archspace import space
+from modelfp.figures import closest_synthetic, plot_closest_spectra
+from modelfp.representation import ImageSet, load_image_set
+
+
+def _zoo(seeds=(0, 1)):
+    archs = [a.id for a in space() for _ in seeds]
+    return archs, [s for _ in space() for s in seeds]
+
+
+def test_ffd_conditions_follow_table_ii():
+    archs, seeds = _zoo()
+    masks = tables.ffd_conditions(archs, seeds)
+    assert list(masks) == list(tables.PAPER_TABLE_II)
+    sizes = {k: int(m.sum()) for k, m in masks.items()}
+    assert sizes == {"All": 576, "w/o K": 288, "w/o L": 288, "w/o S": 288, "w/o U": 192,
+                     "w/o A": 144, "w/o N": 192, "w/o seed": 288}
+
+
+def test_table_ii_is_zero_for_a_subset_identical_to_the_real_side_and_grows_with_a_shift():
+    archs, seeds = _zoo()
+    rng = np.random.default_rng(0)
+    syn = rng.normal(size=(len(archs), 5))
+    rows = {r["models"]: r for r in tables.table_ii(syn, syn, archs, seeds)}
+    assert rows["All"]["ffd"] == pytest.approx(0, abs=1e-6)
+    assert rows["w/o U"]["ffd"] > 0 and rows["All"]["paper_ffd"] == 3.30
+    shifted = {r["models"]: r for r in tables.table_ii(syn + 1.0, syn, archs, seeds)}
+    assert shifted["All"]["ffd"] == pytest.approx(5.0, rel=1e-6)     # ||shift||^2 over 5 dims
+
+
+def test_table_xi_correlates_each_n_with_the_largest():
+    archs, seeds = _zoo()
+    rng = np.random.default_rng(1)
+    syn = rng.normal(size=(len(archs), 4))
+    real = rng.normal(size=(6, 4))
+    ns = [2, 4, 8]
+    rows = tables.table_xi(np.stack([real] * 3), np.stack([syn] * 3), ns, archs, seeds)
+    assert [r["n_images"] for r in rows] == ns
+    assert all(r["pearson_percent"] == pytest.approx(100.0) for r in rows)
+    assert set(rows[0]) >= {"ffd All", "ffd w/o seed", "spearman_percent"}
+
+
+def test_write_table_writes_csv_and_markdown(tmp_path):
+    tables.write_table([{"a": 1, "b": 2.5}], tmp_path / "t", "Title", "a note")
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["a,b", "1,2.5"]
+    md = (tmp_path / "t.md").read_text()
+    assert md.startswith("# Title") and "| 1 | 2.5 |" in md and "a note" in md
+
+
+def test_closest_synthetic_picks_the_nearest_spectrum(tmp_path):
+    syn = np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
+    real = np.array([[0.9, 1.2], [4.0, 6.0]])
+    assert closest_synthetic(real, syn).tolist() == [1, 2]
+    closest = plot_closest_spectra(["r1", "r2"], np.random.rand(2, 8, 8), real,
+                                   ["s0", "s1", "s2"], np.random.rand(3, 8, 8), syn,
+                                   str(tmp_path / "fig10"))
+    assert closest.tolist() == [1, 2] and (tmp_path / "fig10.png").stat().st_size > 1000
+
+
+def test_image_sets_are_centre_cropped_or_resized_up(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    big = np.zeros((40, 50, 3), np.uint8)
+    big[10:30, 15:35] = 255                                   # a white centre 20x20
+    Image.fromarray(big).save(folder / "a.png")
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(folder / "b.png")
+    images = load_image_set(ImageSet("m", str(folder), "emerging"), 2, 20)
+    assert images.shape == (2, 3, 20, 20)
+    assert images[0].min() == 1.0                             # the crop is the white centre
+    assert (images[1] - (128 / 127.5 - 1)).abs().max() < 1e-6   # the small one, resized up
+    with pytest.raises(ValueError, match="holds 2 images, 3 are needed"):
+        load_image_set(ImageSet("m", str(folder), "emerging"), 3, 20)
