@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "configs", "workflow")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "configs", "workflow", "envs")
 
 
 def pytest_configure(config):

@@ -96,6 +96,7 @@ def _copy_workflow(dest: Path) -> Path:
     shutil.copy2(ROOT / "config.yaml", dest / "config.yaml")
     shutil.copytree(ROOT / "configs", dest / "configs")
     shutil.copytree(ROOT / "workflow", dest / "workflow")
+    shutil.copytree(ROOT / "envs", dest / "envs")    # rules name their conda environment
     return dest
 
 

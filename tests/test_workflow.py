@@ -1,5 +1,6 @@
 """End-to-end: the smoke preset through Snakemake, and the workflow's start-up checks."""
 import csv
+import json
 import zipfile
 
 import numpy as np
@@ -44,14 +45,29 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     assert len(tested) == 2      # the smoke zoo has matched pairs for the nearest and sigmoid claims
     for stem in ("fig_11_upsampling", "fig_13_activation", "fig_14_normalization"):
         assert (workflow_copy / f"results/figures/{stem}.png").stat().st_size > 1000
+    # the test bed: each own generator left its images, meta.json and a contact sheet
+    for name in ("dcgan", "progan", "vae", "dcgan_faces"):
+        meta = json.loads((workflow_copy / f"results/testbed/{name}/meta.json").read_text())
+        assert meta["group"] == ("emerging" if name == "vae" else "classical")
+        assert len(list((workflow_copy / f"results/testbed/{name}/images").glob("*.png"))) == 4
+        assert (workflow_copy / f"results/testbed/contact_sheets/{name}.png").exists()
+    # Tables II and XI carry the paper's numbers beside ours; Figure 10 exists
+    table_ii = list(csv.DictReader(open(workflow_copy / "results/tables/table_ii.csv")))
+    assert [r["models"] for r in table_ii][:2] == ["All", "w/o K"] and table_ii[0]["paper_ffd"] == "3.3"
+    assert float(table_ii[0]["ffd"]) > 0
+    table_xi = list(csv.DictReader(open(workflow_copy / "results/tables/table_xi.csv")))
+    assert [int(r["n_images"]) for r in table_xi] == [2, 3, 4] and table_xi[-1]["pearson_percent"] == "100.0"
+    assert (workflow_copy / "results/figures/fig_10_closest_spectra.png").stat().st_size > 1000
     # the HTML report holds the tables and figures of the run
     snakemake(workflow_copy, "--report", "report.zip", *SMOKE)
     with zipfile.ZipFile(workflow_copy / "report.zip") as report:
         names = report.namelist()
         assert any(n.endswith("spectral_effects.csv") for n in names)
         assert any(n.endswith("summary.csv") for n in names)
-        for stem in ("fig_11_upsampling", "fig_13_activation", "fig_14_normalization"):
+        for stem in ("fig_10_closest_spectra", "fig_11_upsampling", "fig_13_activation",
+                     "fig_14_normalization"):
             assert any(n.endswith(f"{stem}.png") for n in names), stem
+        assert any(n.endswith("table_ii.csv") for n in names)
         table = next(n for n in names if n.endswith("spectral_effects.csv"))
         assert b"nearest has less high-frequency energy than transposed" in report.read(table)
     # a second run has nothing to do

@@ -39,9 +39,14 @@ def table_ii(real_reps, syn_reps, arch_ids, seeds, log=None) -> list[dict]:
     rows = []
     for name, mask in ffd_conditions(arch_ids, seeds).items():
         rows.append({"models": name, "n_synthetic": int(mask.sum()),
-                     "ffd": round(ffd(real_reps, syn_reps[mask], log=log), 4),
+                     "ffd": round(_ffd_or_nan(real_reps, syn_reps[mask], log), 4),
                      "paper_ffd": PAPER_TABLE_II[name]})
     return rows
+
+
+def _ffd_or_nan(real_reps, syn_reps, log):
+    """FFD, or NaN where a small zoo (smoke preset) has no model of a subset."""
+    return ffd(real_reps, syn_reps, log=log) if len(syn_reps) else float("nan")
 
 
 def table_xi(real_by_n, syn_by_n, ns, arch_ids, seeds, log=None) -> list[dict]:
@@ -49,14 +54,17 @@ def table_xi(real_by_n, syn_by_n, ns, arch_ids, seeds, log=None) -> list[dict]:
     eight Table II FFDs with those at the largest N (Pearson, as the table's header; Spearman too,
     since the text speaks of a rank correlation)."""
     masks = ffd_conditions(arch_ids, seeds)
-    values = np.array([[ffd(r, s[m], log=log) for m in masks.values()]
+    values = np.array([[_ffd_or_nan(r, s[m], log) for m in masks.values()]
                        for r, s in zip(real_by_n, syn_by_n)])
     ref = values[int(np.argmax(ns))]
+    usable = np.isfinite(ref)                     # conditions with models in this zoo
     paper_ns = sorted(PAPER_TABLE_XI)
     rows = []
     for i, n in enumerate(ns):
-        rows.append({"n_images": int(n), "pearson_percent": round(100 * scipy.stats.pearsonr(values[i], ref)[0], 2),
-                     "spearman_percent": round(100 * scipy.stats.spearmanr(values[i], ref)[0], 2),
+        a, b = values[i][usable], ref[usable]
+        rows.append({"n_images": int(n), "conditions": int(usable.sum()),
+                     "pearson_percent": round(100 * scipy.stats.pearsonr(a, b)[0], 2),
+                     "spearman_percent": round(100 * scipy.stats.spearmanr(a, b)[0], 2),
                      "paper_n": paper_ns[i] if len(ns) == len(paper_ns) else "",
                      "paper_pearson_percent": PAPER_TABLE_XI[paper_ns[i]] if len(ns) == len(paper_ns) else "",
                      **{f"ffd {name}": round(float(v), 4) for name, v in zip(masks, values[i])}})
