@@ -63,3 +63,11 @@ def test_parse_rejects_malformed_ids_with_an_example(bad):
 def test_arch_rejects_unknown_option_values():
     with pytest.raises(ValueError, match="activation"):
         Arch(1, 1, "post", "nearest", "gelu", "bn")
+
+
+def test_table_v_seed_subsets_are_nested_prefixes():
+    subsets = [archspace.first_seeds(n, 20) for n in archspace.SEED_COUNTS]
+    assert [len(s) for s in subsets] == [1, 10, 15, 20]
+    assert all(a == b[:len(a)] for a, b in zip(subsets, subsets[1:]))
+    with pytest.raises(ValueError, match="2"):
+        archspace.first_seeds(10, 2)

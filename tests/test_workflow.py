@@ -103,3 +103,10 @@ def test_demo_preset_plans_one_synthesis_job_per_architecture(workflow_copy):
     counts = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert counts.get("synthesize") == "288" and counts.get("pool") == "2"
+
+
+def test_every_paper_artifact_target_resolves_in_a_dry_run(workflow_copy):
+    targets = ["table_ii", "table_xi", "fig_10", "fig_11", "fig_13", "fig_14", "zoo", "zoo_k3",
+               "denoiser", "testbed"]
+    result = snakemake(workflow_copy, *targets, "--dry-run", "--cores", "2", *SMOKE)
+    assert "ffd_tables" in result.stdout and "closest_spectra" in result.stdout

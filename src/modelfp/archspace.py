@@ -98,3 +98,14 @@ def subset(name: str, archs: list[Arch] | None = None) -> list[Arch]:
 def max_blocks(k: int) -> list[Arch]:
     """Figure 8: architectures with at most k blocks (k=3 adds 144 architectures to the 288)."""
     return space(tuple(b for b in BLOCKS + BLOCKS_EXTENDED if b <= k))
+
+
+# Table V: extractors trained on the first n seeds of every architecture.
+SEED_COUNTS = (1, 10, 15, 20)
+
+
+def first_seeds(n: int, seeds: int) -> list[int]:
+    """The seeds of Table V's n-seed variant out of a zoo of `seeds` seeds per architecture."""
+    if not 1 <= n <= seeds:
+        raise ValueError(f"Table V variant with {n} seeds needs 1 <= n <= {seeds} (the zoo's seeds)")
+    return list(range(n))
