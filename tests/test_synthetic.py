@@ -153,7 +153,7 @@ def test_training_flops_grow_with_depth_and_size():
 
 
 def test_the_trainers_adam_is_torch_adam():
-    from modelfp.synthetic import _Adam
+    from modelfp.optim import Adam as _Adam
     g = torch.Generator().manual_seed(0)
     a = torch.randn(5, 3, dtype=torch.float64, generator=g, requires_grad=True)
     b = a.detach().clone().requires_grad_()

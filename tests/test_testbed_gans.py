@@ -159,3 +159,14 @@ def test_gan_loop_rejects_bad_settings(pool):
         gan.train(G, D, pool, 32, 1, 4, 0, "cpu", lr_g=1e-4, lr_d=1e-4, loss="wasserstein")
     with pytest.raises(ValueError, match="ema"):
         gan.train(G, D, pool, 32, 1, 4, 0, "cpu", lr_g=1e-4, lr_d=1e-4, ema=1.0)
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_trained_generator_survives_save_and_load(name, pool, tmp_path, one_thread):
+    from modelfp import testbed
+    hp = {**TINY[name], "betas": [0.5, 0.99]}           # as a JSON config would give them
+    G, info = family(name).train(pool, 32, 2, 4, 0, "cpu", **hp)
+    testbed.save(G, name, 32, hp, info, tmp_path / "g.pt")
+    loaded, payload = testbed.load(tmp_path / "g.pt")
+    assert payload["info"]["steps"] == 2
+    assert torch.equal(family(name).sample(G, 3, 0, "cpu"), family(name).sample(loaded, 3, 0, "cpu"))

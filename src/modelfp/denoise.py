@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .synthetic import _Adam  # torch's Adam update without the Optimizer class (no dynamo import)
+from .optim import Adam  # torch's Adam update without the Optimizer class (no dynamo import)
 
 FORMAT = "modelfp.dncnn/1"
 PREDICTS = ("noise", "clean")
@@ -233,7 +233,7 @@ def train_denoiser(pool_uint8: torch.Tensor, cfg: TrainConfig = TrainConfig(), d
         model.layers[-1].weight.zero_()
         model.layers[-1].bias.zero_()
     model = model.to(memory_format=fmt).train()
-    opt = _Adam(model.parameters(), lr=cfg.lr)
+    opt = Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     std = sigma_to_unit(cfg.sigma)
     history = TrainHistory(noise_mse=std * std)

@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.optim.adam import adam
 
 from .archspace import Arch, parse
+from .optim import Adam
 
 FORMAT = "modelfp.synthetic/1"
 WIDTH = 32  # channels after the first down block; doubles per block (official code)
@@ -182,29 +182,6 @@ class TrainResult:
     train_seconds: float         # this model's share of the wall time of its job
 
 
-class _Adam:
-    """torch.optim.Adam's own update (its functional form, torch.optim.adam.adam), without the
-    Optimizer class, whose construction imports torch._dynamo: ~1.3 s per process, which is most
-    of a demo synthesis job's overhead across 288 jobs. Elementwise, so grouped = single models."""
-
-    def __init__(self, params, lr):
-        self.params, self.lr = list(params), lr
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = [torch.tensor(0.0) for _ in self.params]
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self):
-        adam(self.params, [p.grad for p in self.params], self.exp_avg, self.exp_avg_sq, [],
-             self.steps, foreach=False, capturable=False, differentiable=False, fused=None,
-             grad_scale=None, found_inf=None, has_complex=False, amsgrad=False, beta1=0.9,
-             beta2=0.999, lr=self.lr, weight_decay=0.0, eps=1e-8, maximize=False)
-
-
 def _batch_indices(gens, n_pool, batch_size, device):
     """Each model draws its own images: seed s controls both init and data order."""
     return torch.stack([torch.randint(n_pool, (batch_size,), generator=g) for g in gens]).to(device)
@@ -239,7 +216,7 @@ def _train_grouped(arch, seeds, pool, val, cfg, width, device, dtype, progress, 
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     net.train()
-    opt = _Adam(net.parameters(), lr=cfg.lr)
+    opt = Adam(net.parameters(), lr=cfg.lr)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     val_x = _gather(val, torch.arange(min(cfg.val_images, len(val))).repeat(m, 1), cfg.image_size,

@@ -102,9 +102,10 @@ def train(G: nn.Module, D: nn.Module, pool: torch.Tensor, image_size: int, steps
           channels_last: bool | None = None):
     """Train G against D on `pool` (uint8 or [-1,1] float (N,3,S,S); resized once if S differs).
 
-    G must have attributes z_dim and image_size and map (B, z_dim) noise to (B,3,image_size,image_size) images;
-    D maps images to (B,) or (B,1) scores. progress(step, d_loss, g_loss) is called every LOG_EVERY
-    steps and after the last. Returns (G in eval mode on `device`, info dict of plain values).
+    G must have attributes z_dim and image_size and map (B, z_dim) noise to (B, 3, image_size,
+    image_size) images; D maps images to (B,) or (B,1) scores. progress(step, d_loss, g_loss) is
+    called every LOG_EVERY steps and after the last. Returns (G in eval mode on `device`, info dict
+    of plain values).
     ema > 0: the returned G is instead an exponential moving average of G's weights with that decay
     per step (ProGAN's "Gs"; buffers are copied), which smooths the step-to-step oscillation.
     channels_last: memory format while training; default (None) is channels_last on CPU, where
@@ -115,6 +116,8 @@ def train(G: nn.Module, D: nn.Module, pool: torch.Tensor, image_size: int, steps
     if steps < 0 or batch_size < 1 or n_critic < 1:
         raise ValueError(f"need steps >= 0, batch_size >= 1, n_critic >= 1; got {steps}, "
                          f"{batch_size}, {n_critic}")
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"ema must be in [0, 1), got {ema!r}")
     pool = fit_to_size(pool, check_size(image_size))
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
@@ -122,14 +125,12 @@ def train(G: nn.Module, D: nn.Module, pool: torch.Tensor, image_size: int, steps
     G, D = G.to(device, memory_format=fmt).train(), D.to(device, memory_format=fmt).train()
     opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=tuple(betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(betas))
-    if not 0.0 <= ema < 1.0:
-        raise ValueError(f"ema must be in [0, 1), got {ema!r}")
     G_avg = copy.deepcopy(G).eval().requires_grad_(False) if ema else None
     z_gen = torch.Generator().manual_seed(seed)
     # a different stream for the data: same seed, offset so z and indices are not the same numbers
     idx_gen = torch.Generator().manual_seed(seed + 0x9E3779B9)
-    recent = []                                       # (d_loss, g_loss) of the last LOG_EVERY steps
-    d_val = g_val = float("nan")
+    # (d_loss, g_loss) of the last LOG_EVERY steps, kept as tensors: no device sync per step
+    recent = []
     start = time.perf_counter()
     for step in range(1, steps + 1):
         for _ in range(n_critic):
@@ -149,12 +150,13 @@ def train(G: nn.Module, D: nn.Module, pool: torch.Tensor, image_size: int, steps
         D.requires_grad_(True)
         if G_avg is not None:
             _update_average(G_avg, G, ema)
-        d_val, g_val = d_loss.item(), g_loss.item()
-        recent = (recent + [(d_val, g_val)])[-LOG_EVERY:]
+        recent = (recent + [torch.stack([d_loss.detach(), g_loss.detach()])])[-LOG_EVERY:]
         if progress and (step % LOG_EVERY == 0 or step == steps):
-            progress(step, d_val, g_val)
+            progress(step, *recent[-1].tolist())
+    last = recent[-1].tolist() if recent else [float("nan")] * 2
+    mean = torch.stack(recent).mean(0).tolist() if recent else last
     seconds = time.perf_counter() - start
-    mean = [sum(v) / len(v) for v in zip(*recent)] if recent else [d_val, g_val]
+    d_val, g_val = last
     info = {"steps": steps, "d_steps": steps * n_critic, "seconds": seconds,
             "seconds_per_step": seconds / steps if steps else 0.0,
             "d_loss": d_val, "g_loss": g_val, "d_loss_mean": mean[0], "g_loss_mean": mean[1],

@@ -59,7 +59,8 @@ class EqualizedConv2d(nn.Module):
         super().__init__()
         scale = gain / math.sqrt(cin * kernel * kernel)
         self.runtime_scale = scale if equalized else 1.0
-        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel) * (1.0 if equalized else scale))
+        init = torch.randn(cout, cin, kernel, kernel)
+        self.weight = nn.Parameter(init if equalized else init * scale)
         self.bias = nn.Parameter(torch.zeros(cout))
         self.padding = padding
 

@@ -33,9 +33,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# _Adam: torch.optim.Adam's own update without the Optimizer class, whose construction imports
-# torch._dynamo (seconds per process; see synthetic.py)
-from ..synthetic import _Adam, fit_to_size
+from ..optim import Adam  # torch's Adam update without the seconds-long torch._dynamo import
+from ..synthetic import fit_to_size
 
 DEFAULTS = {
     "z_dim": 128,            # latent dimensions
@@ -154,7 +153,7 @@ def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp
     model = build(image_size, **hp)
     torch.random.set_rng_state(rng_state)
     model = model.to(device).train()
-    opt = _Adam(model.parameters(), lr=float(hp["lr"]))
+    opt = Adam(model.parameters(), lr=float(hp["lr"]))
     gen = torch.Generator().manual_seed(seed)
     window, first, since = [], None, []
     for step in range(steps):
