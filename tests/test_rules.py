@@ -6,7 +6,6 @@ rule that runs a command has a log and a benchmark.
 """
 import argparse
 import re
-from pathlib import Path
 
 import pytest
 from snakemake.api import SnakemakeApi

@@ -149,7 +149,6 @@ def cmd_train_denoiser(args):
 
 
 def cmd_synthetic_spectra(args):
-    import numpy as np
     import torch
     from . import denoise
     from .feed import SyntheticZoo

@@ -32,7 +32,6 @@ channel separately (`DnCNN.forward` folds the channels into the batch).
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import checkpoints
 from .optim import Adam  # torch's Adam update without the Optimizer class (no dynamo import)
 
 FORMAT = "modelfp.dncnn/1"
@@ -315,9 +315,7 @@ def save(model: DnCNN, path, **meta) -> None:
                        for k, v in model.state_dict().items()},
         "meta": dict(meta),
     }
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    checkpoints.save(payload, path)
 
 
 def load(path, device="cpu", *, predicts: str | None = None,

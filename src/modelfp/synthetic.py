@@ -25,15 +25,14 @@ approaches identity, which would carry no fingerprint.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import checkpoints
 from .archspace import Arch, parse
 from .optim import Adam
 
@@ -323,28 +322,18 @@ def resolve_path(path: str, device, image_size: int | None = None) -> str:
 
 def save(model: SyntheticNet, result: TrainResult, cfg: TrainConfig, path, **meta) -> None:
     """Atomic write of one model: weights (float32, CPU) plus everything needed to rebuild it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT, "arch": model.arch.id, "width": model.width,
         "state_dict": {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype)
                        for k, v in model.state_dict().items()},
         "result": asdict(result), "train_config": asdict(cfg), **meta,
     }
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    checkpoints.save(payload, path)
 
 
 def load(path, device="cpu") -> SyntheticNet:
     """A ready synthetic model in eval mode; `model.info` holds the checkpoint's metadata."""
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise ValueError(f"{path}: not a readable synthetic-model checkpoint ({err}); "
-                         f"delete it and rerun the synthesis rule") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a modelfp synthetic-model checkpoint (format {FORMAT} expected)")
+    payload = checkpoints.load(path, FORMAT, "synthetic-model checkpoint", device)
     model = SyntheticNet(parse(payload["arch"]), copies=1, width=payload["width"]).to(device)
     model.load_state_dict(payload["state_dict"])
     model.info = {k: v for k, v in payload.items() if k != "state_dict"}

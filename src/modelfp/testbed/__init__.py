@@ -20,6 +20,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from .. import checkpoints
+
 
 @dataclass(frozen=True)
 class Family:
@@ -50,29 +52,14 @@ FORMAT = "modelfp.testbed/1"
 
 def save(model, family_name: str, image_size: int, hp: dict, info: dict, path) -> None:
     """Atomic write of a trained test model: enough to rebuild it with `load`."""
-    import os
-    from pathlib import Path
-
-    import torch
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "family": family_name, "image_size": image_size, "hp": hp,
                "info": info, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    checkpoints.save(payload, path)
 
 
 def load(path, device="cpu"):
     """(model in eval mode, payload without the weights) of a file written by `save`."""
-    import torch
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise ValueError(f"{path}: not a readable test-model file ({err}); delete it and rerun "
-                         f"the testbed rule") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a modelfp test-model file (format {FORMAT} expected)")
+    payload = checkpoints.load(path, FORMAT, "test-model file", device)
     model = family(payload["family"]).build(payload["image_size"], **payload["hp"]).to(device)
     model.load_state_dict(payload.pop("state_dict"))
     return model.eval(), payload

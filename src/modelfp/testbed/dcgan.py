@@ -89,12 +89,8 @@ def build(image_size: int, **hp) -> Generator:
 
 def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp):
     """Train G and D from the seed's initial weights; returns (G in eval mode, info)."""
-    hp = gan.resolve(DEFAULTS, hp)
-    model_hp, train_hp = gan.split(hp)
-    G, D = gan.seeded(seed, lambda: (build(image_size, **model_hp),
-                                     Discriminator(image_size, hp["d_width"])))
-    G, info = gan.train(G, D, pool, image_size, steps, batch_size, seed, device, progress, **train_hp)
-    return G, {**info, "family": "dcgan"}
+    return gan.train_family("dcgan", DEFAULTS, build, lambda size, hp: Discriminator(size, hp["d_width"]), pool,
+                            image_size, steps, batch_size, seed, device, progress, hp)
 
 
 def sample(model, n, seed, device, batch_size: int = 256) -> torch.Tensor:

@@ -165,6 +165,17 @@ def train(G: nn.Module, D: nn.Module, pool: torch.Tensor, image_size: int, steps
     return G.to(memory_format=torch.contiguous_format).eval(), info
 
 
+def train_family(family: str, defaults: dict, build: Callable, discriminator: Callable, pool,
+                 image_size, steps, batch_size, seed, device, progress, hp: dict):
+    """A GAN family's `train`: G (from `build`) and D (`discriminator(image_size, hp)`) made from
+    the seed's initial weights, trained by the shared loop; returns (G in eval mode, info)."""
+    hp = resolve(defaults, hp)
+    model_hp, train_hp = split(hp)
+    G, D = seeded(seed, lambda: (build(image_size, **model_hp), discriminator(image_size, hp)))
+    G, info = train(G, D, pool, image_size, steps, batch_size, seed, device, progress, **train_hp)
+    return G, {**info, "family": family}
+
+
 # ---------------------------------------------------------------------------------------------
 # Sampling
 
