@@ -22,6 +22,7 @@ include: "workflow/rules/denoise.smk"
 include: "workflow/rules/spectra.smk"
 include: "workflow/rules/testbed.smk"
 include: "workflow/rules/fidelity.smk"
+include: "workflow/rules/perturb.smk"
 
 
 # Small bookkeeping and plotting rules run where snakemake runs, also under a cluster profile.
@@ -103,3 +104,10 @@ rule fig_10:
     """Figure 10: test models' spectra beside their closest synthetic model."""
     input:
         "results/figures/fig_10_closest_spectra.png",
+
+
+rule perturbations:
+    """The test models' images under every JPEG quality and crop scale of Figure 16."""
+    input:
+        expand("results/perturbed/jpeg/{level}/{model}", level=config["perturbations"]["jpeg"], model=TB["models"]),
+        expand("results/perturbed/crop/{level}/{model}", level=config["perturbations"]["crop"], model=TB["models"]),

@@ -17,7 +17,7 @@ SMOKE = ("--configfile", "configs/smoke.yaml")
 
 @pytest.mark.slow
 def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
-    snakemake(workflow_copy, "all", "zoo_k3", "--cores", "2", *SMOKE)
+    snakemake(workflow_copy, "all", "zoo_k3", "results/perturbed/jpeg/50/dcgan", "--cores", "2", *SMOKE)
     rows = list(csv.DictReader(open(workflow_copy / "results/synthetic/summary.csv")))
     rows_k3 = list(csv.DictReader(open(workflow_copy / "results/synthetic/summary_k3.csv")))
     assert len(rows) == 4 * 2 and len(rows_k3) == 1 * 2          # archs x seeds of smoke.yaml
@@ -51,6 +51,7 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
         assert meta["group"] == ("emerging" if name == "vae" else "classical")
         assert len(list((workflow_copy / f"results/testbed/{name}/images").glob("*.png"))) == 4
         assert (workflow_copy / f"results/testbed/contact_sheets/{name}.png").exists()
+    assert len(list((workflow_copy / "results/perturbed/jpeg/50/dcgan").glob("*.png"))) == 4
     # Tables II and XI carry the paper's numbers beside ours; Figure 10 exists
     table_ii = list(csv.DictReader(open(workflow_copy / "results/tables/table_ii.csv")))
     assert [r["models"] for r in table_ii][:2] == ["All", "w/o K"] and table_ii[0]["paper_ffd"] == "3.3"
@@ -107,6 +108,6 @@ def test_demo_preset_plans_one_synthesis_job_per_architecture(workflow_copy):
 
 def test_every_paper_artifact_target_resolves_in_a_dry_run(workflow_copy):
     targets = ["table_ii", "table_xi", "fig_10", "fig_11", "fig_13", "fig_14", "zoo", "zoo_k3",
-               "denoiser", "testbed"]
+               "denoiser", "testbed", "perturbations"]
     result = snakemake(workflow_copy, *targets, "--dry-run", "--cores", "2", *SMOKE)
     assert "ffd_tables" in result.stdout and "closest_spectra" in result.stdout

@@ -245,6 +245,12 @@ def cmd_closest_spectra(args):
         log.info("  %-24s closest synthetic model: %s", name, syn["names"][k])
 
 
+def cmd_perturb(args):
+    from .perturb import perturb_folder
+    n = perturb_folder(args.images, args.out_dir, args.kind, args.level, args.seed)
+    log.info("%s at %s: %d images of %s -> %s", args.kind, args.level, n, args.images, args.out_dir)
+
+
 # ---------------------------------------------------------------------------------------------
 # test bed
 
@@ -420,6 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real", required=True)
     p.add_argument("--out", required=True, help="png path (a pdf is written beside it)")
     p.set_defaults(func=cmd_closest_spectra)
+
+    p = sub.add_parser("perturb", help="JPEG or crop-resize one image folder at one level (Fig. 16)")
+    p.add_argument("--images", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--kind", choices=("jpeg", "crop"), required=True)
+    p.add_argument("--level", type=float, required=True, help="JPEG quality or crop area fraction")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_perturb)
 
     p = sub.add_parser("testbed-train", help="train one generative model of the test bed")
     p.add_argument("--name", required=True)

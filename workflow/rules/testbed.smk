@@ -13,6 +13,7 @@ rule train_test_model:
     params:
         pools=lambda w, input: pool_dirs(input.pools),
         args=lambda w: test_model_train_args(w.model),
+        device=config["device"],
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
@@ -20,7 +21,7 @@ rule train_test_model:
         gpu=1,
     shell:
         "python -m modelfp testbed-train --name {wildcards.model} --pool {params.pools} "
-        "{params.args} --out {output} --device {config[device]} --threads {threads} > {log} 2>&1"
+        "{params.args} --out {output} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule sample_test_model:
@@ -41,6 +42,7 @@ rule sample_test_model:
     params:
         n=TB["n_images"],
         seed=TB["seed"],
+        device=config["device"],
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
@@ -49,4 +51,4 @@ rule sample_test_model:
     shell:
         "python -m modelfp testbed-sample --name {wildcards.model} --generator {input} "
         "--n {params.n} --seed {params.seed} --out-dir {output.images} --meta {output.meta} "
-        "--sheet {output.sheet} --device {config[device]} --threads {threads} > {log} 2>&1"
+        "--sheet {output.sheet} --device {params.device} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from modelfp.perturb import perturb, perturb_folder
+
+
+def _photo(seed=0, size=64):
+    """A smooth colour image with some texture, like a generated image."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = np.stack([np.sin(6 * x + c) * np.cos(4 * y - c) for c in (0, 1, 2)], -1)
+    img = 127 + 90 * base + rng.normal(0, 12, (size, size, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _error(a, b):
+    return float(np.abs(a.astype(float) - b.astype(float)).mean())
+
+
+def test_higher_jpeg_quality_gives_smaller_error():
+    img = _photo()
+    errors = [_error(perturb(img, "jpeg", q, seed=0), img) for q in (100, 90, 70, 50, 20)]
+    assert errors == sorted(errors) and errors[0] < errors[-1]
+
+
+def test_smaller_crops_change_the_image_more_and_keep_its_size():
+    img = _photo(1)
+    outs = {s: perturb(img, "crop", s, seed=3) for s in (1.0, 0.8, 0.5, 0.2)}
+    assert all(o.shape == img.shape for o in outs.values())
+    assert _error(outs[1.0], img) < 1.0                     # the whole image, resized to itself
+    assert _error(outs[1.0], img) < _error(outs[0.5], img) < _error(outs[0.2], img)
+
+
+def test_perturbations_are_seeded():
+    img = _photo(2)
+    assert np.array_equal(perturb(img, "crop", 0.5, seed=7), perturb(img, "crop", 0.5, seed=7))
+    assert not np.array_equal(perturb(img, "crop", 0.5, seed=7), perturb(img, "crop", 0.5, seed=8))
+
+
+@pytest.mark.parametrize("kind, level", [("jpeg", 0), ("jpeg", 101), ("crop", 0), ("crop", 1.5), ("blur", 1)])
+def test_bad_levels_are_named(kind, level):
+    with pytest.raises(ValueError, match=str(level) if kind != "blur" else "blur"):
+        perturb(_photo(), kind, level, seed=0)
+
+
+def test_perturb_folder_writes_one_png_per_image(tmp_path):
+    (tmp_path / "src").mkdir()
+    for i in range(3):
+        Image.fromarray(_photo(i, 32)).save(tmp_path / "src" / f"{i}.png")
+    assert perturb_folder(tmp_path / "src", tmp_path / "out", "jpeg", 50, seed=0) == 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00000.png", "00001.png", "00002.png"]
