@@ -7,7 +7,6 @@ and write files; the computation lives in the modules they call.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
@@ -98,17 +97,18 @@ def cmd_synthesize(args):
 
 def cmd_zoo_summary(args):
     """One csv row per synthetic checkpoint: the zoo's residuals, steps and training times."""
-    from . import synthetic
+    from . import checkpoints, synthetic, tables
     rows = []
     for path in args.checkpoints:
-        info = synthetic.load(path).info
+        # the metadata only: no need to build each model
+        info = checkpoints.load(path, synthetic.FORMAT, "synthetic-model checkpoint")
         r = info["result"]
         rows.append({"arch": info["arch"], "seed": info["seed"], "steps": r["steps"],
                      "final_residual": f"{r['final_residual']:.6f}",
                      "reached_floor": r["reached_floor"],
                      "train_seconds": f"{r['train_seconds']:.3f}",
                      "training_path": info["training_path"], "file": path})
-    _write_csv(args.out, rows)
+    tables.write_csv(rows, args.out)
     reached = sum(r["reached_floor"] for r in rows)
     total = sum(float(r["train_seconds"]) for r in rows)
     log.info("zoo: %d models, %d reached the residual floor, %.0f s of training (%.2f s/model)",
@@ -149,9 +149,9 @@ def cmd_train_denoiser(args):
 
 
 def cmd_synthetic_spectra(args):
-    import torch
     from . import denoise
     from .feed import SyntheticZoo
+    from .pools import as_unit_range
     from .representation import synthetic_spectra
     from .synthetic import fit_to_size
     _set_threads(args.threads)
@@ -164,7 +164,7 @@ def cmd_synthetic_spectra(args):
         raise ValueError(f"the pools' validation splits hold {len(val)} images; spectra need "
                          f"{ns[-1]} (spectra.n_images and n_images_sweep): lower them or enlarge the pools")
     images = fit_to_size(val[:ns[-1]], args.image_size)
-    images = (images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images).to(device)
+    images = as_unit_range(images).to(device)
     log.info("spectra of %d synthetic models on %d validation images of %dx%d (N in %s)",
              len(zoo), len(images), args.image_size, args.image_size, ns)
     spectra = synthetic_spectra(
@@ -187,23 +187,20 @@ def _save_spectra(path, spectra, ns, n_main, **arrays):
 
 
 def cmd_test_spectra(args):
-    import torch
     from . import denoise
-    from .representation import ImageSet, load_image_set, spectra_of_images
+    from .representation import ImageSet, load_image_set, spectra_of_images, stack_models
     _set_threads(args.threads)
     device = _device(args.device)
     denoiser = denoise.load(args.denoiser, device)
     ns = sorted(set(args.n_images_sweep) | {args.n_images})
     sets = [ImageSet(name, path, group) for name, path, group in args.model]
-    out = {"log": [], "power": [], "spec2d": []}
+    per_model = []
     for s in sets:
         images = load_image_set(s, ns[-1], args.image_size).to(device)
-        spec = spectra_of_images(images, lambda x: denoise.noise_residual(denoiser, x, args.residual), ns)
-        for key in out:
-            out[key].append(spec[key])
+        per_model.append(spectra_of_images(
+            images, lambda x: denoise.noise_residual(denoiser, x, args.residual), ns))
         log.info("  %s (%s): %d images from %s", s.name, s.group, len(images), s.path)
-    spectra = {"log": torch.stack(out["log"], 1), "power": torch.stack(out["power"]),
-               "spec2d": torch.stack(out["spec2d"])}
+    spectra = stack_models(per_model)
     _save_spectra(args.out, spectra, ns, args.n_images, names=[s.name for s in sets],
                   groups=[s.group for s in sets], image_size=args.image_size)
 
@@ -301,6 +298,7 @@ def cmd_testbed_sample(args):
 def cmd_spectral_effects(args):
     import numpy as np
     from . import spectral_effects as se
+    from . import tables
     data = np.load(args.spectra)
     archs = [str(a) for a in data["archs"]]
     Path(args.figures_dir).mkdir(parents=True, exist_ok=True)
@@ -316,30 +314,23 @@ def cmd_spectral_effects(args):
     log.info("%s: within %.4f, across %.4f -> %s", consistency["claim"],
              consistency["distance_within"], consistency["distance_across"],
              verdict[consistency["agrees"]])
-    _write_csv(args.out, rows + [consistency])
-
-
-def _write_csv(path, rows):
-    """Atomic csv of dict rows (the union of their keys, in first-seen order)."""
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    tmp = Path(path).with_suffix(".tmp")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    tables.write_csv(rows + [consistency], args.out)
 
 
 # ---------------------------------------------------------------------------------------------
+
+def _compute_args(p):
+    """Where a computing verb runs: --device (auto = CUDA when present) and torch threads."""
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+
 
 def _spectra_args(p):
     p.add_argument("--n-images", type=int, default=100, help="N images per model (Table II)")
     p.add_argument("--n-images-sweep", type=int, nargs="*", default=[], help="Ns of Table XI")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--residual", choices=("predicted", "difference"), default="predicted")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    _compute_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,8 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-images", type=int, default=32)
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--path", choices=("auto", "grouped", "loop"), default="auto")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    _compute_args(p)
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("zoo-summary", help="csv of the zoo's checkpoints (residuals, steps, time)")
@@ -395,8 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=17)
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    _compute_args(p)
     p.set_defaults(func=cmd_train_denoiser)
 
     p = sub.add_parser("synthetic-spectra", help="reduced spectra of every synthetic model (FFD Step I)")
@@ -445,8 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hp", default="{}", help="family hyper-parameters as JSON")
     p.add_argument("--out", required=True)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    _compute_args(p)
     p.set_defaults(func=cmd_testbed_train)
 
     p = sub.add_parser("testbed-sample", help="sample a test model's images, meta.json, contact sheet")
@@ -457,8 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--meta", required=True)
     p.add_argument("--sheet", required=True)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    _compute_args(p)
     p.set_defaults(func=cmd_testbed_sample)
 
     p = sub.add_parser("spectral-effects", help="Figures 11, 13, 14 analogues and the claims csv")

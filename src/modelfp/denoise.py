@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import checkpoints
+from .pools import as_unit_range
 from .optim import Adam  # torch's Adam update without the Optimizer class (no dynamo import)
 
 FORMAT = "modelfp.dncnn/1"
@@ -146,7 +147,7 @@ def init_model(depth=17, features=64, channels=3, seed=0, device="cpu") -> DnCNN
 
 
 def _to_unit(x: torch.Tensor, dtype) -> torch.Tensor:
-    return x.to(dtype) / 127.5 - 1.0 if x.dtype == torch.uint8 else x.to(dtype)
+    return as_unit_range(x, dtype)
 
 
 @torch.no_grad()

@@ -564,3 +564,9 @@ def to_unit_range(x_uint8: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     if x_uint8.dtype != torch.uint8:
         raise TypeError(f"to_unit_range expects a uint8 tensor, got {x_uint8.dtype}")
     return x_uint8.to(dtype).div_(127.5).sub_(1.0)
+
+
+def as_unit_range(x: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """Images for a network: uint8 mapped to [-1, 1] (`to_unit_range`), floats (already in
+    [-1, 1], e.g. a resized pool) only cast to `dtype`."""
+    return to_unit_range(x, dtype) if x.dtype == torch.uint8 else x.to(dtype)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from .feed import SyntheticZoo
-from .pools import list_images, load_image
+from .pools import list_images, load_image, to_unit_range
 from .spectrum import mean_spectrum_2d, reduced_spectrum
 
 LOG_FLOOR = 1e-12
@@ -59,7 +59,7 @@ def load_image_set(image_set: ImageSet, n: int, size: int) -> torch.Tensor:
             img = img[:, top:top + size, left:left + size]
         else:
             img = load_image(path, size)
-        out[i] = img.float() / 127.5 - 1.0
+        out[i] = to_unit_range(img)
     return out
 
 
@@ -94,14 +94,19 @@ def synthetic_spectra(zoo: SyntheticZoo, images: torch.Tensor, residual, ns=None
     The same pool images go through every model, so differences between models are differences
     of their fingerprints, not of content.
     """
-    out = {"log": [], "power": [], "spec2d": []}
+    per_model = []
     for k in range(len(zoo)):
         fake = torch.cat([zoo(chunk, torch.full((len(chunk),), k))
                           for chunk in images.split(batch_size)])
-        spec = spectra_of_images(fake, residual, ns, batch_size)
-        for key in out:
-            out[key].append(spec[key])
+        per_model.append(spectra_of_images(fake, residual, ns, batch_size))
         if progress:
             progress(k + 1, len(zoo))
-    return {"log": torch.stack(out["log"], dim=1), "power": torch.stack(out["power"]),
-            "spec2d": torch.stack(out["spec2d"])}
+    return stack_models(per_model)
+
+
+def stack_models(per_model: list[dict]) -> dict:
+    """`spectra_of_images` results of several models -> "log" (len(ns), n_models, d), "power"
+    (n_models, d), "spec2d" (n_models, H, W)."""
+    return {"log": torch.stack([s["log"] for s in per_model], dim=1),
+            "power": torch.stack([s["power"] for s in per_model]),
+            "spec2d": torch.stack([s["spec2d"] for s in per_model])}

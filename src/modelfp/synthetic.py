@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from . import checkpoints
 from .archspace import Arch, parse
 from .optim import Adam
+from .pools import as_unit_range
 
 FORMAT = "modelfp.synthetic/1"
 WIDTH = 32  # channels after the first down block; doubles per block (official code)
@@ -189,8 +190,7 @@ def _batch_indices(gens, n_pool, batch_size, device):
 def _gather(pool, idx, size, dtype, device):
     """Images pool[idx] for idx (M, B) from a pool already at `size`: (B, M*3, size, size) in [-1, 1]."""
     m, b = idx.shape
-    x = pool[idx.reshape(-1).cpu()].to(device=device)
-    x = x.to(dtype) / 127.5 - 1.0 if x.dtype == torch.uint8 else x.to(dtype)
+    x = as_unit_range(pool[idx.reshape(-1).cpu()].to(device=device), dtype)
     return x.reshape(m, b, 3, size, size).permute(1, 0, 2, 3, 4).reshape(b, m * 3, size, size)
 
 
@@ -221,7 +221,6 @@ def _train_grouped(arch, seeds, pool, val, cfg, width, device, dtype, progress, 
     val_x = _gather(val, torch.arange(min(cfg.val_images, len(val))).repeat(m, 1), cfg.image_size,
                     dtype, device).contiguous(memory_format=fmt)
     done = [None] * m                       # (state_dict snapshot, residual, step) once at the floor
-    residual = _residuals(net, val_x)
     step = 0
     while True:
         if step % cfg.check_every == 0 or step == cfg.max_steps:
@@ -258,8 +257,7 @@ def fit_to_size(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Ten
         return images
     out = torch.empty(len(images), 3, size, size)
     for i in range(0, len(images), chunk):
-        x = images[i:i + chunk]
-        x = x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
+        x = as_unit_range(images[i:i + chunk])
         out[i:i + chunk] = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
                                          align_corners=False)
     return out

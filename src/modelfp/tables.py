@@ -71,17 +71,24 @@ def table_xi(real_by_n, syn_by_n, ns, arch_ids, seeds, log=None) -> list[dict]:
     return rows
 
 
-def write_table(rows: list[dict], stem, title: str, note: str = "") -> None:
-    """results/tables/<stem>.csv and .md (atomic writes)."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+def write_csv(rows: list[dict], path) -> list[str]:
+    """Atomic csv of dict rows (columns: the union of their keys, in first-seen order)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fields = list(dict.fromkeys(k for row in rows for k in row))
-    tmp = stem.with_suffix(".csv.tmp")
+    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, stem.with_suffix(".csv"))
+    os.replace(tmp, path)
+    return fields
+
+
+def write_table(rows: list[dict], stem, title: str, note: str = "") -> None:
+    """results/tables/<stem>.csv and .md (atomic writes)."""
+    stem = Path(stem)
+    fields = write_csv(rows, stem.with_suffix(".csv"))
     lines = [f"# {title}", ""] + ([note, ""] if note else [])
     lines += ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
     lines += ["| " + " | ".join(str(row.get(k, "")) for k in fields) + " |" for row in rows]

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..pools import as_unit_range
 from ..synthetic import fit_to_size
 
 LOSSES = ("nonsaturating", "hinge")
@@ -92,8 +93,7 @@ def _update_average(avg, model, decay):
 
 
 def _images(pool, idx, device):
-    x = pool[idx].to(device)
-    return x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
+    return as_unit_range(pool[idx].to(device))
 
 
 def train(G: nn.Module, D: nn.Module, pool: torch.Tensor, image_size: int, steps: int,

@@ -34,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..optim import Adam  # torch's Adam update without the seconds-long torch._dynamo import
+from ..pools import as_unit_range
 from ..synthetic import fit_to_size
 
 DEFAULTS = {
@@ -132,8 +133,7 @@ def build(image_size: int, **hp) -> VAE:
 # Training and sampling
 
 def _batch(pool, idx, device):
-    x = pool[idx].to(device)
-    return x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
+    return as_unit_range(pool[idx].to(device))
 
 
 def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp):
