@@ -23,6 +23,8 @@ include: "workflow/rules/spectra.smk"
 include: "workflow/rules/testbed.smk"
 include: "workflow/rules/fidelity.smk"
 include: "workflow/rules/perturb.smk"
+include: "workflow/rules/extractor.smk"
+include: "workflow/rules/attribution.smk"
 
 
 # Small bookkeeping and plotting rules run where snakemake runs, also under a cluster profile.
@@ -32,6 +34,14 @@ localrules:
     spectral_effects,
     ffd_tables,
     closest_spectra,
+    calibrate_extractor,
+    evaluate,
+    tsne,
+    attribution_table,
+    figure_8,
+    figure_9,
+    figure_15,
+    figure_16,
 
 
 rule all:
@@ -41,6 +51,13 @@ rule all:
         "results/tables/table_ii.csv",
         "results/tables/table_xi.csv",
         "results/figures/fig_10_closest_spectra.png",
+        expand("results/tables/{table}.csv", table=ATTRIBUTION_TABLES),
+        "results/figures/fig_8_block_count.png",
+        "results/figures/fig_16_robustness.png",
+        "results/figures/tsne/all/tsne_emerging.png",
+        "results/extractors/all/model.pt",
+        *(["results/figures/fig_9_lineage.png"] if TB["lineage"] else []),
+        *(["results/figures/fig_15_configurations.png"] if TB["configurations"] else []),
 
 
 # --- one target per paper artifact -------------------------------------------------------------
@@ -109,5 +126,78 @@ rule fig_10:
 rule perturbations:
     """The test models' images under every JPEG quality and crop scale of Figure 16."""
     input:
-        expand("results/perturbed/jpeg/{level}/{model}", level=config["perturbations"]["jpeg"], model=TB["models"]),
-        expand("results/perturbed/crop/{level}/{model}", level=config["perturbations"]["crop"], model=TB["models"]),
+        expand("results/perturbed/jpeg/{level}", level=config["perturbations"]["jpeg"]),
+        expand("results/perturbed/crop/{level}", level=config["perturbations"]["crop"]),
+
+
+rule table_iv:
+    """Table IV: extractors trained without each synthesis option."""
+    input:
+        "results/tables/table_iv.csv",
+
+
+rule table_v:
+    """Table V: extractors trained on the first n seeds of every architecture."""
+    input:
+        "results/tables/table_v.csv",
+
+
+rule table_vi:
+    """Table VI: extractors trained on fingerprinted images of each pool alone and of all pools."""
+    input:
+        "results/tables/table_vi.csv",
+
+
+rule table_vii:
+    """Table VII: the sliding window at inference."""
+    input:
+        "results/tables/table_vii.csv",
+
+
+rule table_viii:
+    """Table VIII: model identification per group (Only-Syn, Fine-tune, controls; paper baselines)."""
+    input:
+        "results/tables/table_viii.csv",
+
+
+rule table_ix:
+    """Table IX: model verification per group."""
+    input:
+        "results/tables/table_ix.csv",
+
+
+rule table_x:
+    """Table X: silhouette score and Davies-Bouldin index of the fingerprints per group."""
+    input:
+        "results/tables/table_x.csv",
+
+
+rule fig_8:
+    """Figure 8: synthesis time and verification accuracy versus the maximum block count."""
+    input:
+        "results/figures/fig_8_block_count.png",
+
+
+rule fig_9:
+    """Figure 9: LoRA variants of base generators beside their bases (lineage)."""
+    input:
+        "results/figures/fig_9_lineage.png",
+
+
+rule fig_15:
+    """Figure 15: fingerprints of fixed and varied generation configurations."""
+    input:
+        "results/figures/fig_15_configurations.png",
+
+
+rule fig_16:
+    """Figure 16: identification under JPEG and crop-resize, plain and immunized extractors."""
+    input:
+        "results/figures/fig_16_robustness.png",
+
+
+rule extractors:
+    """The deployable Only-Syn and Fine-tune extractors (with their verification thresholds)."""
+    input:
+        "results/extractors/all/model.pt",
+        "results/extractors/finetune/model.pt",

@@ -1,9 +1,12 @@
 """End-to-end: the smoke preset through Snakemake, and the workflow's start-up checks."""
 import csv
 import json
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
+from PIL import Image
 
 import pytest
 import torch
@@ -17,10 +20,10 @@ SMOKE = ("--configfile", "configs/smoke.yaml")
 
 @pytest.mark.slow
 def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
-    snakemake(workflow_copy, "all", "zoo_k3", "results/perturbed/jpeg/50/dcgan", "--cores", "2", *SMOKE)
+    snakemake(workflow_copy, "all", "zoo_k3", "results/perturbed/jpeg/50", "--cores", "2", *SMOKE)
     rows = list(csv.DictReader(open(workflow_copy / "results/synthetic/summary.csv")))
     rows_k3 = list(csv.DictReader(open(workflow_copy / "results/synthetic/summary_k3.csv")))
-    assert len(rows) == 4 * 2 and len(rows_k3) == 1 * 2          # archs x seeds of smoke.yaml
+    assert len(rows) == 5 * 2 and len(rows_k3) == 1 * 2          # archs x seeds of smoke.yaml
     paths = [workflow_copy / r["file"] for r in rows + rows_k3]
     for row, path in zip(rows + rows_k3, paths):
         model = synthetic.load(path)
@@ -34,7 +37,7 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     out = zoo(torch.zeros(len(paths), 3, 32, 32), torch.arange(len(paths)))
     assert out.shape == (len(paths), 3, 32, 32)
     # every job left its log and benchmark
-    assert len(list((workflow_copy / "results/benchmarks/synthesize").glob("K*.tsv"))) == 5
+    assert len(list((workflow_copy / "results/benchmarks/synthesize").glob("K*.tsv"))) == 6
     # the denoiser reports its PSNR gain; spectra cover every model of the zoo
     assert "PSNR" in (workflow_copy / "results/logs/denoiser/dncnn.log").read_text()
     spectra = np.load(workflow_copy / "results/spectra/synthetic.npz")
@@ -46,12 +49,22 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     for stem in ("fig_11_upsampling", "fig_13_activation", "fig_14_normalization"):
         assert (workflow_copy / f"results/figures/{stem}.png").stat().st_size > 1000
     # the test bed: each own generator left its images, meta.json and a contact sheet
-    for name in ("dcgan", "progan", "vae", "dcgan_faces"):
+    emerging = {"vae", "flow", "ddpm", "vit", "vae_lora0", "vae_lora1", "ddpm_varied"}
+    for name in ("dcgan", "progan", "dcgan_faces", "vae", "flow", "ddpm", "vit", "vae_lora0", "vae_lora1",
+                 "ddpm_varied"):
         meta = json.loads((workflow_copy / f"results/testbed/{name}/meta.json").read_text())
-        assert meta["group"] == ("emerging" if name == "vae" else "classical")
-        assert len(list((workflow_copy / f"results/testbed/{name}/images").glob("*.png"))) == 4
+        assert meta["group"] == ("emerging" if name in emerging else "classical"), name
+        assert len(list((workflow_copy / f"results/testbed/{name}/images").glob("*.png"))) == 6
         assert (workflow_copy / f"results/testbed/contact_sheets/{name}.png").exists()
-    assert len(list((workflow_copy / "results/perturbed/jpeg/50/dcgan").glob("*.png"))) == 4
+    # lineage variants record their base; varied configurations label every image
+    assert json.loads((workflow_copy / "results/testbed/vae_lora1/meta.json").read_text())["base"] == "vae"
+    varied = json.loads((workflow_copy / "results/testbed/ddpm_varied/meta.json").read_text())
+    assert varied["base"] == "ddpm" and len(varied["configurations"]) == 6
+    sizes = {Image.open(workflow_copy / "results/testbed/ddpm_varied/images" / f).size[0]: c["image_size"]
+             for f, c in varied["configurations"].items()}
+    assert all(k == v for k, v in sizes.items())
+    assert len(list((workflow_copy / "results/perturbed/jpeg/50/dcgan").glob("*.png"))) == 6
+    _check_attribution(workflow_copy)
     # Tables II and XI carry the paper's numbers beside ours; Figure 10 exists
     table_ii = list(csv.DictReader(open(workflow_copy / "results/tables/table_ii.csv")))
     assert [r["models"] for r in table_ii][:2] == ["All", "w/o K"] and table_ii[0]["paper_ffd"] == "3.3"
@@ -74,6 +87,86 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     # a second run has nothing to do
     again = snakemake(workflow_copy, "all", "zoo_k3", "--cores", "2", *SMOKE)
     assert "Nothing to be done" in again.stdout
+
+
+def _check_attribution(root):
+    """Extractor variants, evaluations, Tables IV-X, Figures 8/9/15/16, and the people's CLI."""
+    from modelfp import extractor
+    for variant in ("all", "wo_K", "wo_A", "seeds_1", "pool_living", "blocks_1", "blocks_3", "immunized",
+                    "finetune", "random", "reference"):
+        model = extractor.load(root / f"results/extractors/{variant}/trained.pt")
+        assert model.meta["variant"] == variant
+        history = list(csv.DictReader(open(root / f"results/extractors/{variant}/history.csv")))
+        assert len(history) == 1
+    assert extractor.load(root / "results/extractors/reference/trained.pt").cfg.backbone == "none"
+    # Fine-tune's head is over the classical test models
+    assert extractor.load(root / "results/extractors/finetune/trained.pt").classes == ["dcgan", "progan",
+                                                                                      "dcgan_faces"]
+    calibrated = extractor.load(root / "results/extractors/all/model.pt")
+    ev = {r["group"]: r for r in csv.DictReader(open(root / "results/evaluation/all/w2.csv"))}
+    assert set(ev) == {"classical", "emerging", "all"}
+    assert calibrated.threshold == pytest.approx(float(ev["all"]["verification_threshold"]))
+    for row in ev.values():
+        assert 0 <= float(row["identification_acc"]) <= 100 and 0 <= float(row["verification_auc"]) <= 100
+    # every model of the default view has its cached embeddings, lineage and configurations too
+    for name in ("dcgan", "vit", "vae_lora0", "ddpm_varied"):
+        emb = np.load(root / f"results/embeddings/all/w2/{name}.npz")
+        assert emb["embeddings"].shape[0] == 6 and np.isfinite(emb["embeddings"]).all()
+    table_iv = list(csv.DictReader(open(root / "results/tables/table_iv.csv")))
+    assert [r["row"] for r in table_iv] == ["w/o K", "w/o L", "w/o S", "w/o U", "w/o A", "w/o N", "All"]
+    assert table_iv[-1]["paper_verification_acc"] == "89.73"
+    assert table_iv[-1]["identification_acc"] == str(round(float(ev["all"]["identification_acc"]), 2))
+    table_v = [r["row"] for r in csv.DictReader(open(root / "results/tables/table_v.csv"))]
+    assert table_v == ["1", "2 (all)"]
+    table_viii = {r["method"]: r for r in csv.DictReader(open(root / "results/tables/table_viii.csv"))}
+    assert table_viii["POSE"]["paper emerging identification_acc"] == "49.8"
+    assert table_viii["POSE"]["emerging identification_acc"] == ""          # baselines come later
+    for method in ("Ours (Only-Syn)", "Ours (Fine-tune)", "Training-free reference", "Random-init extractor"):
+        assert table_viii[method]["emerging identification_acc"] != ""
+    for stem in ("table_vi", "table_vii", "table_ix", "table_x"):
+        assert (root / f"results/tables/{stem}.md").read_text().startswith("# Table")
+    fig8 = list(csv.DictReader(open(root / "results/figures/fig_8_block_count.csv")))
+    hours = [float(r["synthesis_hours"]) for r in fig8]
+    assert [r["max_blocks"] for r in fig8] == ["1", "2", "3"] and hours[0] < hours[1] < hours[2]
+    fig16 = list(csv.DictReader(open(root / "results/figures/fig_16_robustness.csv")))
+    assert {(r["extractor"], r["perturbation"]) for r in fig16} == {
+        ("plain", "jpeg"), ("plain", "crop"), ("immunized", "jpeg"), ("immunized", "crop")}
+    lineage = list(csv.DictReader(open(root / "results/figures/fig_9_lineage.csv")))
+    assert [(r["set"], r["reference"]) for r in lineage] == [("vae_lora0", "vae"), ("vae_lora1", "vae")]
+    for stem in ("fig_8_block_count", "fig_9_lineage", "fig_15_configurations", "fig_16_robustness",
+                 "tsne/all/tsne_emerging"):
+        assert (root / f"results/figures/{stem}.png").stat().st_size > 1000, stem
+    # the command line for people, on the smoke artifacts
+    model = str(root / "results/extractors/all/model.pt")
+    gallery = str(root / "gallery.pt")
+    images = {m: sorted((root / f"results/testbed/{m}/images").glob("*.png")) for m in ("dcgan", "vit")}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "modelfp", *a], capture_output=True, text=True,
+                                    cwd=root)
+    for m, paths in images.items():
+        out = run("gallery", "add", m, *map(str, paths[:3]), "--extractor", model, "--gallery", gallery)
+        assert out.returncode == 0 and f"{m}: 3 images" in out.stdout, out.stderr
+    out = run("gallery", "add", "dcgan", str(images["dcgan"][3]), "--extractor", model, "--gallery", gallery)
+    assert "dcgan: 4 images" in out.stdout and "(2 models)" in out.stdout
+    out = run("identify", *map(str, images["vit"][3:]), "--extractor", model, "--gallery", gallery,
+              "--threshold", "-1")
+    lines = out.stdout.strip().splitlines()
+    assert out.returncode == 0 and len(lines) == 3 and all(line.split("\t")[1] in ("dcgan", "vit") for line in lines)
+    out = run("identify", str(images["vit"][3]), "--extractor", model, "--gallery", gallery, "--threshold", "1.01")
+    assert out.stdout.split("\t")[1] == "unknown"
+    out = run("verify", str(images["vit"][0]), str(images["vit"][0]), "--extractor", model)
+    assert out.returncode == 0 and out.stdout.startswith("same model") and "score 1.0000" in out.stdout
+    assert f"threshold {calibrated.threshold:.4f}" in out.stdout
+    # wrong files get one clear line, no traceback
+    out = run("verify", str(images["vit"][0]), str(images["vit"][1]), "--extractor",
+              str(root / "results/denoiser/dncnn.pt"))
+    assert out.returncode == 2 and "not a modelfp fingerprint-extractor file" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = run("verify", str(images["vit"][0]), str(images["vit"][1]), "--extractor",
+              str(root / "results/extractors/all/trained.pt"))
+    assert out.returncode == 2 and "no verification threshold" in out.stderr
+    other = str(root / "results/extractors/random/trained.pt")
+    out = run("identify", str(images["vit"][0]), "--extractor", other, "--gallery", gallery, "--threshold", "0")
+    assert out.returncode == 2 and "another extractor" in out.stderr
 
 
 def test_paper_preset_without_data_stops_at_once_saying_where_to_put_it(workflow_copy):
@@ -108,6 +201,17 @@ def test_demo_preset_plans_one_synthesis_job_per_architecture(workflow_copy):
 
 def test_every_paper_artifact_target_resolves_in_a_dry_run(workflow_copy):
     targets = ["table_ii", "table_xi", "fig_10", "fig_11", "fig_13", "fig_14", "zoo", "zoo_k3",
-               "denoiser", "testbed", "perturbations"]
+               "denoiser", "testbed", "perturbations", "table_iv", "table_v", "table_vi", "table_vii",
+               "table_viii", "table_ix", "table_x", "fig_8", "fig_9", "fig_15", "fig_16", "extractors"]
     result = snakemake(workflow_copy, *targets, "--dry-run", "--cores", "2", *SMOKE)
     assert "ffd_tables" in result.stdout and "closest_spectra" in result.stdout
+    assert "train_extractor" in result.stdout and "attribution_table" in result.stdout
+
+
+def test_one_table_target_plans_only_what_it_needs(workflow_copy):
+    result = snakemake(workflow_copy, "table_vii", "--dry-run", "--cores", "2", *SMOKE)
+    counts = {line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    # Table VII: one extractor (all), embedded and evaluated with each window of the preset
+    assert counts["train_extractor"] == 1 and counts["embed"] == 2 and counts["evaluate"] == 2
+    assert "perturb_test_models" not in counts and "figure_16" not in counts

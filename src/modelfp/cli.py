@@ -244,8 +244,9 @@ def cmd_closest_spectra(args):
 
 def cmd_perturb(args):
     from .perturb import perturb_folder
-    n = perturb_folder(args.images, args.out_dir, args.kind, args.level, args.seed)
-    log.info("%s at %s: %d images of %s -> %s", args.kind, args.level, n, args.images, args.out_dir)
+    for name, folder in args.model:
+        n = perturb_folder(folder, Path(args.out_dir) / name, args.kind, args.level, args.seed)
+        log.info("%s at %s: %d images of %s -> %s/%s", args.kind, args.level, n, folder, args.out_dir, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,40 +256,98 @@ def cmd_testbed_train(args):
     from . import testbed
     _set_threads(args.threads)
     device = _device(args.device)
+    pool = _read_pools(args.pool, "train") if args.pool else None
+
+    def progress(step, *losses):
+        log.info("  step %5d  %s", step, " ".join(f"{v:.4f}" for v in losses))
+
+    if args.base:
+        return _testbed_lora(args, pool, device, progress)
+    if not (args.family and args.image_size and args.steps is not None):
+        raise ValueError("testbed-train needs --family, --image-size and --steps (or --base and --lora)")
     hp = json.loads(args.hp)
     module = testbed.family(args.family)
-    pool = _read_pools(args.pool, "train") if args.pool else None
     log.info("train test model %s (%s) at %dx%d, %d steps", args.name, args.family,
              args.image_size, args.image_size, args.steps)
     model, info = module.train(pool, args.image_size, args.steps, args.batch_size, args.seed,
-                               device, progress=lambda step, *losses: log.info(
-                                   "  step %5d  %s", step, " ".join(f"{v:.4f}" for v in losses)),
-                               **hp)
+                               device, progress=progress, **hp)
     testbed.save(model, args.family, args.image_size, hp,
                  {**info, "name": args.name, "seed": args.seed, "steps": args.steps}, args.out)
 
 
+def _testbed_lora(args, pool, device, progress):
+    """A lineage variant (Figure 9 analogue): the base generator fine-tuned with LoRA on one part
+    of the pools, merged, and saved as an ordinary model of the base's family."""
+    import functools
+    import inspect
+    from . import testbed
+    from .testbed import lora
+    base, payload = testbed.load(args.base, device)
+    module = testbed.family(payload["family"])
+    if not hasattr(module, "loss"):
+        raise ValueError(f"{args.base}: family {payload['family']!r} has no training loss to fine-tune "
+                         f"with; LoRA bases must be one of the families with `loss` (vae, flow, ddpm)")
+    spec = json.loads(args.lora)
+    hp = {**getattr(module, "DEFAULTS", {}), **payload["hp"]}
+    extra = {k: hp[k] for k in inspect.signature(module.loss).parameters if k in hp}  # e.g. the VAE's beta
+    part = lora.pool_subset(pool, spec["part"], spec["parts"], args.seed)
+    log.info("LoRA variant %s of %s (%s): rank %d, %d steps on part %d/%d of the pools (%d images)",
+             args.name, payload["info"].get("name", args.base), payload["family"], spec.get("rank", 4),
+             spec["steps"], spec["part"], spec["parts"], len(part))
+    model, info = lora.finetune(base, functools.partial(module.loss, **extra), part, payload["image_size"],
+                                spec["steps"], args.batch_size, args.seed, device, rank=spec.get("rank", 4),
+                                alpha=spec.get("alpha", 4.0), lr=spec.get("lr", 1e-3), progress=progress)
+    info = {**info, "name": args.name, "seed": args.seed, "base": payload["info"].get("name", str(args.base)),
+            "lora_part": spec["part"], "lora_parts": spec["parts"]}
+    testbed.save(model, payload["family"], payload["image_size"], payload["hp"], info, args.out)
+
+
+def _configurations(sampling: dict, n: int, seed: int) -> list[dict]:
+    """One sampling configuration per image: list values are drawn per image (seeded), scalars fixed."""
+    import random
+    rng = random.Random(seed)
+    return [{k: (rng.choice(v) if isinstance(v, list) else v) for k, v in sampling.items()} for _ in range(n)]
+
+
 def cmd_testbed_sample(args):
     import torch
+    import torch.nn.functional as F
     import torchvision.utils
     from PIL import Image
     from . import testbed
     _set_threads(args.threads)
     device = _device(args.device)
     model, payload = testbed.load(args.generator, device)
-    images = testbed.family(payload["family"]).sample(model, args.n, args.seed, device)
+    module = testbed.family(payload["family"])
+    configs = _configurations(json.loads(args.sampling), args.n, args.seed)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    for i, img in enumerate(pixels):
-        Image.fromarray(img).save(out / f"{i:05d}.png")
+    groups = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(json.dumps(c, sort_keys=True), []).append(i)
+    per_image, sheet = {}, []
+    for g, (key, idx) in enumerate(sorted(groups.items())):
+        images = module.sample(model, len(idx), args.seed + 1000 * g, device, **json.loads(key))
+        pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for i, img in zip(idx, pixels):
+            Image.fromarray(img).save(out / f"{i:05d}.png")
+            per_image[f"{i:05d}.png"] = json.loads(key)
+        size = payload["image_size"]
+        sheet.append(F.interpolate(images[:64].float().cpu(), size=(size, size), mode="bilinear", antialias=True)
+                     if images.shape[-1] != size else images[:64].cpu())
+        log.info("  %d images with %s", len(idx), key)
     fam = testbed.FAMILIES[payload["family"]]
+    info = payload["info"]
     meta = {"name": args.name, "family": fam.name, "kind": fam.kind, "group": fam.group,
             "resolution": payload["image_size"], "sample_seed": args.seed, "n_images": args.n,
-            "train": {k: v for k, v in payload["info"].items() if isinstance(v, (int, float, str, bool))},
-            "hp": payload["hp"]}
+            "seed": info.get("seed"), "steps": info.get("steps"), "training_seconds": info.get("seconds"),
+            "base": args.base_name or info.get("base"),
+            "train": {k: v for k, v in info.items() if isinstance(v, (int, float, str, bool))},
+            "hp": payload["hp"], "sampling": json.loads(args.sampling)}
+    if len(groups) > 1:
+        meta["configurations"] = per_image
     Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
-    torchvision.utils.save_image(images[:64].cpu() * 0.5 + 0.5, args.sheet, nrow=8)
+    torchvision.utils.save_image(torch.cat(sheet)[:64] * 0.5 + 0.5, args.sheet, nrow=8)
     tmp = Path(args.meta).with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, args.meta)
@@ -318,6 +377,353 @@ def cmd_spectral_effects(args):
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# extractor: training, embeddings, evaluation, tables and figures (Sections III-D, IV, App. B)
+
+def _save_npz(path, **arrays):
+    import numpy as np
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _folder_images(folder):
+    """(paths, uint8 (3,H,W) tensors) of an image folder; errors name the folder or the bad file."""
+    from .pools import list_images, load_image
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder}: no such image folder")
+    paths = list_images(folder)
+    if not paths:
+        raise ValueError(f"{folder}: holds no images (png, jpg, ...)")
+    return paths, [load_image(p, None) for p in paths]
+
+
+def _split_options(opts: dict):
+    """(ExtractorConfig, TrainConfig) from one dict of the config's extractor keys."""
+    from dataclasses import fields
+    from . import extractor as ex
+    model_keys = {f.name for f in fields(ex.ExtractorConfig)}
+    train_keys = {f.name for f in fields(ex.TrainConfig)}
+    unknown = set(opts) - model_keys - train_keys
+    if unknown:
+        raise ValueError(f"unknown extractor options {sorted(unknown)}; known: {sorted(model_keys | train_keys)}")
+    return (ex.ExtractorConfig(**{k: v for k, v in opts.items() if k in model_keys}),
+            ex.TrainConfig(**{k: v for k, v in opts.items() if k in train_keys}))
+
+
+def cmd_train_extractor(args):
+    import torch
+    from tqdm import tqdm
+    from . import denoise, tables
+    from . import extractor as ex
+    _set_threads(args.threads)
+    device = _device(args.device)
+    model_cfg, train_cfg = _split_options(json.loads(args.options))
+    size = model_cfg.image_size
+    if args.synthetic:
+        from .feed import SyntheticZoo
+        from .synthetic import fit_to_size
+        zoo = SyntheticZoo.from_files(args.synthetic, device=device)
+        source = ex.ZooSource(zoo, fit_to_size(_read_pools(args.pool, "train"), size), device)
+    else:
+        names, images = [], []
+        for name, folder in args.images:
+            _, imgs = _folder_images(folder)
+            names.append(name)
+            images.append(torch.stack([ex.windows(img, size, 1)[0] for img in imgs]))
+        source = ex.FolderSource(images, names, device)
+    if args.init:
+        model = ex.load(args.init, device)
+        if model.cfg.image_size != size:
+            raise ValueError(f"{args.init}: trained at {model.cfg.image_size} px, options say {size}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train_cfg.seed)
+            model.new_head(source.classes)
+    else:
+        model = ex.build(denoise.load(args.denoiser, device), model_cfg, source.classes, train_cfg.seed).to(device)
+        if model_cfg.normalize:
+            gen = torch.Generator().manual_seed(train_cfg.seed + 2)
+            labels = torch.randint(len(source.classes), (ex.STATS_IMAGES,), generator=gen)
+            model.front.fit_statistics(source(labels, gen))
+    log.info("extractor %s: %s on %d %s models, %s", args.variant, model_cfg.backbone, len(source.classes),
+             "synthetic" if args.synthetic else "known", "untrained (control)" if args.untrained
+             else f"{train_cfg.epochs} epochs x {train_cfg.steps_per_epoch} steps of {train_cfg.p}x{train_cfg.k}")
+    history = []
+    if not args.untrained:
+        bar = tqdm(total=train_cfg.epochs * train_cfg.steps_per_epoch, disable=not sys.stderr.isatty(),
+                   desc=f"extractor {args.variant}")
+
+        def on_epoch(row):
+            history.append(row)
+            tables.write_csv(history, args.history)
+            log.info("  epoch %d: loss %.4f (ce %.4f, triplet %.4f), train acc %.3f, %.1f s", row["epoch"],
+                     row["loss"], row["ce"], row["triplet"], row["train_acc"], row["seconds"])
+
+        history = ex.train(model, source, train_cfg, device, state_path=args.state,
+                           progress=lambda step, total: bar.update(step - bar.n), on_epoch=on_epoch)
+        bar.close()
+    if args.history:
+        tables.write_csv(history or [{"epoch": 0}], args.history)
+    ex.save(model, args.out, variant=args.variant, options=json.loads(args.options),
+            trained_on=source.classes, untrained=bool(args.untrained),
+            train_seconds=sum(r["seconds"] for r in history))
+    if args.state and Path(args.state).exists():
+        os.remove(args.state)                    # the final file is written: the state is done with
+
+
+def cmd_embed(args):
+    from . import extractor as ex
+    _set_threads(args.threads)
+    model = ex.load(args.extractor, _device(args.device))
+    for name, folder in args.model:
+        paths, images = _folder_images(folder)
+        emb = ex.embed(model, images, args.window, args.batch_size)
+        _save_npz(Path(args.out_dir) / f"{name}.npz", embeddings=emb.numpy(),
+                  paths=[str(p) for p in paths])
+        log.info("  %-24s %4d images -> %s", name, len(paths), tuple(emb.shape))
+
+
+def _embeddings(folder, names):
+    """(stacked embeddings, per-image model names) of `names` under an embeddings folder."""
+    import numpy as np
+    embs, labels = [], []
+    for name in names:
+        path = Path(folder) / f"{name}.npz"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no embeddings of test model {name!r}; run the embed rule")
+        e = np.load(path)["embeddings"]
+        embs.append(e)
+        labels += [name] * len(e)
+    return np.concatenate(embs), np.array(labels)
+
+
+def cmd_evaluate(args):
+    from . import evaluate, tables
+    groups = {"classical": [], "emerging": []}
+    for name, group in args.model:
+        if group not in groups:
+            raise ValueError(f"test model {name}: group must be classical or emerging, not {group!r}")
+        groups[group].append(name)
+    groups["all"] = [n for n, _ in args.model]
+    rows = []
+    for group, names in groups.items():
+        if len(names) < 2:
+            log.warning("group %s has %d test model(s): no metrics (need 2)", group, len(names))
+            continue
+        emb, labels = _embeddings(args.embeddings, names)
+        row = evaluate.evaluate_group(emb, labels, n_same=args.pairs_same, n_diff=args.pairs_diff,
+                                      gallery_size=args.gallery, seed=args.seed)
+        rows.append({"group": group, "models": len(names), "images": len(labels), **row})
+        log.info("%-9s verification %.2f / AUC %.2f, identification %.2f / F1 %.2f, SS %.3f, DBI %.3f",
+                 group, row["verification_acc"], row["verification_auc"], row["identification_acc"],
+                 row["identification_f1"], row["silhouette"], row["dbi"])
+        if args.tsne_dir and group != "all":
+            evaluate.plot_tsne(emb, labels, Path(args.tsne_dir) / f"tsne_{group}.png",
+                               f"{args.title}: {group} test models", seed=args.seed)
+    tables.write_csv(rows, args.out)
+
+
+def cmd_calibrate(args):
+    """The deployable extractor: the trained one plus the best verification threshold of the test bed."""
+    import shutil
+    from . import extractor as ex
+    from .tables import read_evaluation
+    threshold = read_evaluation(args.evaluation)["all"]["verification_threshold"]
+    tmp = Path(f"{args.out}.tmp")
+    shutil.copyfile(args.extractor, tmp)
+    ex.set_threshold(tmp, threshold, threshold_from=str(args.evaluation))
+    os.replace(tmp, args.out)
+    log.info("%s: verification threshold %.4f (best on the test bed) -> %s", args.extractor, threshold, args.out)
+
+
+def cmd_attribution_table(args):
+    from . import tables
+    if args.table in tables.PAPER_ABLATIONS:
+        rows = tables.ablation_table(args.table, [(label, paper or None, tables.read_evaluation(path))
+                                                  for label, paper, path in args.row])
+    else:
+        rows = tables.comparison_table(args.table, {label: tables.read_evaluation(path)
+                                                    for label, _, path in args.row})
+    tables.write_table(rows, args.out_stem, tables.TITLES[args.table], args.note)
+    log.info("%s -> %s.{csv,md}", tables.TITLES[args.table], args.out_stem)
+
+
+def cmd_trace(args):
+    """Figures 9 and 15: are the images of derived sets (LoRA variants, other generation
+    configurations) attributed to their reference model among all references?"""
+    import numpy as np
+    from . import evaluate, tables
+    refs = args.reference
+    derived = [(name, ref) for name, ref in args.derived]
+    for name, ref in derived:
+        if ref not in refs:
+            raise ValueError(f"derived set {name}: its reference {ref!r} is not among --reference {refs}")
+    ref_emb, ref_labels = _embeddings(args.embeddings, refs)
+    names, gallery = evaluate.gallery_fingerprints(ref_emb, ref_labels)
+    rows = []
+    for name, ref in derived:
+        emb, _ = _embeddings(args.embeddings, [name])
+        pred = names[np.argmax(evaluate.cosine_matrix(emb, gallery), axis=1)]
+        rows.append({"set": name, "reference": ref, "images": len(emb),
+                     "attributed_to_reference": round(100 * float(np.mean(pred == ref)), 2),
+                     "most_attributed": str(max(set(pred), key=list(pred).count))})
+        log.info("  %-24s -> %s: %.1f%% of its images", name, ref, rows[-1]["attributed_to_reference"])
+    tables.write_csv(rows, args.out_csv)
+    der_emb, der_labels = _embeddings(args.embeddings, [n for n, _ in derived])
+    # colour = reference model (a derived set takes its reference's colour), marker = reference/derived
+    to_ref = dict(derived)
+    colours = np.concatenate([ref_labels, [to_ref[n] for n in der_labels]])
+    markers = np.array(["reference"] * len(ref_labels) + [args.derived_label] * len(der_labels))
+    evaluate.plot_tsne(np.concatenate([ref_emb, der_emb]), colours, args.out_png, args.title,
+                       seed=args.seed, markers=markers)
+
+
+def cmd_figure_8(args):
+    """Figure 8: synthesis time of the zoo with at most k blocks, and verification accuracy."""
+    import csv as _csv
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from . import tables
+    from .archspace import parse
+    seconds = {}
+    for path in args.zoo_summary:
+        with open(path, newline="") as f:
+            for row in _csv.DictReader(f):
+                k = parse(row["arch"]).blocks
+                seconds[k] = seconds.get(k, 0.0) + float(row["train_seconds"])
+    rows = []
+    for k, path in sorted((int(k), p) for k, p in args.evaluation):
+        ev = tables.read_evaluation(path)["all"]
+        rows.append({"max_blocks": k, "synthesis_hours": round(sum(v for b, v in seconds.items() if b <= k) / 3600, 4),
+                     "verification_acc": round(ev["verification_acc"], 2),
+                     "identification_acc": round(ev["identification_acc"], 2),
+                     "paper_gpu_hours": {1: 42, 2: 133, 3: 393}.get(k, "")})
+    tables.write_csv(rows, Path(args.out).with_suffix(".csv"))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ks = [r["max_blocks"] for r in rows]
+    a.bar(ks, [r["synthesis_hours"] for r in rows])
+    a.set(xlabel="maximum block count", ylabel="synthesis time (CPU/GPU hours)", xticks=ks)
+    b.plot(ks, [r["verification_acc"] for r in rows], "o-")
+    b.set(xlabel="maximum block count", ylabel="verification accuracy (%)", xticks=ks)
+    fig.suptitle("Figure 8: synthesis cost and attribution versus synthetic model depth")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    fig.savefig(Path(args.out).with_suffix(".pdf"))
+    log.info("Figure 8 -> %s", args.out)
+
+
+def cmd_figure_16(args):
+    """Figure 16: identification accuracy under JPEG and crop-resize, plain and immunized."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from . import tables
+    rows = [{"extractor": name, "perturbation": kind, "level": float(level),
+             "identification_acc": round(tables.read_evaluation(path)["all"]["identification_acc"], 2)}
+            for name, kind, level, path in args.point]
+    tables.write_csv(rows, Path(args.out).with_suffix(".csv"))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, kind, xlabel in zip(axes, ("jpeg", "crop"), ("JPEG quality", "crop scale")):
+        for name, colour in (("plain", "tab:blue"), ("immunized", "tab:red")):
+            pts = sorted((r["level"], r["identification_acc"]) for r in rows
+                         if r["perturbation"] == kind and r["extractor"] == name)
+            if pts:
+                ax.plot(*zip(*pts), "o-", color=colour, label=name)
+        ax.set(xlabel=xlabel, ylabel="identification accuracy (%)")
+        ax.invert_xaxis()
+        ax.legend()
+    fig.suptitle("Figure 16: robustness to JPEG compression and crop resizing")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    fig.savefig(Path(args.out).with_suffix(".pdf"))
+    log.info("Figure 16 -> %s", args.out)
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line for people: galleries of model fingerprints, identify, verify
+
+GALLERY_FORMAT = "modelfp.gallery/1"
+
+
+def _extractor_digest(path) -> str:
+    import hashlib
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _image_embeddings(model, paths, window):
+    import torch.nn.functional as F
+    from . import extractor as ex
+    from .pools import load_image
+    images = [load_image(p, None) for p in paths]
+    return F.normalize(ex.embed(model, images, window), dim=1)
+
+
+def _read_gallery(path, digest):
+    from . import checkpoints
+    gallery = checkpoints.load(path, GALLERY_FORMAT, "gallery file")
+    if gallery["extractor"] != digest:
+        raise ValueError(f"{path}: made with another extractor file; galleries are tied to the "
+                         f"extractor that embedded them (make a new gallery with `modelfp gallery add`)")
+    return gallery
+
+
+def cmd_gallery_add(args):
+    import torch
+    from . import checkpoints
+    from . import extractor as ex
+    model = ex.load(args.extractor, _device(args.device))
+    digest = _extractor_digest(args.extractor)
+    gallery = (_read_gallery(args.gallery, digest) if Path(args.gallery).exists()
+               else {"format": GALLERY_FORMAT, "extractor": digest, "window": args.window, "models": {}})
+    emb = _image_embeddings(model, args.images, gallery["window"])
+    entry = gallery["models"].get(args.name, {"sum": torch.zeros(emb.shape[1]), "count": 0})
+    gallery["models"][args.name] = {"sum": entry["sum"] + emb.sum(0), "count": entry["count"] + len(emb)}
+    checkpoints.save(gallery, args.gallery)
+    print(f"{args.name}: {gallery['models'][args.name]['count']} images in {args.gallery} "
+          f"({len(gallery['models'])} models)")
+
+
+def _threshold(args, model):
+    if args.threshold is not None:
+        return args.threshold
+    if model.threshold is None:
+        raise ValueError(f"{args.extractor} holds no verification threshold (an uncalibrated file); "
+                         f"pass --threshold or use results/extractors/<variant>/model.pt")
+    return model.threshold
+
+
+def cmd_identify(args):
+    import torch
+    import torch.nn.functional as F
+    from . import extractor as ex
+    model = ex.load(args.extractor, _device(args.device))
+    gallery = _read_gallery(args.gallery, _extractor_digest(args.extractor))
+    if not gallery["models"]:
+        raise ValueError(f"{args.gallery}: an empty gallery; add models with `modelfp gallery add`")
+    names = list(gallery["models"])
+    prints = F.normalize(torch.stack([gallery["models"][n]["sum"] for n in names]), dim=1)
+    threshold = _threshold(args, model)
+    sims = _image_embeddings(model, args.images, gallery["window"]) @ prints.T
+    for path, row in zip(args.images, sims):
+        best = int(row.argmax())
+        name = names[best] if row[best] >= threshold else "unknown"
+        print(f"{path}\t{name}\t{row[best]:.4f}\t(nearest: {names[best]}, threshold {threshold:.4f})")
+
+
+def cmd_verify(args):
+    from . import extractor as ex
+    model = ex.load(args.extractor, _device(args.device))
+    threshold = _threshold(args, model)
+    a, b = _image_embeddings(model, [args.image_a, args.image_b], args.window)
+    score = float(a @ b)
+    verdict = "same model" if score >= threshold else "different models"
+    print(f"{verdict}\tscore {score:.4f}\tthreshold {threshold:.4f}")
+
 
 def _compute_args(p):
     """Where a computing verb runs: --device (auto = CUDA when present) and torch threads."""
@@ -416,9 +822,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="png path (a pdf is written beside it)")
     p.set_defaults(func=cmd_closest_spectra)
 
-    p = sub.add_parser("perturb", help="JPEG or crop-resize one image folder at one level (Fig. 16)")
-    p.add_argument("--images", required=True)
-    p.add_argument("--out-dir", required=True)
+    p = sub.add_parser("perturb", help="JPEG or crop-resize test models' images at one level (Fig. 16)")
+    p.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "FOLDER"))
+    p.add_argument("--out-dir", required=True, help="writes OUT_DIR/NAME/*.png")
     p.add_argument("--kind", choices=("jpeg", "crop"), required=True)
     p.add_argument("--level", type=float, required=True, help="JPEG quality or crop area fraction")
     p.add_argument("--seed", type=int, default=0)
@@ -426,13 +832,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("testbed-train", help="train one generative model of the test bed")
     p.add_argument("--name", required=True)
-    p.add_argument("--family", required=True)
+    p.add_argument("--family", help="the generator family (not with --base)")
     p.add_argument("--pool", nargs="*", default=[])
-    p.add_argument("--image-size", type=int, required=True)
-    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--image-size", type=int, help="(not with --base: a variant keeps its base's)")
+    p.add_argument("--steps", type=int, help="training steps (with --base: in --lora)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hp", default="{}", help="family hyper-parameters as JSON")
+    p.add_argument("--base", help="a trained test model to fine-tune with LoRA (lineage variant)")
+    p.add_argument("--lora", default="{}", help="LoRA options as JSON: steps, part, parts, rank, alpha, lr")
     p.add_argument("--out", required=True)
     _compute_args(p)
     p.set_defaults(func=cmd_testbed_train)
@@ -445,6 +853,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--meta", required=True)
     p.add_argument("--sheet", required=True)
+    p.add_argument("--sampling", default="{}",
+                   help="the family's sampling options as JSON; a list value is drawn per image")
+    p.add_argument("--base-name", help="the test model whose generator this is (varied configurations)")
     _compute_args(p)
     p.set_defaults(func=cmd_testbed_sample)
 
@@ -453,6 +864,108 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures-dir", required=True)
     p.add_argument("--out", required=True, help="csv of the measured claims")
     p.set_defaults(func=cmd_spectral_effects)
+
+    p = sub.add_parser("train-extractor", help="train a fingerprint extractor variant (or build a control)")
+    p.add_argument("--variant", required=True, help="its name, for logs and the file's metadata")
+    p.add_argument("--synthetic", nargs="+", help="synthetic model checkpoints (the feed's classes)")
+    p.add_argument("--pool", nargs="+", default=[], help="pool folders whose train images are fed")
+    p.add_argument("--images", nargs=2, action="append", metavar=("NAME", "FOLDER"),
+                   help="a known model's image folder (fine-tuning; repeat)")
+    p.add_argument("--denoiser")
+    p.add_argument("--init", help="an extractor file to start from (fine-tuning)")
+    p.add_argument("--untrained", action="store_true", help="save at initialisation (the random-init control)")
+    p.add_argument("--options", default="{}", help="extractor options as JSON (the config's extractor keys)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--state", help="resumable training state, written after every epoch")
+    p.add_argument("--history", help="per-epoch csv of losses and accuracy")
+    _compute_args(p)
+    p.set_defaults(func=cmd_train_extractor)
+
+    p = sub.add_parser("embed", help="fingerprints of test models' images with sliding windows")
+    p.add_argument("--extractor", required=True)
+    p.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "FOLDER"))
+    p.add_argument("--window", type=int, default=3, help="n for n x n windows (1: centre crop)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out-dir", required=True, help="writes OUT_DIR/NAME.npz")
+    _compute_args(p)
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("evaluate", help="verification, identification, SS/DBI per group (csv), t-SNE")
+    p.add_argument("--embeddings", required=True, help="folder of NAME.npz")
+    p.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "GROUP"))
+    p.add_argument("--pairs-same", type=int, default=5000)
+    p.add_argument("--pairs-diff", type=int, default=5000)
+    p.add_argument("--gallery", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tsne-dir", help="also plot tsne_<group>.png here")
+    p.add_argument("--title", default="t-SNE of fingerprints")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="store the test bed's best verification threshold in an extractor")
+    p.add_argument("--extractor", required=True)
+    p.add_argument("--evaluation", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("attribution-table", help="Tables IV-X from evaluation csvs, beside the paper's")
+    p.add_argument("--table", required=True, choices=("table_iv", "table_v", "table_vi", "table_vii",
+                                                      "table_viii", "table_ix", "table_x"))
+    p.add_argument("--row", nargs=3, action="append", required=True, metavar=("LABEL", "PAPER_LABEL", "CSV"))
+    p.add_argument("--note", default="")
+    p.add_argument("--out-stem", required=True)
+    p.set_defaults(func=cmd_attribution_table)
+
+    p = sub.add_parser("trace", help="Figures 9/15: derived image sets attributed to their reference model")
+    p.add_argument("--embeddings", required=True)
+    p.add_argument("--reference", nargs="+", required=True)
+    p.add_argument("--derived", nargs=2, action="append", required=True, metavar=("NAME", "REFERENCE"))
+    p.add_argument("--derived-label", default="derived")
+    p.add_argument("--title", default="")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-png", required=True)
+    p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("figure-8", help="Figure 8: synthesis time and accuracy versus block count")
+    p.add_argument("--zoo-summary", nargs="+", required=True)
+    p.add_argument("--evaluation", nargs=2, action="append", required=True, metavar=("BLOCKS", "CSV"))
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_figure_8)
+
+    p = sub.add_parser("figure-16", help="Figure 16: identification under JPEG and crop, plain and immunized")
+    p.add_argument("--point", nargs=4, action="append", required=True,
+                   metavar=("EXTRACTOR", "KIND", "LEVEL", "CSV"))
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_figure_16)
+
+    p = sub.add_parser("gallery", help="galleries of model fingerprints")
+    gsub = p.add_subparsers(dest="gallery_command", required=True)
+    g = gsub.add_parser("add", help="add images of a model (builds or extends the gallery file)")
+    g.add_argument("name")
+    g.add_argument("images", nargs="+")
+    g.add_argument("--extractor", required=True)
+    g.add_argument("--gallery", required=True)
+    g.add_argument("--window", type=int, default=3)
+    g.add_argument("--device", default="auto")
+    g.set_defaults(func=cmd_gallery_add)
+
+    p = sub.add_parser("identify", help="the nearest gallery model of each image, or unknown")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--extractor", required=True)
+    p.add_argument("--gallery", required=True)
+    p.add_argument("--threshold", type=float, help="default: the extractor's verification threshold")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser("verify", help="do two images come from the same model?")
+    p.add_argument("image_a")
+    p.add_argument("image_b")
+    p.add_argument("--extractor", required=True)
+    p.add_argument("--threshold", type=float, help="default: the extractor's verification threshold")
+    p.add_argument("--window", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 

@@ -306,9 +306,12 @@ def psnr_gain(model: DnCNN, val_uint8: torch.Tensor, sigma: float, seed: int = 0
 
 def save(model: DnCNN, path, **meta) -> None:
     """Atomic write: weights (float32, CPU), architecture, `predicts`, `value_range`, and `meta`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    checkpoints.save(to_payload(model, **meta), path)
+
+
+def to_payload(model: DnCNN, **meta) -> dict:
+    """The dict `save` writes (also embedded in extractor files, so they carry their denoiser)."""
+    return {
         "format": FORMAT, "depth": model.depth, "features": model.features,
         "channels": model.channels, "predicts": model.predicts,
         "value_range": list(model.value_range),
@@ -316,7 +319,11 @@ def save(model: DnCNN, path, **meta) -> None:
                        for k, v in model.state_dict().items()},
         "meta": dict(meta),
     }
-    checkpoints.save(payload, path)
+
+
+def from_payload(payload: dict, source="denoiser payload") -> DnCNN:
+    """The DnCNN (eval mode, CPU) of a `to_payload` dict; `source` names it in errors."""
+    return _load_ours(source, payload).eval()
 
 
 def load(path, device="cpu", *, predicts: str | None = None,

@@ -1,23 +1,25 @@
-# Perturbed copies of the test models' images (Appendix B, Figure 16): one folder per level.
+# Perturbed copies of the test models' images (Appendix B, Figure 16): one folder per level,
+# holding one folder per test model.
 
 
-rule perturb_test_model:
+rule perturb_test_models:
     input:
-        lambda w: test_model_images(w.model),
+        [test_model_images(m) for m in TB["models"]],
     output:
-        directory("results/perturbed/{kind}/{level}/{model}"),
+        directory("results/perturbed/{kind}/{level}"),
     log:
-        "results/logs/perturb/{kind}_{level}_{model}.log",
+        "results/logs/perturb/{kind}_{level}.log",
     benchmark:
-        "results/benchmarks/perturb/{kind}_{level}_{model}.tsv"
+        "results/benchmarks/perturb/{kind}_{level}.tsv"
     wildcard_constraints:
         kind="jpeg|crop",
         level=r"[0-9.]+",
     params:
+        models=" ".join(f"--model {m} '{test_model_images(m)}'" for m in TB["models"]),
         seed=config["seed"],
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp perturb --images {input} --out-dir {output} --kind {wildcards.kind} "
+        "python -m modelfp perturb {params.models} --out-dir {output} --kind {wildcards.kind} "
         "--level {wildcards.level} --seed {params.seed} > {log} 2>&1"

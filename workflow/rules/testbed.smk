@@ -4,6 +4,7 @@
 rule train_test_model:
     input:
         pools=[pool_manifest(p) for p in TB["pools"]],
+        base=lambda w: test_model_train_inputs(w.model),
     output:
         "results/testbed/{model}/generator.pt",
     log:
@@ -26,7 +27,7 @@ rule train_test_model:
 
 rule sample_test_model:
     input:
-        "results/testbed/{model}/generator.pt",
+        lambda w: test_model_generator(w.model),
     output:
         images=directory("results/testbed/{model}/images"),
         meta="results/testbed/{model}/meta.json",
@@ -42,6 +43,7 @@ rule sample_test_model:
     params:
         n=TB["n_images"],
         seed=TB["seed"],
+        sampling=lambda w: test_model_sample_args(w.model),
         device=config["device"],
     conda:
         "../../envs/modelfp.yaml"
@@ -51,4 +53,4 @@ rule sample_test_model:
     shell:
         "python -m modelfp testbed-sample --name {wildcards.model} --generator {input} "
         "--n {params.n} --seed {params.seed} --out-dir {output.images} --meta {output.meta} "
-        "--sheet {output.sheet} --device {params.device} --threads {threads} > {log} 2>&1"
+        "--sheet {output.sheet} {params.sampling} --device {params.device} --threads {threads} > {log} 2>&1"

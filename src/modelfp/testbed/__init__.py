@@ -10,6 +10,12 @@ Each family of generative model is a module of this package with the same three 
         built by `build` (trained) and a dict of plain values (losses, seconds, ...)
     sample(model, n, seed, device, **sampling) -> float tensor (n,3,image_size,image_size) in [-1,1]
 
+Families with a likelihood-style objective (vae, flow, ddpm) also have
+
+    loss(model, x, generator) -> scalar tensor
+        the training loss on a batch x in [-1, 1] (noise drawn from the CPU `generator`), which
+        the LoRA fine-tuning of `testbed.lora` minimises to make lineage variants of a base model
+
 `FAMILIES` maps a family name (the `family:` of a test model in the config) to its module and to
 its Table III group: "classical" (CNN GANs: what baselines and the Fine-tune variant train on) or
 "emerging" (everything else).
@@ -37,6 +43,9 @@ FAMILIES = {f.name: f for f in (
     Family("sngan", "sngan", "classical", "GAN"),
     Family("pretrained_dcgan", "pretrained_dcgan", "classical", "GAN"),
     Family("vae", "vae", "emerging", "VAE"),
+    Family("flow", "flow", "emerging", "flow"),
+    Family("ddpm", "diffusion", "emerging", "diffusion"),
+    Family("vit", "vit", "emerging", "transformer"),
 )}
 
 

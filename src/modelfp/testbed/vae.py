@@ -116,6 +116,14 @@ def vae_loss(x, recon, mu, logvar, beta: float):
     return rec + beta * kl, rec, kl
 
 
+def loss(model: VAE, x, generator: torch.Generator, beta: float = DEFAULTS["beta"]):
+    """The training objective of `train` on a batch x in [-1, 1]: recon + beta * KL per image,
+    through one posterior sample drawn from the CPU `generator` (the family interface that
+    `testbed.lora` fine-tunes with; a beta-VAE base wants functools.partial(loss, beta=...))."""
+    recon, mu, logvar = model(x, generator=generator)
+    return vae_loss(x, recon, mu, logvar, beta)[0]
+
+
 def _hp(hp: dict) -> dict:
     unknown = set(hp) - set(DEFAULTS)
     if unknown:

@@ -1,0 +1,385 @@
+"""Zero-shot attribution metrics: embeddings + model labels -> the rows of Tables VIII, IX and X.
+
+The fingerprint extractor maps every image of a test model to an embedding; attribution never
+trains on the test models, it only compares embeddings by cosine similarity (paper Sec. IV-A,
+"Testing Scenarios", Figure 7):
+
+- 1:1 model verification (Table IX): 5,000 pairs of images of the same model and 5,000 pairs of
+  images of different models; the score of a pair is the cosine of its embeddings; reported are the
+  best accuracy over all thresholds and the ROC AUC (`verification_pairs`, `best_threshold_accuracy`,
+  `verification`).
+- 1:N model identification (Table VIII): per model, 10 images form its gallery fingerprint (the mean
+  feature); every other image is a query, assigned to the gallery entry of highest cosine; reported
+  are accuracy and macro-F1 over the queries (`gallery_fingerprints`, `identification`).
+- Fingerprint representation (Table X): silhouette score and Davies-Bouldin index of the embeddings
+  with the models as clusters (`cluster_scores`).
+- t-SNE plots of the embeddings (Figures 9 and 15: base vs LoRA models, fixed vs varied generation
+  configurations) (`plot_tsne`).
+
+The protocol details not in the paper (fingerprint = mean of L2-normalised features, the pair counts)
+follow the authors' evaluation code, /work/shared/paper/official-code-facts.md. `evaluate_group` gives
+one table row for one group of test models ("classical" or "emerging"). Everything here is a pure
+function of numpy arrays (torch tensors are accepted), seeded by numpy's default_rng; only
+`plot_tsne` writes a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.manifold import TSNE
+from sklearn.metrics import (accuracy_score, davies_bouldin_score, f1_score, roc_auc_score, roc_curve,
+                             silhouette_score)
+
+N_SAME_PAIRS = 5000     # Sec. IV-A: 5,000 positive verification pairs ...
+N_DIFF_PAIRS = 5000     # ... and 5,000 negative ones
+GALLERY_SIZE = 10       # Sec. IV-A: images per model that form its gallery fingerprint
+TSNE_PERPLEXITY = 30.0  # scikit-learn's default, lowered for small sets (must stay below n / 3)
+MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
+
+
+def _embeddings(emb, labels) -> tuple[np.ndarray, np.ndarray]:
+    """float64 (n, d) embeddings and (n,) labels, checked for shape and finiteness."""
+    if hasattr(emb, "detach"):
+        emb = emb.detach().cpu().numpy()
+    emb = np.asarray(emb, dtype=np.float64)
+    labels = np.asarray(labels)
+    if emb.ndim != 2 or emb.shape[0] < 1:
+        raise ValueError(f"emb must be (n images, d) with n >= 1; got shape {emb.shape}")
+    if labels.shape != (emb.shape[0],):
+        raise ValueError(f"labels must be ({emb.shape[0]},) like emb's rows; got shape {labels.shape}")
+    if not np.all(np.isfinite(emb)):
+        raise ValueError("emb contains NaN or inf")
+    return emb, labels
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm; zero rows stay zero (so their cosine with anything is 0, not NaN)."""
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+
+def cosine_matrix(a, b) -> np.ndarray:
+    """(len(a), len(b)) cosine similarities of the rows of a and b; a zero row has cosine 0 with all."""
+    a, _ = _embeddings(a, np.zeros(len(a)))
+    b, _ = _embeddings(b, np.zeros(len(b)))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b need the same dimension; got {a.shape[1]} and {b.shape[1]}")
+    return _l2_normalise(a) @ _l2_normalise(b).T
+
+
+# ---------------------------------------------------------------------------------------------------
+# Verification (Table IX)
+
+
+@dataclass
+class _PairSpace:
+    """All unordered image pairs of one model (within=True: x is y) or of one pair of models (x, y).
+
+    A pair is coded as a * len(y) + b for positions a in x, b in y (a < b when within)."""
+    x: np.ndarray
+    y: np.ndarray
+    within: bool
+    used: set = field(default_factory=set)
+    remaining: list | None = None   # explicit list of unused codes, built once half are used
+
+    @property
+    def size(self) -> int:
+        m = len(self.x)
+        return m * (m - 1) // 2 if self.within else len(self.x) * len(self.y)
+
+    def draw(self, rng) -> int:
+        """A uniformly random pair of the space (used or not)."""
+        if self.within:
+            a, b = int(rng.integers(len(self.x))), int(rng.integers(len(self.x) - 1))
+            b += b >= a   # uniform over ordered pairs of distinct positions, sorted below
+            a, b = min(a, b), max(a, b)
+        else:
+            a, b = int(rng.integers(len(self.x))), int(rng.integers(len(self.y)))
+        return a * len(self.y) + b
+
+    def draw_unused(self, rng) -> int:
+        """A uniformly random pair not drawn before, which is then marked used."""
+        if self.remaining is None and 2 * len(self.used) < self.size:
+            code = self.draw(rng)
+            while code in self.used:   # accepted with probability >= 1/2
+                code = self.draw(rng)
+        else:
+            if self.remaining is None:
+                if self.within:
+                    a, b = np.triu_indices(len(self.x), 1)
+                    codes = a * len(self.y) + b
+                else:
+                    codes = np.arange(self.size)
+                self.remaining = [int(c) for c in codes if int(c) not in self.used]
+            k = int(rng.integers(len(self.remaining)))
+            self.remaining[k], self.remaining[-1] = self.remaining[-1], self.remaining[k]
+            code = self.remaining.pop()
+        self.used.add(code)
+        return code
+
+    def decode(self, code: int) -> tuple[int, int]:
+        a, b = divmod(code, len(self.y))
+        i, j = int(self.x[a]), int(self.y[b])
+        return min(i, j), max(i, j)
+
+
+def _sample_pairs(spaces: list[_PairSpace], n: int, rng, what: str) -> list[tuple[int, int]]:
+    """n pairs: a space chosen uniformly among those not exhausted, then a pair uniformly within it;
+    without replacement when the spaces hold at least n pairs, else with replacement."""
+    spaces = [s for s in spaces if s.size > 0]
+    total = sum(s.size for s in spaces)
+    if n > 0 and total == 0:
+        raise ValueError(f"no {what} pair exists for these labels, but n_{what}={n} were asked for")
+    replace = n > total
+    pairs = []
+    while len(pairs) < n:
+        k = int(rng.integers(len(spaces)))
+        space = spaces[k]
+        if replace:
+            code = space.draw(rng)
+        else:
+            code = space.draw_unused(rng)
+            if len(space.used) == space.size:
+                spaces.pop(k)
+        pairs.append(space.decode(code))
+    return pairs
+
+
+def verification_pairs(labels, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_PAIRS,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random verification pairs (Sec. IV-A: 5,000 same-model + 5,000 different-model pairs).
+
+    Returns index arrays (i, j) and a boolean array `same`, the n_same same-model pairs first, then the
+    n_diff different-model pairs; always i < j (so never i == j).
+    - Same-model pair: a model drawn uniformly among the models with >= 2 images, then a pair of its
+      distinct images drawn uniformly.
+    - Different-model pair: an unordered pair of models drawn uniformly, then one image of each drawn
+      uniformly. (With equal image counts per model, as in the paper, both rules are the same as
+      drawing uniformly over all eligible image pairs; with unequal counts every model weighs the same.)
+    Pairs are drawn without replacement whenever the number of possible pairs of that kind is at least
+    the number asked for; a model (or model pair) whose pairs are used up drops out of the draw, so
+    asking for every possible pair returns each exactly once. When more pairs are asked for than
+    exist, that kind is drawn WITH replacement (duplicates then occur). Seeded by
+    numpy.random.default_rng(seed).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D; got shape {labels.shape}")
+    if n_same < 0 or n_diff < 0:
+        raise ValueError(f"n_same and n_diff must be >= 0; got n_same={n_same}, n_diff={n_diff}")
+    _, inverse = np.unique(labels, return_inverse=True)
+    groups = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)] if len(labels) else []
+    rng = np.random.default_rng(seed)
+    same_spaces = [_PairSpace(g, g, True) for g in groups]
+    diff_spaces = [_PairSpace(groups[a], groups[b], False)
+                   for a in range(len(groups)) for b in range(a + 1, len(groups))]
+    pairs = _sample_pairs(same_spaces, n_same, rng, "same") + _sample_pairs(diff_spaces, n_diff, rng, "diff")
+    ij = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    same = np.r_[np.ones(n_same, dtype=bool), np.zeros(n_diff, dtype=bool)]
+    return ij[:, 0], ij[:, 1], same
+
+
+def best_threshold_accuracy(scores, same) -> tuple[float, float]:
+    """Best verification accuracy over all thresholds (Sec. IV-A) and the threshold that achieves it.
+
+    A pair is predicted "same model" when score >= threshold. Only cuts between distinct score values
+    are possible (equal scores always get the same prediction), which roc_curve enumerates. The
+    returned threshold is the midpoint between the lowest score predicted "same" and the next lower
+    distinct score, so it carries over to new pairs; if the best is to predict every pair "same" it
+    is the minimum score, and if it is to predict none "same" it is the next float above the maximum.
+    On equal accuracies the highest threshold wins. Needs both classes present.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    same = np.asarray(same).ravel().astype(bool)
+    if scores.shape != same.shape or scores.size == 0:
+        raise ValueError(f"scores and same must be non-empty and of equal length; "
+                         f"got {scores.size}, {same.size}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores contain NaN or inf")
+    n_pos = int(same.sum())
+    n_neg = same.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"same must contain both classes; got {n_pos} same and {n_neg} different pairs")
+    # thresholds[0] is +inf (nothing predicted same), then each distinct score in decreasing order
+    fpr, tpr, thresholds = roc_curve(same, scores, drop_intermediate=False)
+    correct = tpr * n_pos + (1.0 - fpr) * n_neg
+    k = int(np.argmax(correct))
+    accuracy = float(correct[k] / same.size)
+    if k == 0:
+        return accuracy, float(np.nextafter(thresholds[1], np.inf))
+    if k == len(thresholds) - 1:
+        return accuracy, float(thresholds[k])
+    lo, hi = thresholds[k + 1], thresholds[k]
+    mid = lo + (hi - lo) / 2
+    return accuracy, float(mid if mid > lo else hi)   # adjacent floats: hi is the only valid cut
+
+
+def verification(emb, labels, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_PAIRS,
+                 seed: int = 0) -> dict:
+    """1:1 model verification (Table IX): cosine scores of random pairs (`verification_pairs`).
+
+    Returns accuracy (best over thresholds) and AUC as fractions in [0, 1], the threshold, n_pairs.
+    """
+    emb, labels = _embeddings(emb, labels)
+    if n_same < 1 or n_diff < 1:
+        raise ValueError(f"verification needs n_same >= 1 and n_diff >= 1; got {n_same}, {n_diff}")
+    i, j, same = verification_pairs(labels, n_same, n_diff, seed)
+    unit = _l2_normalise(emb)
+    scores = np.einsum("nd,nd->n", unit[i], unit[j])
+    accuracy, threshold = best_threshold_accuracy(scores, same)
+    return {"accuracy": accuracy, "auc": float(roc_auc_score(same, scores)), "threshold": threshold,
+            "n_pairs": int(len(same))}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Identification (Table VIII)
+
+
+def gallery_fingerprints(emb, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Per model (label, sorted): the mean of its L2-normalised embeddings, L2-normalised again.
+
+    Returns (names (k,), fingerprints (k, d)). Normalising before averaging keeps every image's vote
+    equal; the final normalisation makes no difference to cosine, only to printed values."""
+    emb, labels = _embeddings(emb, labels)
+    names, inverse = np.unique(labels, return_inverse=True)
+    unit = _l2_normalise(emb)
+    sums = np.zeros((len(names), emb.shape[1]))
+    np.add.at(sums, inverse, unit)
+    return names, _l2_normalise(sums / np.bincount(inverse)[:, None])
+
+
+def identification(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0) -> dict:
+    """1:N model identification (Table VIII).
+
+    For every model (in sorted label order), `gallery_size` of its images drawn at random
+    (numpy.random.default_rng(seed)) form its gallery fingerprint (`gallery_fingerprints`); all its
+    other images are queries. A query is assigned to the fingerprint of highest cosine. Returns
+    accuracy and macro-F1 (over all models, scikit-learn) as fractions, n_queries, and for inspection
+    query_index, truth (their labels), predictions (predicted labels), gallery_index and names.
+    Raises ValueError if a model has <= gallery_size images (it would have no query).
+    """
+    emb, labels = _embeddings(emb, labels)
+    if gallery_size < 1:
+        raise ValueError(f"gallery_size must be >= 1; got {gallery_size}")
+    names = np.unique(labels)
+    rng = np.random.default_rng(seed)
+    gallery, queries = [], []
+    for name in names:
+        idx = np.flatnonzero(labels == name)
+        if len(idx) <= gallery_size:
+            raise ValueError(f"model {name.item()!r} has {len(idx)} images; identification needs more than "
+                             f"gallery_size={gallery_size}")
+        chosen = rng.permutation(idx)
+        gallery.append(np.sort(chosen[:gallery_size]))
+        queries.append(np.sort(chosen[gallery_size:]))
+    gallery, queries = np.concatenate(gallery), np.concatenate(queries)
+    fp_names, fingerprints = gallery_fingerprints(emb[gallery], labels[gallery])
+    predictions = fp_names[np.argmax(_l2_normalise(emb[queries]) @ fingerprints.T, axis=1)]
+    truth = labels[queries]
+    return {"accuracy": float(accuracy_score(truth, predictions)),
+            "macro_f1": float(f1_score(truth, predictions, labels=names, average="macro", zero_division=0)),
+            "n_queries": int(len(queries)), "query_index": queries, "truth": truth,
+            "predictions": predictions, "gallery_index": gallery, "names": names}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fingerprint representation (Table X) and the table row
+
+
+def cluster_scores(emb, labels) -> dict:
+    """Silhouette score [56] and Davies-Bouldin index [57] of the embeddings, models as clusters.
+
+    The paper does not name the distance. Both are computed with the Euclidean distance on
+    L2-normalised embeddings: for unit vectors ||u - v||^2 = 2 - 2 cos(u, v), so distances rank exactly
+    as cosine does (the attribution metric), and the DBI's centroids stay meaningful (silhouette with
+    metric="cosine" would have no DBI counterpart). Needs 2 <= number of models <= n - 1.
+    """
+    emb, labels = _embeddings(emb, labels)
+    unit = _l2_normalise(emb)
+    return {"silhouette": float(silhouette_score(unit, labels, metric="euclidean")),
+            "dbi": float(davies_bouldin_score(unit, labels))}
+
+
+def evaluate_group(emb, labels, *, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_PAIRS,
+                   gallery_size: int = GALLERY_SIZE, seed: int = 0) -> dict:
+    """One group's row of Tables VIII-X: accuracies, AUC and F1 in percent (x100, as the tables),
+    the verification threshold as a cosine, silhouette and DBI raw."""
+    ver = verification(emb, labels, n_same, n_diff, seed)
+    ide = identification(emb, labels, gallery_size, seed)
+    clu = cluster_scores(emb, labels)
+    return {"verification_acc": 100 * ver["accuracy"], "verification_auc": 100 * ver["auc"],
+            "verification_threshold": ver["threshold"],
+            "identification_acc": 100 * ide["accuracy"], "identification_f1": 100 * ide["macro_f1"],
+            "silhouette": clu["silhouette"], "dbi": clu["dbi"]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# t-SNE plot (Figures 9 and 15)
+
+
+def plot_tsne(emb, labels, path, title: str = "", seed: int = 0, perplexity: float | None = None,
+              markers=None) -> np.ndarray:
+    """t-SNE (scikit-learn, init="pca") of the L2-normalised embeddings, one colour per model.
+
+    perplexity None: min(30, (n - 1) / 3), scikit-learn's default made valid for small sets.
+    markers: optional per-point group names (e.g. "fixed"/"varied" generation configurations, Fig. 15,
+    or base model/LoRA variant, Fig. 9), drawn as marker shapes with their own legend.
+    Saves a png at `path`; if `path` ends in .pdf, saves the pdf there and a png beside it.
+    Returns the (n, 2) t-SNE coordinates.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    emb, labels = _embeddings(emb, labels)
+    n = len(emb)
+    if n < 4:
+        raise ValueError(f"t-SNE needs at least 4 points; got {n}")
+    if perplexity is None:
+        perplexity = min(TSNE_PERPLEXITY, (n - 1) / 3)
+    if not 0 < perplexity < n:
+        raise ValueError(f"perplexity must be in (0, n={n}); got perplexity={perplexity}")
+    groups = np.asarray(markers) if markers is not None else np.full(n, "", dtype=object)
+    if groups.shape != (n,):
+        raise ValueError(f"markers must have one entry per point ({n}); got shape {groups.shape}")
+
+    coords = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
+        _l2_normalise(emb))
+
+    names, group_names = np.unique(labels), list(dict.fromkeys(groups.tolist()))
+    if len(group_names) > len(MARKERS):
+        raise ValueError(f"at most {len(MARKERS)} marker groups; got {len(group_names)}")
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20" if len(names) <= 20 else "turbo")
+    colours = [cmap(k if len(names) <= 20 else k / max(len(names) - 1, 1)) for k in range(len(names))]
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    for colour, name in zip(colours, names):
+        for marker, group in zip(MARKERS, group_names):
+            sel = (labels == name) & (groups == group)
+            if sel.any():
+                ax.scatter(coords[sel, 0], coords[sel, 1], s=12, color=colour, marker=marker, alpha=0.8,
+                           linewidths=0)
+    handles = [Line2D([], [], ls="", marker="o", color=c, label=str(name)) for c, name in zip(colours, names)]
+    legend = ax.legend(handles=handles, title="model", fontsize=6, title_fontsize=7, loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0), ncol=1 + len(names) // 25)
+    if markers is not None:
+        ax.add_artist(legend)   # keep the model legend when adding the marker legend
+        ax.legend(handles=[Line2D([], [], ls="", marker=m, color="0.3", label=str(g))
+                           for m, g in zip(MARKERS, group_names)], fontsize=7, loc="lower left",
+                  bbox_to_anchor=(1.01, 0.0))
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".pdf":
+        fig.savefig(path, format="pdf")
+        fig.savefig(path.with_suffix(".png"), format="png", dpi=150)
+    else:
+        fig.savefig(path, format="png", dpi=150)
+    plt.close(fig)
+    return coords

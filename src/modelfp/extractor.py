@@ -1,0 +1,424 @@
+"""The fingerprint extractor (paper Section III-D, Figure 6, Eqs. 11-14) and its training.
+
+Input pipeline (`SpectrumInput`): image I in [-1, 1] -> noise residual I' = I - f_denoise(I)
+(Eq. 13; the DnCNN's noise estimate, `denoise.noise_residual`) -> per-channel Fourier magnitude
+(`spectrum.fft_magnitude`; the authors feed |FFT| raw, "abs"; log1p is a config choice because a
+prototype found the transform matters a lot) -> optionally each frequency position standardised
+with mean/std measured on training images (spectra are not translation invariant: position is
+frequency). The denoiser is frozen and travels inside the extractor file, so a saved extractor
+embeds images on its own.
+
+Network (`Extractor`): a torchvision ResNet (ResNet50 in the paper; no pretrained weights can be
+downloaded, `weights` may name a local state dict) whose pooled output is the fingerprint h
+(Eq. 12), plus a linear classification head over the training models. pooling "avg" is the
+paper's global average pool; "flatten" keeps the last feature map's positions.
+
+Training (`train`): P x K batches of model indices (`losses.PKSampler`); the images come from a
+`source` made on the device each step - for synthetic models the feed I_k = M_k(I_real) (Eq. 11),
+for fine-tuning the images of known models - rounded to 8 bits like any saved image; loss CE +
+batch-hard triplet (Eq. 14); AdamW with linear warm-up then cosine decay, stepped per batch.
+A resumable state file is written atomically after every epoch; a killed run continues from the
+last finished epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+from . import checkpoints, denoise
+from .losses import MARGIN, PKSampler, attribution_loss
+from .pools import as_unit_range
+from .spectrum import TRANSFORMS, fft_magnitude
+
+FORMAT = "modelfp.extractor/1"
+STATE_FORMAT = "modelfp.extractor-state/1"
+TORCHVISION = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34,
+               "resnet50": torchvision.models.resnet50}
+# "none": no network, the fingerprint is the flattened input spectrum itself (the training-free
+# reference of Tables VIII-X: the same residual-spectrum input, compared by cosine)
+BACKBONES = (*TORCHVISION, "small_cnn", "none")
+POOLINGS = ("avg", "flatten")
+STATS_IMAGES = 512          # training images measured for the per-position input statistics
+STD_FLOOR = 1e-6
+
+
+@dataclass
+class ExtractorConfig:
+    backbone: str = "resnet50"
+    weights: str | None = None      # local torchvision state dict for the backbone (no downloads)
+    transform: str = "abs"          # spectrum.fft_magnitude: abs | log1p | log
+    normalize: bool = False         # standardise each frequency position (training statistics)
+    pooling: str = "avg"            # avg (paper) | flatten
+    image_size: int = 128           # the training window; test images are windowed to it
+    residual: str = "predicted"     # denoise.noise_residual mode
+
+    def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"extractor backbone must be one of {sorted(BACKBONES)}, not {self.backbone!r}")
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"extractor transform must be one of {TRANSFORMS}, not {self.transform!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"extractor pooling must be one of {POOLINGS}, not {self.pooling!r}")
+        if self.image_size < 8:
+            raise ValueError(f"extractor image_size must be >= 8, not {self.image_size}")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    steps_per_epoch: int = 100
+    p: int = 50                     # models per batch
+    k: int = 4                      # images per model: batch = P x K (paper: 200)
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    margin: float = MARGIN
+    seed: int = 0
+    augment: dict = field(default_factory=dict)   # {} or {"jpeg": [lo, hi], "crop": [lo, hi], "p": p}
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.steps_per_epoch < 1:
+            raise ValueError(f"extractor training needs epochs >= 1 and steps_per_epoch >= 1; got "
+                             f"{self.epochs}, {self.steps_per_epoch}")
+        unknown = set(self.augment) - {"jpeg", "crop", "p"}
+        if unknown:
+            raise ValueError(f"unknown augmentation keys {sorted(unknown)}; known: jpeg, crop, p")
+
+
+# ---------------------------------------------------------------------------------------------
+# The network
+
+class SpectrumInput(nn.Module):
+    """[-1, 1] images (B,3,S,S) -> the extractor's input spectra (B,3,S,S); no trainable weights."""
+
+    def __init__(self, denoiser: denoise.DnCNN, cfg: ExtractorConfig):
+        super().__init__()
+        self.denoiser = denoiser.eval().requires_grad_(False)
+        self.transform, self.normalize, self.residual = cfg.transform, cfg.normalize, cfg.residual
+        s = cfg.image_size
+        self.register_buffer("mean", torch.zeros(3, s, s))
+        self.register_buffer("std", torch.ones(3, s, s))
+
+    def train(self, mode: bool = True):
+        return super().train(False)            # the frozen denoiser's BatchNorm stays in eval mode
+
+    @torch.no_grad()
+    def spectrum(self, x):
+        if self.residual == "predicted":
+            r = self.denoiser.noise_estimate(x)
+        else:
+            r = x - self.denoiser.denoise(x)
+        return fft_magnitude(r, self.transform)
+
+    @torch.no_grad()
+    def forward(self, x):
+        s = self.spectrum(x)
+        return (s - self.mean) / self.std if self.normalize else s
+
+    @torch.no_grad()
+    def fit_statistics(self, images: torch.Tensor, batch_size: int = 64) -> None:
+        """Per-position mean and std of the spectra of `images` ([-1, 1] float on this device)."""
+        spectra = torch.cat([self.spectrum(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+        self.mean.copy_(spectra.mean(0))
+        self.std.copy_(spectra.std(0).clamp_min(STD_FLOOR))
+
+
+class SmallCNN(nn.Module):
+    """The presets' CPU-sized backbone: three stages of two conv3x3-BN-ReLU, each stage halving the
+    side (stride-2 max pool), then `pooling`: a global average (like the ResNet) or the flattened
+    map of a 4x4 adaptive average, which keeps coarse frequency position."""
+
+    def __init__(self, pooling: str, width: int = 32):
+        super().__init__()
+        layers, cin = [], 3
+        for c in (width, 2 * width, 4 * width):
+            layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                       nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            cin = c
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1 if pooling == "avg" else 4)
+
+    def forward(self, x):
+        return self.pool(self.body(x)).flatten(1)
+
+
+def _backbone(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
+    if cfg.backbone == "none":
+        return nn.Flatten(1), 3 * cfg.image_size * cfg.image_size
+    if cfg.backbone == "small_cnn":
+        if cfg.weights:
+            raise ValueError("extractor weights are for torchvision backbones; small_cnn trains from scratch")
+        net = SmallCNN(cfg.pooling)
+        with torch.no_grad():
+            dim = net.eval()(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).shape[1]
+        return net, dim
+    net = TORCHVISION[cfg.backbone](weights=None)
+    if cfg.weights:
+        state = checkpoints.read(cfg.weights, f"{cfg.backbone} state dict")
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"{cfg.weights}: not torchvision {cfg.backbone} weights ({err})") from err
+    net.fc = nn.Identity()
+    if cfg.pooling == "flatten":
+        net.avgpool = nn.Identity()            # ResNet.forward flattens (C, h, w) itself
+    with torch.no_grad():
+        dim = net.eval()(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).shape[1]
+    return net, dim
+
+
+class Extractor(nn.Module):
+    """images -> fingerprints h (features) and logits over the training models."""
+
+    def __init__(self, denoiser: denoise.DnCNN, cfg: ExtractorConfig, classes: list[str]):
+        super().__init__()
+        self.cfg, self.classes = cfg, list(classes)
+        self.front = SpectrumInput(denoiser, cfg)
+        self.backbone, self.dim = _backbone(cfg)
+        # BN-neck (Luo et al. 2019, "Bag of tricks" for re-identification): CE sees batch-normalised
+        # features, the triplet loss and the fingerprint the raw ones; the two losses then stop
+        # pulling the same vector in different directions, and CE learns much faster
+        self.neck = nn.BatchNorm1d(self.dim)
+        self.head = nn.Linear(self.dim, len(self.classes), bias=False)
+        self.threshold: float | None = None      # best verification threshold on the test bed
+
+    def features(self, images):
+        return self.backbone(self.front(images))
+
+    def forward(self, images):
+        h = self.features(images)
+        return h, self.head(self.neck(h))
+
+    def new_head(self, classes: list[str]) -> None:
+        """A fresh classification head over other models (fine-tuning on known generators)."""
+        self.classes = list(classes)
+        self.head = nn.Linear(self.dim, len(self.classes), bias=False).to(next(self.parameters()).device)
+
+
+def build(denoiser, cfg: ExtractorConfig, classes: list[str], seed: int) -> Extractor:
+    """The untrained extractor, its weights drawn from `seed` (the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Extractor(denoiser, cfg, classes)
+
+
+def save(model: Extractor, path, **meta) -> None:
+    """Atomic write of a trained extractor: config, class names, denoiser, weights, threshold, meta."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("front.denoiser.")}
+    checkpoints.save({"format": FORMAT, "config": asdict(model.cfg), "classes": model.classes,
+                      "denoiser": denoise.to_payload(model.front.denoiser), "state_dict": state,
+                      "threshold": model.threshold, "meta": meta}, path)
+
+
+def load(path, device="cpu") -> Extractor:
+    """An extractor in eval mode; `model.meta` holds what `save` stored. Clear errors for other files."""
+    payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file", "cpu")
+    try:
+        cfg = ExtractorConfig(**{**payload["config"], "weights": None})
+        den = denoise.from_payload(payload["denoiser"], f"{path} (its denoiser)")
+        model = Extractor(den, cfg, payload["classes"])
+        model.load_state_dict(payload["state_dict"], strict=False)
+        missing = set(model.state_dict()) - set(payload["state_dict"]) - {
+            k for k in model.state_dict() if k.startswith("front.denoiser.")}
+        if missing:
+            raise ValueError(f"missing weights {sorted(missing)[:3]}")
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{path}: damaged {FORMAT} file ({err}); rerun the rule that trains it") from err
+    model.threshold = payload.get("threshold")
+    model.meta = payload.get("meta", {})
+    return model.to(device).eval()
+
+
+def set_threshold(path, threshold: float, **meta) -> None:
+    """Store the verification threshold (and meta) in an extractor file, atomically."""
+    payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file")
+    payload["threshold"] = float(threshold)
+    payload["meta"] = {**payload.get("meta", {}), **meta}
+    checkpoints.save(payload, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training images: the synthetic feed, or the images of known models
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> the same values rounded to 8 bits, as when a generated image is saved."""
+    return torch.round((x.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1
+
+
+class ZooSource:
+    """I_k = M_k(I_real) (Eq. 11): random real images of `pool` (uint8 (N,3,S,S)) through model k."""
+
+    def __init__(self, zoo, pool: torch.Tensor, device):
+        self.zoo, self.pool, self.device = zoo, pool, torch.device(device)
+        self.classes = list(zoo.names)
+
+    def __call__(self, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(len(self.pool), (len(labels),), generator=gen)
+        real = as_unit_range(self.pool[idx].to(self.device))
+        return quantize(self.zoo(real, labels))
+
+
+class FolderSource:
+    """Random images of known models: `images[c]` uint8 (n_c,3,S,S) of the model named classes[c]."""
+
+    def __init__(self, images: list[torch.Tensor], classes: list[str], device):
+        self.images, self.classes, self.device = images, list(classes), torch.device(device)
+
+    def __call__(self, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        pick = [self.images[c][torch.randint(len(self.images[c]), (1,), generator=gen)] for c in labels.tolist()]
+        return as_unit_range(torch.cat(pick).to(self.device))
+
+
+def augment(images: torch.Tensor, spec: dict, gen: torch.Generator) -> torch.Tensor:
+    """The "immunized" training of Appendix B: each image, with probability spec["p"], JPEG at a
+    quality drawn from spec["jpeg"] and/or a RandomResizedCrop at a scale drawn from spec["crop"]."""
+    from .perturb import perturb
+    if not spec:
+        return images
+    p = float(spec.get("p", 0.5))
+    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = []
+    for img in pixels:
+        for kind in ("crop", "jpeg"):
+            if kind in spec and torch.rand((), generator=gen) < p:
+                lo, hi = spec[kind]
+                level = lo + (hi - lo) * torch.rand((), generator=gen).item()
+                level = round(level) if kind == "jpeg" else level
+                img = perturb(np.ascontiguousarray(img), kind, level, int(torch.randint(2**31, (), generator=gen)))
+        out.append(torch.from_numpy(np.ascontiguousarray(img)))
+    return as_unit_range(torch.stack(out).permute(0, 3, 1, 2).to(images.device))
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def _state(model, opt, sched, sampler, gen, epoch, history, fingerprint):
+    return {"format": STATE_FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "sampler": sampler.state_dict(), "gen": gen.get_state(),
+            "epoch": epoch, "history": history, "fingerprint": fingerprint, "classes": model.classes}
+
+
+def train(model: Extractor, source, cfg: TrainConfig, device, state_path=None, progress=None,
+          on_epoch=None) -> list[dict]:
+    """Train `model` (its classes = source.classes) with Eq. 14; returns the per-epoch history.
+
+    state_path: resumable state written after each epoch (and resumed from when present and made
+    by the same run: same classes and training config; otherwise an error says to delete it).
+    progress(step, total): after every batch. on_epoch(row): after every epoch, row = history entry.
+    """
+    if list(model.classes) != list(source.classes):
+        raise ValueError("the extractor's classes differ from its training source's")
+    model = model.to(device)
+    sampler = PKSampler(len(source.classes), min(cfg.p, len(source.classes)), cfg.k, cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * cfg.steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, total))
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    fingerprint = {"train": asdict(cfg), "classes": len(source.classes), "model": asdict(model.cfg)}
+    history, start = [], 0
+    if state_path and Path(state_path).exists():
+        state = checkpoints.load(state_path, STATE_FORMAT, "extractor training state")
+        if state["fingerprint"] != fingerprint:
+            raise ValueError(f"{state_path}: training state of another configuration; delete it to "
+                             f"start over")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        gen.set_state(state["gen"])
+        start, history = state["epoch"], state["history"]
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        sums = torch.zeros(4)
+        t0 = time.perf_counter()
+        for step in range(cfg.steps_per_epoch):
+            labels = next(sampler)
+            images = source(labels.to(source.device), gen)
+            if cfg.augment:
+                images = augment(images, cfg.augment, gen)
+            labels = labels.to(device)
+            h, logits = model(images.to(device))
+            loss, ce, tri = attribution_loss(h, logits, labels, cfg.margin)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            acc = (logits.argmax(1) == labels).float().mean()
+            sums += torch.stack([loss.detach(), ce.detach(), tri.detach(), acc.detach()]).cpu()
+            if progress:
+                progress(epoch * cfg.steps_per_epoch + step + 1, total)
+        mean = (sums / cfg.steps_per_epoch).tolist()
+        row = {"epoch": epoch + 1, "loss": mean[0], "ce": mean[1], "triplet": mean[2],
+               "train_acc": mean[3], "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+        history.append(row)
+        if state_path:
+            checkpoints.save(_state(model, opt, sched, sampler, gen, epoch + 1, history, fingerprint),
+                             state_path)
+        if on_epoch:
+            on_epoch(row)
+    return history
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference: sliding windows over images of any size (Section IV-B, Table VII)
+
+def window_starts(length: int, size: int, n: int) -> list[int]:
+    """n equally spaced window starts along a side of `length` >= size; n = 1 is the centre."""
+    if length < size or n < 1:
+        raise ValueError(f"need length >= window size and n >= 1; got {length}, {size}, {n}")
+    if n == 1:
+        return [(length - size) // 2]
+    return [round(i * (length - size) / (n - 1)) for i in range(n)]
+
+
+def windows(image: torch.Tensor, size: int, n: int) -> torch.Tensor:
+    """(3,H,W) image -> (n*n, 3, size, size) crops; an image smaller than `size` on either side is
+    first resized (bilinear, antialiased) to size x size, and gives one crop."""
+    h, w = image.shape[-2:]
+    if h < size or w < size:
+        img = F.interpolate(image[None].float(), size=(size, size), mode="bilinear", antialias=True,
+                            align_corners=False)
+        return img.round().clamp(0, 255).to(image.dtype) if not image.is_floating_point() else img
+    return torch.stack([image[:, t:t + size, l:l + size]
+                        for t in window_starts(h, size, n) for l in window_starts(w, size, n)])
+
+
+@torch.no_grad()
+def embed(model: Extractor, images, n_windows: int, batch_size: int = 64) -> torch.Tensor:
+    """Fingerprints (N, dim) of a list of uint8 (3,H,W) images (any sizes): the mean feature of
+    each image's n x n windows (fewer for small images, see `windows`)."""
+    model.eval()
+    device = next(model.parameters()).device
+    size = model.cfg.image_size
+    crops, owner = [], []
+    for i, img in enumerate(images):
+        c = windows(img, size, n_windows)
+        crops.append(c)
+        owner += [i] * len(c)
+    if not crops:
+        return torch.empty(0, model.dim)
+    crops = torch.cat(crops)
+    owner = torch.tensor(owner)
+    feats = torch.cat([model.features(as_unit_range(crops[i:i + batch_size].to(device))).float().cpu()
+                       for i in range(0, len(crops), batch_size)])
+    out = torch.zeros(len(images), feats.shape[1]).index_add_(0, owner, feats)
+    return out / torch.bincount(owner, minlength=len(images))[:, None]

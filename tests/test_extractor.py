@@ -1,0 +1,247 @@
+"""The fingerprint extractor: input spectra, network, training (resumable), sliding windows, files."""
+
+import pytest
+import torch
+
+from modelfp import denoise, extractor as ex
+from modelfp.archspace import parse
+from modelfp.feed import SyntheticZoo
+from modelfp.synthetic import init_model
+
+ARCHS = ["K1-L1-Spost-Unearest-Arelu-Nbn", "K1-L1-Spost-Utransposed-Atanh-Nin"]
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    models = [init_model(parse(a), seed) for a in ARCHS for seed in (0, 1)]
+    return SyntheticZoo(models, path="loop")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return torch.randint(0, 256, (24, 3, SIZE, SIZE), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+
+
+@pytest.fixture
+def denoiser():
+    return denoise.init_model(depth=3, features=4, seed=0)
+
+
+def _cfg(**kw):
+    return ex.ExtractorConfig(**{"backbone": "small_cnn", "transform": "log1p", "image_size": SIZE, **kw})
+
+
+def _train_cfg(**kw):
+    return ex.TrainConfig(**{"epochs": 2, "steps_per_epoch": 2, "p": 2, "k": 2, "lr": 1e-3,
+                             "warmup_steps": 1, **kw})
+
+
+# --- sliding windows ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("length, size, n", [(16, 16, 3), (17, 16, 3), (18, 16, 4), (100, 32, 3), (33, 32, 2)])
+def test_window_starts_are_in_bounds_equally_spaced_and_reach_both_ends(length, size, n):
+    starts = ex.window_starts(length, size, n)
+    assert len(starts) == n and starts[0] == 0 and starts[-1] == length - size
+    assert all(0 <= s <= length - size for s in starts)
+    assert starts == sorted(starts)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert max(gaps) - min(gaps) <= 1
+
+
+def test_one_window_is_the_centre_crop():
+    img = torch.arange(3 * 20 * 20, dtype=torch.float32).view(3, 20, 20)
+    (crop,) = ex.windows(img, 16, 1)
+    assert torch.equal(crop, img[:, 2:18, 2:18])
+
+
+def test_windows_of_an_image_just_above_the_window_size():
+    img = torch.randint(0, 256, (3, 17, 18), dtype=torch.uint8)
+    crops = ex.windows(img, 16, 3)
+    assert crops.shape == (9, 3, 16, 16) and crops.dtype == torch.uint8
+    assert torch.equal(crops[0], img[:, :16, :16]) and torch.equal(crops[-1], img[:, 1:, 2:])
+
+
+def test_small_images_are_resized_up_to_one_window():
+    img = torch.randint(0, 256, (3, 10, 40), dtype=torch.uint8)
+    crops = ex.windows(img, 16, 3)
+    assert crops.shape == (1, 3, 16, 16) and crops.dtype == torch.uint8
+
+
+def test_bad_window_arguments_are_rejected():
+    with pytest.raises(ValueError):
+        ex.window_starts(10, 16, 2)
+    with pytest.raises(ValueError):
+        ex.window_starts(20, 16, 0)
+
+
+# --- the network and its input ------------------------------------------------------------------
+
+@pytest.mark.parametrize("backbone, pooling", [("small_cnn", "avg"), ("small_cnn", "flatten"),
+                                               ("resnet18", "avg"), ("none", "avg")])
+def test_features_and_logits_shapes(denoiser, backbone, pooling):
+    model = ex.build(denoiser, _cfg(backbone=backbone, pooling=pooling), ["a", "b", "c"], seed=0)
+    h, logits = model(torch.rand(5, 3, SIZE, SIZE) * 2 - 1)
+    assert h.shape == (5, model.dim) and logits.shape == (5, 3)
+    if backbone == "none":
+        assert model.dim == 3 * SIZE * SIZE
+
+
+def test_spectrum_input_is_the_fft_magnitude_of_the_denoiser_residual(denoiser):
+    model = ex.build(denoiser, _cfg(transform="abs"), ["a", "b"], seed=0)
+    x = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    expected = torch.fft.fft2(denoise.noise_residual(denoiser, x)).abs()
+    torch.testing.assert_close(model.front(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_per_position_statistics_standardise_training_spectra(denoiser):
+    model = ex.build(denoiser, _cfg(normalize=True), ["a", "b"], seed=0)
+    x = torch.rand(64, 3, SIZE, SIZE) * 2 - 1
+    model.front.fit_statistics(x, batch_size=16)
+    s = model.front(x)
+    torch.testing.assert_close(s.mean(0), torch.zeros_like(s[0]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(s.std(0), torch.ones_like(s[0]), atol=1e-3, rtol=0)
+
+
+def test_the_denoiser_stays_frozen_and_in_eval_mode(denoiser):
+    model = ex.build(denoiser, _cfg(), ["a", "b"], seed=0).train()
+    assert not model.front.denoiser.training and model.backbone.training
+    assert all(not p.requires_grad for p in model.front.parameters())
+
+
+def test_quantize_rounds_to_8_bit_levels():
+    x = torch.tensor([-1.0, -0.99, 0.0, 0.5, 1.0, 1.7])
+    q = ex.quantize(x)
+    levels = (q + 1) * 127.5
+    torch.testing.assert_close(levels, levels.round())
+    assert q.min() >= -1 and q.max() <= 1 and (q - x.clamp(-1, 1)).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    f = [ex.lr_factor(s, 4, 20) for s in range(20)]
+    assert f[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert all(a >= b for a, b in zip(f[3:], f[4:])) and ex.lr_factor(20, 4, 20) == pytest.approx(0.0)
+
+
+# --- training -----------------------------------------------------------------------------------
+
+def test_zoo_source_gives_each_image_through_its_model(zoo, pool):
+    source = ex.ZooSource(zoo, pool, "cpu")
+    labels = torch.tensor([0, 0, 3, 3])
+    a = source(labels, torch.Generator().manual_seed(0))
+    idx = torch.randint(len(pool), (4,), generator=torch.Generator().manual_seed(0))
+    real = pool[idx].float() / 127.5 - 1
+    expected = torch.stack([zoo.models[k](real[i:i + 1])[0] for i, k in enumerate(labels.tolist())])
+    torch.testing.assert_close(a, ex.quantize(expected))
+
+
+def test_training_is_resumable_after_a_kill(tmp_path, zoo, pool, denoiser):
+    def run(epochs, state=None, model=None):
+        model = model or ex.build(denoiser, _cfg(), zoo.names, seed=0)
+        hist = ex.train(model, ex.ZooSource(zoo, pool, "cpu"), _train_cfg(epochs=2), "cpu", state_path=state,
+                        on_epoch=None) if epochs == 2 else None
+        return model, hist
+
+    whole, hist = run(2)
+    assert [r["epoch"] for r in hist] == [1, 2] and all(r["loss"] > 0 for r in hist)
+
+    # a run "killed" after epoch 1: its state file is what a finished epoch 1 leaves behind
+    state = tmp_path / "state.pt"
+    first = ex.build(denoiser, _cfg(), zoo.names, seed=0)
+
+    class Kill(Exception):
+        pass
+
+    def kill(row):
+        raise Kill
+
+    with pytest.raises(Kill):
+        ex.train(first, ex.ZooSource(zoo, pool, "cpu"), _train_cfg(epochs=2), "cpu", state_path=state, on_epoch=kill)
+    resumed = ex.build(denoiser, _cfg(), zoo.names, seed=0)
+    hist2 = ex.train(resumed, ex.ZooSource(zoo, pool, "cpu"), _train_cfg(epochs=2), "cpu", state_path=state)
+    assert [r["epoch"] for r in hist2] == [1, 2]
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+
+
+def test_a_state_file_of_another_configuration_is_refused(tmp_path, zoo, pool, denoiser):
+    state = tmp_path / "state.pt"
+    model = ex.build(denoiser, _cfg(), zoo.names, seed=0)
+    ex.train(model, ex.ZooSource(zoo, pool, "cpu"), _train_cfg(epochs=1, steps_per_epoch=1), "cpu", state_path=state)
+    with pytest.raises(ValueError, match="another configuration"):
+        ex.train(model, ex.ZooSource(zoo, pool, "cpu"), _train_cfg(epochs=2, lr=5e-4), "cpu", state_path=state)
+
+
+def test_training_separates_two_models_on_easy_data(denoiser):
+    # two "models": one adds vertical stripes, one horizontal stripes (period 2): different
+    # frequencies, so different input spectra; a few steps must tell them apart
+    class Toy:
+        classes = ["vertical", "horizontal"]
+        device = torch.device("cpu")
+
+        def __call__(self, labels, gen):
+            base = torch.rand(len(labels), 3, SIZE, SIZE, generator=gen) * 0.2
+            stripes = torch.arange(SIZE) % 2 * 0.6 - 0.3
+            vertical, horizontal = stripes.view(1, SIZE).expand(SIZE, SIZE), stripes.view(SIZE, 1).expand(SIZE, SIZE)
+            pattern = torch.where((labels == 0).view(-1, 1, 1, 1), vertical, horizontal)
+            return base + pattern * torch.rand(len(labels), 1, 1, 1, generator=gen)
+
+    model = ex.build(denoiser, _cfg(backbone="small_cnn"), Toy.classes, seed=0)
+    hist = ex.train(model, Toy(), _train_cfg(epochs=3, steps_per_epoch=10, p=2, k=4), "cpu")
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert hist[-1]["train_acc"] > 0.9
+
+
+def test_augmentation_is_seeded_and_changes_images():
+    x = torch.rand(3, 3, SIZE, SIZE) * 2 - 1
+    spec = {"jpeg": [30, 60], "crop": [0.5, 0.8], "p": 1.0}
+    a = ex.augment(x, spec, torch.Generator().manual_seed(0))
+    b = ex.augment(x, spec, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape and not torch.allclose(a, ex.quantize(x))
+
+
+# --- inference and files ------------------------------------------------------------------------
+
+def test_embedding_averages_the_windows(denoiser):
+    model = ex.build(denoiser, _cfg(), ["a", "b"], seed=0).eval()
+    img = torch.randint(0, 256, (3, 20, 24), dtype=torch.uint8)
+    emb = ex.embed(model, [img, img[:, :SIZE, :SIZE]], n_windows=2, batch_size=3)
+    crops = ex.windows(img, SIZE, 2)
+    with torch.no_grad():
+        expected = model.features(crops.float() / 127.5 - 1).mean(0)
+        single = model.features(img[None, :, :SIZE, :SIZE].float() / 127.5 - 1)[0]
+    torch.testing.assert_close(emb[0], expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(emb[1], single, rtol=1e-4, atol=1e-5)
+
+
+def test_save_load_round_trip_and_threshold(tmp_path, denoiser):
+    model = ex.build(denoiser, _cfg(normalize=True), ["a", "b"], seed=0).eval()
+    model.front.mean.fill_(0.5)
+    path = tmp_path / "x.pt"
+    ex.save(model, path, variant="all")
+    again = ex.load(path)
+    x = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    torch.testing.assert_close(again.features(x), model.features(x))
+    assert again.threshold is None and again.meta["variant"] == "all" and again.classes == ["a", "b"]
+    ex.set_threshold(path, 0.8)
+    assert ex.load(path).threshold == 0.8
+
+
+def test_wrong_files_get_clear_errors(tmp_path, denoiser):
+    other = tmp_path / "dncnn.pt"
+    denoise.save(denoiser, other)
+    with pytest.raises(ValueError, match="fingerprint-extractor"):
+        ex.load(other)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="junk.pt"):
+        ex.load(junk)
+
+
+def test_config_typos_are_rejected():
+    with pytest.raises(ValueError, match="backbone"):
+        ex.ExtractorConfig(backbone="resnet51")
+    with pytest.raises(ValueError, match="transform"):
+        ex.ExtractorConfig(transform="log2")
+    with pytest.raises(ValueError, match="augmentation"):
+        ex.TrainConfig(augment={"jpg": [1, 2]})

@@ -1,0 +1,173 @@
+# Zero-shot attribution (Sections IV-B to IV-D, Appendix B): embeddings of the test models per
+# extractor variant and view (w<n>: n x n sliding windows; jpeg-<q>, crop-<s>: perturbed images),
+# their evaluation, and the tables and figures made from the evaluations.
+
+
+rule embed:
+    input:
+        extractor="results/extractors/{variant}/trained.pt",
+        images=lambda w: view_inputs(w.view),
+    output:
+        directory("results/embeddings/{variant}/{view}"),
+    log:
+        "results/logs/embeddings/{variant}_{view}.log",
+    benchmark:
+        "results/benchmarks/embeddings/{variant}_{view}.tsv"
+    params:
+        models=embed_args,
+        window=lambda w: view_window(w.view),
+        device=config["device"],
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    shell:
+        "python -m modelfp embed --extractor {input.extractor} {params.models} --window {params.window} "
+        "--out-dir {output} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        "results/embeddings/{variant}/{view}",
+    output:
+        "results/evaluation/{variant}/{view}.csv",
+    log:
+        "results/logs/evaluation/{variant}_{view}.log",
+    benchmark:
+        "results/benchmarks/evaluation/{variant}_{view}.tsv"
+    params:
+        args=evaluate_args,
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    shell:
+        "python -m modelfp evaluate --embeddings {input} {params.args} --out {output} > {log} 2>&1"
+
+
+rule tsne:
+    input:
+        f"results/embeddings/{{variant}}/{DEFAULT_VIEW}",
+    output:
+        classical=report("results/figures/tsne/{variant}/tsne_classical.png", caption="../report/tsne.rst",
+                         category="Figures"),
+        emerging=report("results/figures/tsne/{variant}/tsne_emerging.png", caption="../report/tsne.rst",
+                        category="Figures"),
+        metrics="results/figures/tsne/{variant}/metrics.csv",
+    log:
+        "results/logs/figures/tsne_{variant}.log",
+    benchmark:
+        "results/benchmarks/figures/tsne_{variant}.tsv"
+    params:
+        args=evaluate_args,
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    shell:
+        "python -m modelfp evaluate --embeddings {input} {params.args} --tsne-dir results/figures/tsne/{wildcards.variant} "
+        "--title 'extractor {wildcards.variant}' --out {output.metrics} > {log} 2>&1"
+
+
+rule attribution_table:
+    input:
+        lambda w: [csv for _, _, csv in table_rows(w.table)],
+    output:
+        csv=report("results/tables/{table}.csv", caption="../report/attribution_table.rst", category="Tables"),
+        md="results/tables/{table}.md",
+    log:
+        "results/logs/tables/{table}.log",
+    benchmark:
+        "results/benchmarks/tables/{table}.tsv"
+    wildcard_constraints:
+        table="table_(iv|v|vi|vii|viii|ix|x)",
+    params:
+        rows=lambda w: table_args(w.table),
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    shell:
+        "python -m modelfp attribution-table --table {wildcards.table} {params.rows} "
+        "--out-stem results/tables/{wildcards.table} > {log} 2>&1"
+
+
+rule figure_8:
+    input:
+        zoo=["results/synthetic/summary.csv", "results/synthetic/summary_k3.csv"],
+        evaluations=[evaluation_csv(f"blocks_{k}") for k in (1, 2, 3)],
+    output:
+        png=report("results/figures/fig_8_block_count.png", caption="../report/fig_8.rst", category="Figures"),
+        pdf="results/figures/fig_8_block_count.pdf",
+        csv="results/figures/fig_8_block_count.csv",
+    log:
+        "results/logs/figures/fig_8.log",
+    benchmark:
+        "results/benchmarks/figures/fig_8.tsv"
+    params:
+        evaluations=" ".join(f"--evaluation {k} {evaluation_csv(f'blocks_{k}')}" for k in (1, 2, 3)),
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    shell:
+        "python -m modelfp figure-8 --zoo-summary {input.zoo} {params.evaluations} --out {output.png} > {log} 2>&1"
+
+
+rule figure_16:
+    input:
+        [evaluation_csv(v, view) for v in ("all", "immunized") for view in perturbation_views()],
+    output:
+        png=report("results/figures/fig_16_robustness.png", caption="../report/fig_16.rst", category="Figures"),
+        pdf="results/figures/fig_16_robustness.pdf",
+        csv="results/figures/fig_16_robustness.csv",
+    log:
+        "results/logs/figures/fig_16.log",
+    benchmark:
+        "results/benchmarks/figures/fig_16.tsv"
+    params:
+        points=figure_16_args,
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    shell:
+        "python -m modelfp figure-16 {params.points} --out {output.png} > {log} 2>&1"
+
+
+rule figure_9:
+    input:
+        f"results/embeddings/all/{DEFAULT_VIEW}",
+    output:
+        png=report("results/figures/fig_9_lineage.png", caption="../report/fig_9.rst", category="Figures"),
+        csv="results/figures/fig_9_lineage.csv",
+    log:
+        "results/logs/figures/fig_9.log",
+    benchmark:
+        "results/benchmarks/figures/fig_9.tsv"
+    params:
+        args=lineage_args,
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    shell:
+        "python -m modelfp trace --embeddings {input} {params.args} --derived-label 'LoRA variant' "
+        "--title 'Figure 9: base models and their LoRA variants' --out-csv {output.csv} --out-png {output.png} "
+        "> {log} 2>&1"
+
+
+rule figure_15:
+    input:
+        f"results/embeddings/all/{DEFAULT_VIEW}",
+    output:
+        png=report("results/figures/fig_15_configurations.png", caption="../report/fig_15.rst", category="Figures"),
+        csv="results/figures/fig_15_configurations.csv",
+    log:
+        "results/logs/figures/fig_15.log",
+    benchmark:
+        "results/benchmarks/figures/fig_15.tsv"
+    params:
+        args=configurations_args,
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    shell:
+        "python -m modelfp trace --embeddings {input} {params.args} --derived-label 'varied configuration' "
+        "--title 'Figure 15: fixed and varied generation configurations' --out-csv {output.csv} "
+        "--out-png {output.png} > {log} 2>&1"
