@@ -5,29 +5,14 @@ import math
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from conftest import smooth_pool
 from modelfp import testbed
 from modelfp.testbed import diffusion
 
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest.py
+
 TINY = {"width": 8, "mults": (1, 2), "T": 50}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: intra-op threads only add synchronisation on a shared, loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def smooth_pool(n=32, size=16, seed=0):
-    """uint8 (n,3,size,size): random 2x2 colour fields, bilinearly upsampled (12 numbers each)."""
-    g = torch.Generator().manual_seed(seed)
-    x = F.interpolate(0.3 + 0.6 * torch.rand(n, 3, 2, 2, generator=g), size=(size, size),
-                      mode="bilinear", align_corners=False)
-    return (x * 255).round().to(torch.uint8)
 
 
 def scrambled(size=16, seed=0, **hp):
@@ -239,7 +224,7 @@ def test_sampling_leaves_training_mode_and_global_rng():
 
 def test_rejects_bad_sizes_samplers_and_hyper_parameters():
     for size in (4, 12, 24, 48):
-        with pytest.raises(ValueError, match="power-of-two"):
+        with pytest.raises(ValueError, match="ddpm: image_size must be a power of two"):
             diffusion.build(size, **TINY)
     with pytest.raises(ValueError, match="multiple of 16"):
         diffusion.build(8, mults=(1, 2, 2, 2, 2))
@@ -260,7 +245,7 @@ def test_rejects_bad_sizes_samplers_and_hyper_parameters():
 # Training
 
 def test_training_lowers_the_loss_and_leaves_the_global_rng():
-    pool = smooth_pool()
+    pool = smooth_pool(32)
     torch.manual_seed(0)                       # what train does for the initial weights of seed 0
     initial = diffusion.build(16, **TINY)
     calls = []

@@ -4,31 +4,15 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.autograd.functional import jacobian
 
+from conftest import smooth_pool
 from modelfp import testbed
 from modelfp.testbed import family, flow
 
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest.py
+
 TINY = {"steps_per_scale": 2, "hidden": 16}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: intra-op threads only add synchronisation on a shared, loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def smooth_pool(n=64, size=16, seed=0):
-    """uint8 (n,3,size,size): random 2x2 colour fields in [0.3, 0.9], bilinearly upsampled: highly
-    redundant images, so a tiny flow's likelihood improves within tens of steps."""
-    g = torch.Generator().manual_seed(seed)
-    x = F.interpolate(0.3 + 0.6 * torch.rand(n, 3, 2, 2, generator=g), size=(size, size),
-                      mode="bilinear", align_corners=False)
-    return (x * 255).round().to(torch.uint8)
 
 
 def scramble(model, seed=0, scale=0.1):
@@ -241,7 +225,7 @@ def test_flow_sample_deterministic_per_seed_prefix_stable_and_chunk_free(initial
 
 def test_flow_rejects_bad_sizes_and_hyper_parameters():
     for size in (4, 6, 24, 48):
-        with pytest.raises(ValueError, match="power-of-two"):
+        with pytest.raises(ValueError, match="flow: image_size must be a power of two"):
             flow.build(size)
     with pytest.raises(ValueError, match="scales=3 needs"):
         flow.build(8, scales=3)

@@ -3,31 +3,17 @@
 import pytest
 import torch
 
+from conftest import state_copy
 from modelfp.testbed import FAMILIES, family, gan, progan, sngan
+from modelfp.testbed.common import resolve, seeded
+
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest.py
 
 GANS = ("dcgan", "progan", "sngan")
 # tiny widths: the tests check behaviour, not quality
 TINY = {"dcgan": {"g_width": 4, "d_width": 4, "z_dim": 8},
         "progan": {"width": 8, "d_width": 8, "z_dim": 8},
         "sngan": {"g_width": 8, "d_width": 8, "z_dim": 8}}
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    return torch.randint(0, 256, (40, 3, 32, 32), generator=torch.Generator().manual_seed(0),
-                         dtype=torch.uint8)
-
-
-def _state(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 @pytest.mark.parametrize("name", GANS)
@@ -54,18 +40,18 @@ def test_build_and_sample_shape_dtype_range(name, size):
 @pytest.mark.parametrize("name", GANS)
 def test_bad_hyper_parameters_and_sizes_are_rejected(name):
     mod = family(name)
-    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+    with pytest.raises(ValueError, match=f"unknown {name} hyper-parameters"):
         mod.build(32, widht=3)
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(ValueError, match="image_size must be a power of two"):
         mod.build(48)
 
 
 @pytest.mark.parametrize("name", GANS)
-def test_train_changes_weights_and_samples_are_finite(name, pool, one_thread):
+def test_train_changes_weights_and_samples_are_finite(name, noise_pool):
     mod = family(name)
-    init = gan.seeded(3, lambda: mod.build(32, **TINY[name]))  # train builds G first from the seed
+    init = seeded(3, lambda: mod.build(32, **TINY[name]))  # train builds G first from the seed
     calls = []
-    G, info = mod.train(pool, 32, steps=3, batch_size=4, seed=3, device="cpu",
+    G, info = mod.train(noise_pool, 32, steps=3, batch_size=4, seed=3, device="cpu",
                         progress=lambda *a: calls.append(a), **TINY[name])
     assert not G.training
     assert type(G) is type(init)
@@ -78,23 +64,23 @@ def test_train_changes_weights_and_samples_are_finite(name, pool, one_thread):
 
 
 @pytest.mark.parametrize("name", GANS)
-def test_training_is_deterministic_for_a_seed(name, pool, one_thread):
+def test_training_is_deterministic_for_a_seed(name, noise_pool):
     mod = family(name)
-    run = lambda seed: _state(mod.train(pool, 32, 3, 4, seed, "cpu", **TINY[name])[0])  # noqa: E731
+    run = lambda seed: state_copy(mod.train(noise_pool, 32, 3, 4, seed, "cpu", **TINY[name])[0])  # noqa: E731
     a, b, c = run(1), run(1), run(2)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
-def test_training_leaves_the_global_rng_alone(pool):
+def test_training_leaves_the_global_rng_alone(noise_pool):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    family("dcgan").train(pool, 32, 1, 4, 0, "cpu", **TINY["dcgan"])
+    family("dcgan").train(noise_pool, 32, 1, 4, 0, "cpu", **TINY["dcgan"])
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_pool_of_another_size_is_resized(one_thread):
+def test_pool_of_another_size_is_resized():
     small = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
     G, info = family("dcgan").train(small, 32, 1, 4, 0, "cpu", **TINY["dcgan"])
     assert family("dcgan").sample(G, 2, 0, "cpu").shape == (2, 3, 32, 32)
@@ -103,7 +89,7 @@ def test_pool_of_another_size_is_resized(one_thread):
 @pytest.mark.parametrize("name", GANS)
 def test_sample_is_deterministic_for_a_seed(name):
     mod = family(name)
-    G = gan.seeded(0, lambda: mod.build(32, **TINY[name]))
+    G = seeded(0, lambda: mod.build(32, **TINY[name]))
     a = mod.sample(G, 6, seed=5, device="cpu")
     assert torch.equal(a, mod.sample(G, 6, seed=5, device="cpu"))
     # other batch shapes may pick other conv kernels: equal up to float rounding
@@ -114,13 +100,13 @@ def test_sample_is_deterministic_for_a_seed(name):
     assert (a - other).abs().amax(dim=(1, 2, 3)).min() > 0.01 * a.abs().max()
 
 
-def test_spectral_norm_bounds_the_sngan_discriminator(pool, one_thread):
+def test_spectral_norm_bounds_the_sngan_discriminator(noise_pool):
     hp = TINY["sngan"]
-    G, D = gan.seeded(0, lambda: (sngan.build(32, **hp), sngan.Discriminator(32, hp["d_width"])))
+    G, D = seeded(0, lambda: (sngan.build(32, **hp), sngan.Discriminator(32, hp["d_width"])))
     layers = [m for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     assert layers and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in layers)
-    train_hp = gan.split(gan.resolve(sngan.DEFAULTS, {}))[1]
-    gan.train(G, D, pool, 32, 5, 4, 0, "cpu", **train_hp)
+    train_hp = gan.split(resolve("sngan", sngan.DEFAULTS, {}))[1]
+    gan.train(G, D, noise_pool, 32, 5, 4, 0, "cpu", **train_hp)
     D.eval()                                    # eval: the weights from the stored power iteration
     with torch.no_grad():
         sigma = [torch.linalg.matrix_norm(m.weight.flatten(1), ord=2) for m in layers]
@@ -131,8 +117,8 @@ def test_spectral_norm_bounds_the_sngan_discriminator(pool, one_thread):
 
 
 def test_progan_upsample_mode_changes_the_generator():
-    nearest = gan.seeded(0, lambda: progan.build(32, **TINY["progan"]))
-    bilinear = gan.seeded(0, lambda: progan.build(32, upsample="bilinear", **TINY["progan"]))
+    nearest = seeded(0, lambda: progan.build(32, **TINY["progan"]))
+    bilinear = seeded(0, lambda: progan.build(32, upsample="bilinear", **TINY["progan"]))
     modes = lambda G: {m.mode for m in G.modules() if isinstance(m, progan.Upsample)}  # noqa: E731
     assert modes(nearest) == {"nearest"} and modes(bilinear) == {"bilinear"}
     bilinear.load_state_dict(nearest.state_dict())          # same weights, other upsampling
@@ -144,8 +130,8 @@ def test_progan_upsample_mode_changes_the_generator():
 
 
 def test_progan_equalized_lr_scales_at_run_time():
-    eq = gan.seeded(0, lambda: progan.build(32, **TINY["progan"]))
-    he = gan.seeded(0, lambda: progan.build(32, equalized_lr=False, **TINY["progan"]))
+    eq = seeded(0, lambda: progan.build(32, **TINY["progan"]))
+    he = seeded(0, lambda: progan.build(32, equalized_lr=False, **TINY["progan"]))
     conv_eq, conv_he = eq.first[2], he.first[2]
     assert conv_eq.runtime_scale != 1.0 and conv_he.runtime_scale == 1.0
     # same function at init: the He constant sits in the weights or in the forward pass
@@ -153,19 +139,19 @@ def test_progan_equalized_lr_scales_at_run_time():
     torch.testing.assert_close(progan.sample(eq, 2, 0, "cpu"), progan.sample(he, 2, 0, "cpu"))
 
 
-def test_gan_loop_rejects_bad_settings(pool):
+def test_gan_loop_rejects_bad_settings(noise_pool):
     G, D = sngan.build(32, **TINY["sngan"]), sngan.Discriminator(32, 8)
     with pytest.raises(ValueError, match="loss"):
-        gan.train(G, D, pool, 32, 1, 4, 0, "cpu", lr_g=1e-4, lr_d=1e-4, loss="wasserstein")
+        gan.train(G, D, noise_pool, 32, 1, 4, 0, "cpu", lr_g=1e-4, lr_d=1e-4, loss="wasserstein")
     with pytest.raises(ValueError, match="ema"):
-        gan.train(G, D, pool, 32, 1, 4, 0, "cpu", lr_g=1e-4, lr_d=1e-4, ema=1.0)
+        gan.train(G, D, noise_pool, 32, 1, 4, 0, "cpu", lr_g=1e-4, lr_d=1e-4, ema=1.0)
 
 
 @pytest.mark.parametrize("name", GANS)
-def test_trained_generator_survives_save_and_load(name, pool, tmp_path, one_thread):
+def test_trained_generator_survives_save_and_load(name, noise_pool, tmp_path):
     from modelfp import testbed
     hp = {**TINY[name], "betas": [0.5, 0.99]}           # as a JSON config would give them
-    G, info = family(name).train(pool, 32, 2, 4, 0, "cpu", **hp)
+    G, info = family(name).train(noise_pool, 32, 2, 4, 0, "cpu", **hp)
     testbed.save(G, name, 32, hp, info, tmp_path / "g.pt")
     loaded, payload = testbed.load(tmp_path / "g.pt")
     assert payload["info"]["steps"] == 2

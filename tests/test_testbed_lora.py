@@ -4,35 +4,15 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+from conftest import random_pool, smooth_pool
 from modelfp import testbed
 from modelfp.testbed import lora, vae
 
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest.py
+
 TINY = {"z_dim": 8, "width": 8}
 SIZE = 16
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: intra-op threads only add synchronisation (see tests/test_testbed_vae.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def random_pool(n=64, size=SIZE, seed=0):
-    return torch.randint(0, 256, (n, 3, size, size), generator=torch.Generator().manual_seed(seed),
-                         dtype=torch.uint8)
-
-
-def smooth_pool(n=64, size=SIZE, seed=0):
-    """uint8 random 2x2 colour fields, upsampled: images a tiny VAE can learn in tens of steps."""
-    g = torch.Generator().manual_seed(seed)
-    x = F.interpolate(0.3 + 0.6 * torch.rand(n, 3, 2, 2, generator=g), size=(size, size),
-                      mode="bilinear", align_corners=False)
-    return (x * 255).round().to(torch.uint8)
 
 
 def tiny_vae(seed=0, **hp):

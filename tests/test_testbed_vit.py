@@ -3,28 +3,14 @@
 import pytest
 import torch
 
+from conftest import state_copy
 from modelfp.testbed import FAMILIES, family, gan, sngan, vit
+from modelfp.testbed.common import resolve, seeded
+
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest.py
 
 # tiny sizes: the tests check behaviour, not quality
 TINY = {"z_dim": 8, "dim": 16, "depth": 1, "heads": 2, "d_width": 8}
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    return torch.randint(0, 256, (40, 3, 32, 32), generator=torch.Generator().manual_seed(0),
-                         dtype=torch.uint8)
-
-
-def _state(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def test_family_is_registered_with_the_interface():
@@ -48,7 +34,7 @@ def test_build_and_sample_shape_dtype_range(size):
 
 
 def test_bad_hyper_parameters_and_sizes_are_rejected():
-    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+    with pytest.raises(ValueError, match="unknown vit hyper-parameters"):
         vit.build(32, detph=3)
     with pytest.raises(ValueError, match="patch"):
         vit.build(32, patch=3)                           # 3 does not divide 32
@@ -56,15 +42,15 @@ def test_bad_hyper_parameters_and_sizes_are_rejected():
         vit.build(16, patch=32)
     with pytest.raises(ValueError, match="heads"):
         vit.build(32, dim=16, heads=3)
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(ValueError, match="vit: image_size must be a power of two"):
         vit.build(48)
-    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+    with pytest.raises(ValueError, match="unknown vit hyper-parameters"):
         vit.train(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), 32, 1, 2, 0, "cpu", width=8)
 
 
 @pytest.mark.parametrize("patch", [2, 4, 8])
 def test_one_token_decodes_to_exactly_its_own_patch(patch):
-    G = gan.seeded(0, lambda: vit.build(32, patch=patch, **TINY)).eval()
+    G = seeded(0, lambda: vit.build(32, patch=patch, **TINY)).eval()
     grid = 32 // patch
     k = grid + 2                                         # row 1, column 2: not on the diagonal
     z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(1))
@@ -88,17 +74,17 @@ def test_one_token_decodes_to_exactly_its_own_patch(patch):
 
 
 def test_the_discriminator_is_sngans_spectrally_normalised_one():
-    D = vit.discriminator(32, gan.resolve(vit.DEFAULTS, {"d_width": 8}))
+    D = vit.discriminator(32, resolve("vit", vit.DEFAULTS, {"d_width": 8}))
     assert isinstance(D, sngan.Discriminator)
     layers = [m for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     assert layers and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in layers)
     assert vit.DEFAULTS["loss"] == "hinge"
 
 
-def test_train_changes_weights_and_samples_are_finite(pool, one_thread):
-    init = gan.seeded(3, lambda: vit.build(32, **TINY))  # train builds G first from the seed
+def test_train_changes_weights_and_samples_are_finite(noise_pool):
+    init = seeded(3, lambda: vit.build(32, **TINY))  # train builds G first from the seed
     calls = []
-    G, info = vit.train(pool, 32, steps=3, batch_size=4, seed=3, device="cpu",
+    G, info = vit.train(noise_pool, 32, steps=3, batch_size=4, seed=3, device="cpu",
                         progress=lambda *a: calls.append(a), **TINY)
     assert not G.training and type(G) is vit.Generator
     assert any(not torch.equal(a, b) for a, b in zip(init.parameters(), G.parameters()))
@@ -109,17 +95,17 @@ def test_train_changes_weights_and_samples_are_finite(pool, one_thread):
     assert x.shape == (4, 3, 32, 32) and torch.isfinite(x).all()
 
 
-def test_training_is_deterministic_for_a_seed(pool, one_thread):
-    run = lambda seed: _state(vit.train(pool, 32, 3, 4, seed, "cpu", **TINY)[0])  # noqa: E731
+def test_training_is_deterministic_for_a_seed(noise_pool):
+    run = lambda seed: state_copy(vit.train(noise_pool, 32, 3, 4, seed, "cpu", **TINY)[0])  # noqa: E731
     a, b, c = run(1), run(1), run(2)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
-def test_trained_generator_survives_save_and_load(pool, tmp_path, one_thread):
+def test_trained_generator_survives_save_and_load(noise_pool, tmp_path):
     from modelfp import testbed
     hp = {**TINY, "patch": 8, "betas": [0.0, 0.99]}      # as a JSON config would give them
-    G, info = vit.train(pool, 32, 2, 4, 0, "cpu", **hp)
+    G, info = vit.train(noise_pool, 32, 2, 4, 0, "cpu", **hp)
     testbed.save(G, "vit", 32, hp, info, tmp_path / "g.pt")
     loaded, payload = testbed.load(tmp_path / "g.pt")
     assert payload["info"]["steps"] == 2 and loaded.patch == 8

@@ -391,14 +391,21 @@ def _save_npz(path, **arrays):
     os.replace(tmp, path)
 
 
-def _folder_images(folder):
-    """(paths, uint8 (3,H,W) tensors) of an image folder; errors name the folder or the bad file."""
-    from .pools import list_images, load_image
+def _folder_paths(folder):
+    """The image paths of a folder (sorted, recursive); errors name the folder."""
+    from .pools import list_images
     if not Path(folder).is_dir():
         raise FileNotFoundError(f"{folder}: no such image folder")
     paths = list_images(folder)
     if not paths:
         raise ValueError(f"{folder}: holds no images (png, jpg, ...)")
+    return paths
+
+
+def _folder_images(folder):
+    """(paths, uint8 (3,H,W) tensors) of an image folder; errors name the folder or the bad file."""
+    from .pools import load_image
+    paths = _folder_paths(folder)
     return paths, [load_image(p, None) for p in paths]
 
 
@@ -475,13 +482,20 @@ def cmd_train_extractor(args):
         os.remove(args.state)                    # the final file is written: the state is done with
 
 
+EMBED_CHUNK = 64      # images loaded at a time by `embed`
+
+
 def cmd_embed(args):
+    import torch
     from . import extractor as ex
+    from .pools import load_image
     _set_threads(args.threads)
     model = ex.load(args.extractor, _device(args.device))
     for name, folder in args.model:
-        paths, images = _folder_images(folder)
-        emb = ex.embed(model, images, args.window, args.batch_size)
+        paths = _folder_paths(folder)
+        # a chunk of images at a time: 1,000 megapixel images would not fit in memory at once
+        emb = torch.cat([ex.embed(model, [load_image(p, None) for p in paths[i:i + EMBED_CHUNK]], args.window,
+                                  args.batch_size) for i in range(0, len(paths), EMBED_CHUNK)])
         _save_npz(Path(args.out_dir) / f"{name}.npz", embeddings=emb.numpy(),
                   paths=[str(p) for p in paths])
         log.info("  %-24s %4d images -> %s", name, len(paths), tuple(emb.shape))

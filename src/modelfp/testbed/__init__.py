@@ -16,6 +16,10 @@ Families with a likelihood-style objective (vae, flow, ddpm) also have
         the training loss on a batch x in [-1, 1] (noise drawn from the CPU `generator`), which
         the LoRA fine-tuning of `testbed.lora` minimises to make lineage variants of a base model
 
+What the families share lives in `common` (hyper-parameters resolved against DEFAULTS, the
+power-of-two size check, seeded initial weights, batches, the loss bookkeeping of the likelihood
+families); the GAN families (dcgan, progan, sngan, vit) also share the training loop of `gan`.
+
 `FAMILIES` maps a family name (the `family:` of a test model in the config) to its module and to
 its Table III group: "classical" (CNN GANs: what baselines and the Fine-tune variant train on) or
 "emerging" (everything else).

@@ -52,8 +52,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..optim import Adam  # torch's Adam update without the seconds-long torch._dynamo import
-from ..pools import as_unit_range
 from ..synthetic import fit_to_size
+from .common import LossLog, check_size, draw_batch, resolve, seeded
 
 DEFAULTS = {
     "width": 16,             # channels at full resolution (times mults[level] below)
@@ -71,7 +71,6 @@ DDIM_STEPS = 50              # default DDIM sampling steps (Song et al. show 50 
 GROUPS = 8                   # GroupNorm groups (Ho et al.: 32, for 128+ channels; fewer if a layer has fewer)
 MAX_BETA = 0.999             # Nichol & Dhariwal's clip: beta = 1 would make abar 0 (x_0 unrecoverable)
 MIN_SIZE = 8                 # smallest training side
-LOG_EVERY = 50               # steps between progress() calls
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,16 +217,13 @@ class DDPM(nn.Module):
 
 
 def _check_size(image_size: int, factor: int) -> None:
-    if image_size < MIN_SIZE or image_size & (image_size - 1) or image_size % factor:
-        raise ValueError(f"the DDPM trains at a power-of-two image_size >= {MIN_SIZE} and a multiple "
-                         f"of {factor} (2**downsamplings), got {image_size}")
+    check_size("ddpm", image_size, MIN_SIZE)
+    if image_size % factor:
+        raise ValueError(f"the DDPM trains at a multiple of {factor} (2**downsamplings), got {image_size}")
 
 
 def _hp(hp: dict) -> dict:
-    unknown = set(hp) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown ddpm hyper-parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    hp = {**DEFAULTS, **hp}
+    hp = resolve("ddpm", DEFAULTS, hp)
     hp["mults"] = tuple(int(m) for m in hp["mults"])
     if not hp["mults"] or min(hp["mults"]) < 1 or int(hp["width"]) < 1 or int(hp["blocks"]) < 1:
         raise ValueError(f"width, blocks and every mult must be >= 1, got {hp}")
@@ -268,7 +264,7 @@ def _update_average(avg: nn.Module, model: nn.Module, decay: float) -> None:
 def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp):
     """Train a DDPM on `pool` (uint8 or [-1, 1] float, (N,3,S,S)) for `steps` Adam steps.
 
-    progress(step, loss) is called every LOG_EVERY steps and at the last step, with the mean loss
+    progress(step, loss) is called every common.LOG_EVERY steps and at the last step, with the mean loss
     since the previous call. Returns (the weight average in eval mode, info); info's loss is the
     mean over the last min(LOG_EVERY, steps) steps, loss_first that of step 0 (before any update).
     The average's decay ramps up as min(ema, (1 + k) / (10 + k)) after k updates (TensorFlow's
@@ -278,33 +274,21 @@ def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp
     ema = float(hp["ema"])
     start = time.perf_counter()
     pool = fit_to_size(pool, image_size)   # once, up front
-    rng_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    model = build(image_size, **hp)
-    torch.random.set_rng_state(rng_state)
-    model = model.to(device).train()
+    model = seeded(seed, lambda: build(image_size, **hp)).to(device).train()
     average = copy.deepcopy(model).requires_grad_(False)
     opt = Adam(model.parameters(), lr=float(hp["lr"]))
     gen = torch.Generator().manual_seed(seed)
-    window, first, since = [], None, []
+    log = LossLog(steps, progress, ("loss",))
     for step in range(steps):
-        x = as_unit_range(pool[torch.randint(len(pool), (batch_size,), generator=gen)].to(device))
-        value = loss(model, x, gen)
+        value = loss(model, draw_batch(pool, batch_size, gen, device), gen)
         opt.zero_grad()
         value.backward()
         opt.step()
         _update_average(average, model, min(ema, (1 + step) / (10 + step)))
-        value = value.item()
-        first = value if first is None else first
-        window = (window + [value])[-LOG_EVERY:]
-        since.append(value)
-        if progress and ((step + 1) % LOG_EVERY == 0 or step + 1 == steps):
-            progress(step + 1, sum(since) / len(since))
-            since = []
+        log.add(value.item())
     seconds = time.perf_counter() - start
     info = {"family": "ddpm", "steps": steps, "seconds": seconds,
-            "seconds_per_step": seconds / steps if steps else 0.0,
-            "loss": sum(window) / len(window) if window else None, "loss_first": first,
+            "seconds_per_step": seconds / steps if steps else 0.0, **log.summary(),
             **hp, "mults": list(hp["mults"])}
     return average.eval(), info
 

@@ -56,8 +56,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..optim import Adam  # torch's Adam update without the seconds-long torch._dynamo import
-from ..pools import as_unit_range
 from ..synthetic import fit_to_size
+from .common import LossLog, check_size, draw_batch, resolve, seeded
 
 DEFAULTS = {
     "scales": 2,             # squeeze + steps (+ split) blocks; needs image_size >= 2**(scales + 1)
@@ -70,7 +70,6 @@ DEFAULTS = {
 BIN = 2.0 / 255.0            # width of one 8-bit level in [-1, 1]
 CLAMP = 2.0                  # bound of the coupling's log-scale (soft clamp)
 MIN_SIDE = 8                 # smallest image_size (two scales down to 2x2)
-LOG_EVERY = 50               # steps between progress() calls
 SAMPLE_CHUNK = 256           # images inverted per pass in `sample`
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -200,8 +199,7 @@ def unsqueeze(x):
 # The model
 
 def _check_size(image_size: int, scales: int) -> None:
-    if image_size < MIN_SIDE or image_size & (image_size - 1):
-        raise ValueError(f"the flow needs a power-of-two image_size >= {MIN_SIDE}, got {image_size}")
+    check_size("flow", image_size, MIN_SIDE)
     if scales < 1 or image_size < 2 ** (scales + 1):
         raise ValueError(f"scales={scales} needs 1 <= scales and image_size >= {2 ** (scales + 1)} "
                          f"(a 2x2 coarsest scale), got image_size {image_size}")
@@ -283,16 +281,9 @@ class Flow(nn.Module):
         self(x)
 
 
-def _hp(hp: dict) -> dict:
-    unknown = set(hp) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown flow hyper-parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **hp}
-
-
 def build(image_size: int, **hp) -> Flow:
     """An untrained flow (default init from the current global RNG; ActNorm not yet initialised)."""
-    hp = _hp(hp)
+    hp = resolve("flow", DEFAULTS, hp)
     return Flow(image_size, int(hp["scales"]), int(hp["steps_per_scale"]), int(hp["hidden"]))
 
 
@@ -315,34 +306,26 @@ def loss(model: Flow, x, generator: torch.Generator):
 # ---------------------------------------------------------------------------------------------
 # Training and sampling
 
-def _batch(pool, idx, device):
-    return as_unit_range(pool[idx].to(device))
-
-
 def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp):
     """Train a flow on `pool` (uint8 or [-1, 1] float, (N,3,S,S)) for `steps` Adam steps.
 
     The ActNorm layers are initialised on the first (dequantised) batch. progress(step, loss) is
-    called every LOG_EVERY steps and at the last step, with the mean bpd since the previous call.
+    called every common.LOG_EVERY steps and at the last step, with the mean bpd since the previous call.
     Returns (flow in eval mode, info); info's bpd is the mean over the last min(LOG_EVERY, steps)
     steps, bpd_first that of step 0 (after the ActNorm initialisation, before any update), skipped
     the number of steps not taken because the loss or the gradient was not finite.
     """
-    hp = _hp(hp)
+    hp = resolve("flow", DEFAULTS, hp)
     lr, warmup, clip = float(hp["lr"]), max(int(hp["warmup"]), 1), float(hp["clip"])
     start = time.perf_counter()
     pool = fit_to_size(pool, image_size)   # once, up front
-    rng_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    model = build(image_size, **hp)
-    torch.random.set_rng_state(rng_state)
-    model = model.to(device).train()
+    model = seeded(seed, lambda: build(image_size, **hp)).to(device).train()
     params = list(model.parameters())
     opt = Adam(params, lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    window, first, since, skipped = [], None, [], 0
+    log, skipped = LossLog(steps, progress, ("bpd",)), 0
     for step in range(steps):
-        x = _batch(pool, torch.randint(len(pool), (batch_size,), generator=gen), device)
+        x = draw_batch(pool, batch_size, gen, device)
         if step == 0:
             model.initialize(dequantize(x, gen))
         bpd = loss(model, x, gen)
@@ -358,15 +341,8 @@ def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp
             opt.step(lr=lr * min(1.0, (step + 1) / warmup))
         else:
             skipped += 1
-        value = bpd.item()
-        first = value if first is None else first
-        window = (window + [value])[-LOG_EVERY:]
-        since.append(value)
-        if progress and ((step + 1) % LOG_EVERY == 0 or step + 1 == steps):
-            progress(step + 1, sum(since) / len(since))
-            since = []
-    info = {"family": "flow", "steps": steps, "seconds": time.perf_counter() - start,
-            "bpd": sum(window) / len(window) if window else None, "bpd_first": first,
+        log.add(bpd.item())
+    info = {"family": "flow", "steps": steps, "seconds": time.perf_counter() - start, **log.summary(),
             "skipped": skipped, "pixels": model.dims, **hp}
     return model.eval(), info
 

@@ -1,7 +1,7 @@
-"""The one GAN training loop of the test bed, shared by every GAN family (dcgan, progan, sngan).
+"""The one GAN training loop of the test bed, shared by every GAN family (dcgan, progan, sngan, vit).
 
-A family module builds its generator G and discriminator D (under `seeded`, so the seed fixes the
-initial weights) and hands them to `train` with its training hyper-parameters (`TRAIN_KEYS`).
+A family module builds its generator G and discriminator D (under `common.seeded`, so the seed fixes
+the initial weights) and hands them to `train` with its training hyper-parameters (`TRAIN_KEYS`).
 
 One *step* is one generator update, preceded by ``n_critic`` discriminator updates, each on a fresh
 batch of real images and a fresh batch of noise; the generator step reuses the fake batch of the
@@ -10,9 +10,9 @@ Losses: "nonsaturating" (Goodfellow et al.: D minimises softplus(-D(x)) + softpl
 minimises softplus(-D(G(z)))) or "hinge" (SNGAN: D minimises relu(1-D(x)) + relu(1+D(G(z))),
 G minimises -D(G(z))). Optimiser: Adam for both nets, learning rates and betas from the family.
 
-Randomness: ``seed`` seeds the initial weights (torch.manual_seed inside `seeded`, which restores the
-global generator afterwards) and two CPU torch.Generators, one for the noise and one for the batch
-indices, so a run is reproducible for a seed and draws the same numbers on every device.
+Randomness: ``seed`` seeds the initial weights (torch.manual_seed inside `common.seeded`, which
+restores the global generator afterwards) and two CPU torch.Generators, one for the noise and one
+for the batch indices, so a run is reproducible for a seed and draws the same numbers on every device.
 Sampling (`sample`) draws the noise from torch.Generator(seed) on the CPU, one image after the
 other, so the first k images' noise does not depend on n, on the batch size or on the device.
 """
@@ -28,24 +28,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..pools import as_unit_range
 from ..synthetic import fit_to_size
+from .common import LOG_EVERY, check_size, draw_batch, resolve, seeded
 
 LOSSES = ("nonsaturating", "hinge")
 TRAIN_KEYS = ("lr_g", "lr_d", "betas", "loss", "n_critic", "ema")
-LOG_EVERY = 50   # steps between progress calls (and the window of the averaged final losses)
+MIN_SIZE = 16    # 4x4 and at least two x2 steps
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers for the family modules
-
-def resolve(defaults: dict, hp: dict) -> dict:
-    """The family's DEFAULTS overridden by hp; unknown names are an error (config typos)."""
-    unknown = sorted(set(hp) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown hyper-parameter(s) {unknown}; known: {sorted(defaults)}")
-    return {**defaults, **hp}
-
 
 def split(hp: dict) -> tuple[dict, dict]:
     """(model hyper-parameters, training hyper-parameters) of a resolved hp dict."""
@@ -53,22 +45,9 @@ def split(hp: dict) -> tuple[dict, dict]:
             {k: v for k, v in hp.items() if k in TRAIN_KEYS})
 
 
-def check_size(image_size: int) -> int:
-    if not (isinstance(image_size, int) and image_size >= 16 and image_size & (image_size - 1) == 0):
-        raise ValueError(f"image_size must be a power of two >= 16, got {image_size!r}")
-    return image_size
-
-
 def levels(image_size: int) -> int:
     """Number of x2 resolution steps between 4x4 and image_size (3 for 32, 4 for 64)."""
-    return int(math.log2(check_size(image_size))) - 2
-
-
-def seeded(seed: int, make: Callable):
-    """make() with the global torch generator seeded by `seed`; the caller's RNG state is kept."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return make()
+    return int(math.log2(check_size("GAN", image_size, MIN_SIZE))) - 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,10 +69,6 @@ def _update_average(avg, model, decay):
         a.lerp_(p, 1.0 - decay)
     for a, b in zip(avg.buffers(), model.buffers()):
         a.copy_(b)
-
-
-def _images(pool, idx, device):
-    return as_unit_range(pool[idx].to(device))
 
 
 def train(G: nn.Module, D: nn.Module, pool: torch.Tensor, image_size: int, steps: int,
@@ -118,7 +93,7 @@ def train(G: nn.Module, D: nn.Module, pool: torch.Tensor, image_size: int, steps
                          f"{batch_size}, {n_critic}")
     if not 0.0 <= ema < 1.0:
         raise ValueError(f"ema must be in [0, 1), got {ema!r}")
-    pool = fit_to_size(pool, check_size(image_size))
+    pool = fit_to_size(pool, check_size("GAN", image_size, MIN_SIZE))
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -134,8 +109,7 @@ def train(G: nn.Module, D: nn.Module, pool: torch.Tensor, image_size: int, steps
     start = time.perf_counter()
     for step in range(1, steps + 1):
         for _ in range(n_critic):
-            idx = torch.randint(len(pool), (batch_size,), generator=idx_gen)
-            real = _images(pool, idx, device).contiguous(memory_format=fmt)
+            real = draw_batch(pool, batch_size, idx_gen, device).contiguous(memory_format=fmt)
             z = torch.randn(batch_size, G.z_dim, generator=z_gen).to(device)
             fake = G(z)
             d_loss = _d_loss(loss, D(real), D(fake.detach()))
@@ -169,7 +143,7 @@ def train_family(family: str, defaults: dict, build: Callable, discriminator: Ca
                  image_size, steps, batch_size, seed, device, progress, hp: dict):
     """A GAN family's `train`: G (from `build`) and D (`discriminator(image_size, hp)`) made from
     the seed's initial weights, trained by the shared loop; returns (G in eval mode, info)."""
-    hp = resolve(defaults, hp)
+    hp = resolve(family, defaults, hp)
     model_hp, train_hp = split(hp)
     G, D = seeded(seed, lambda: (build(image_size, **model_hp), discriminator(image_size, hp)))
     G, info = train(G, D, pool, image_size, steps, batch_size, seed, device, progress, **train_hp)

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import gan
+from .common import resolve
 
 DEFAULTS = {
     "z_dim": 128,
@@ -164,14 +165,15 @@ class Discriminator(nn.Module):
 
 def build(image_size: int, **hp) -> Generator:
     """The untrained generator (PyTorch's RNG decides its weights; `train` seeds it)."""
-    hp = gan.resolve(DEFAULTS, hp)
+    hp = resolve("progan", DEFAULTS, hp)
     return Generator(image_size, hp["z_dim"], hp["width"], hp["upsample"], hp["equalized_lr"])
 
 
 def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp):
     """Train G and D from the seed's initial weights; returns (G in eval mode, info)."""
-    return gan.train_family("progan", DEFAULTS, build, lambda size, hp: Discriminator(size, hp["d_width"], hp["equalized_lr"]), pool,
-                            image_size, steps, batch_size, seed, device, progress, hp)
+    return gan.train_family("progan", DEFAULTS, build,
+                            lambda size, hp: Discriminator(size, hp["d_width"], hp["equalized_lr"]),
+                            pool, image_size, steps, batch_size, seed, device, progress, hp)
 
 
 def sample(model, n, seed, device, batch_size: int = 256) -> torch.Tensor:

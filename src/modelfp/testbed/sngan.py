@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from . import gan
+from .common import resolve
 
 DEFAULTS = {
     "z_dim": 128,
@@ -110,14 +111,14 @@ class Discriminator(nn.Module):
 
 def build(image_size: int, **hp) -> Generator:
     """The untrained generator (PyTorch's RNG decides its weights; `train` seeds it)."""
-    hp = gan.resolve(DEFAULTS, hp)
+    hp = resolve("sngan", DEFAULTS, hp)
     return Generator(image_size, hp["z_dim"], hp["g_width"])
 
 
 def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp):
     """Train G and D from the seed's initial weights; returns (G in eval mode, info)."""
-    return gan.train_family("sngan", DEFAULTS, build, lambda size, hp: Discriminator(size, hp["d_width"]), pool,
-                            image_size, steps, batch_size, seed, device, progress, hp)
+    return gan.train_family("sngan", DEFAULTS, build, lambda size, hp: Discriminator(size, hp["d_width"]),
+                            pool, image_size, steps, batch_size, seed, device, progress, hp)
 
 
 def sample(model, n, seed, device, batch_size: int = 256) -> torch.Tensor:

@@ -34,8 +34,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..optim import Adam  # torch's Adam update without the seconds-long torch._dynamo import
-from ..pools import as_unit_range
 from ..synthetic import fit_to_size
+from .common import LossLog, check_size, draw_batch, resolve, seeded
 
 DEFAULTS = {
     "z_dim": 128,            # latent dimensions
@@ -47,7 +47,6 @@ DEFAULTS = {
 UPSAMPLE_MODES = ("nearest", "transposed")
 BOTTOM = 4                   # side of the smallest feature map (encoder output, decoder input)
 MAX_WIDTH_FACTOR = 8         # channel count stops doubling at 8 * width
-LOG_EVERY = 50               # steps between progress() calls
 SAMPLE_CHUNK = 256           # images decoded per forward pass in `sample`
 
 
@@ -56,9 +55,7 @@ SAMPLE_CHUNK = 256           # images decoded per forward pass in `sample`
 
 def _blocks(image_size: int) -> int:
     """Number of x2 down (and up) blocks between image_size and BOTTOM; image_size: a power of 2."""
-    if image_size < 2 * BOTTOM or image_size & (image_size - 1):
-        raise ValueError(f"the VAE needs a power-of-two image_size >= {2 * BOTTOM}, got {image_size}")
-    return int(math.log2(image_size // BOTTOM))
+    return int(math.log2(check_size("vae", image_size, 2 * BOTTOM) // BOTTOM))
 
 
 def _up(mode: str, cin: int, cout: int) -> nn.Module:
@@ -124,64 +121,40 @@ def loss(model: VAE, x, generator: torch.Generator, beta: float = DEFAULTS["beta
     return vae_loss(x, recon, mu, logvar, beta)[0]
 
 
-def _hp(hp: dict) -> dict:
-    unknown = set(hp) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown vae hyper-parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **hp}
-
-
 def build(image_size: int, **hp) -> VAE:
     """An untrained VAE (PyTorch default init from the current global RNG)."""
-    hp = _hp(hp)
+    hp = resolve("vae", DEFAULTS, hp)
     return VAE(image_size, int(hp["z_dim"]), int(hp["width"]), hp["upsample"])
 
 
 # ---------------------------------------------------------------------------------------------
 # Training and sampling
 
-def _batch(pool, idx, device):
-    return as_unit_range(pool[idx].to(device))
-
-
 def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp):
     """Train a VAE on `pool` (uint8 or [-1, 1] float, (N,3,S,S)) for `steps` Adam steps.
 
-    progress(step, loss) is called every LOG_EVERY steps and at the last step, with the mean
-    per-image loss since the previous call. Returns (vae in eval mode, info); info's recon and kl
-    are means over the last min(LOG_EVERY, steps) steps (single steps are noisy), recon_first
-    and kl_first those of step 0 (before any update).
+    progress(step, loss) is called every common.LOG_EVERY steps and at the last step, with the mean
+    per-image loss since the previous call. Returns (vae in eval mode, info); info's loss, recon
+    and kl are means over the last min(LOG_EVERY, steps) steps (single steps are noisy),
+    loss_first, recon_first and kl_first those of step 0 (before any update); None if steps = 0.
     """
-    hp = _hp(hp)
+    hp = resolve("vae", DEFAULTS, hp)
     beta = float(hp["beta"])
     start = time.perf_counter()
     pool = fit_to_size(pool, image_size)   # once, up front
-    rng_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    model = build(image_size, **hp)
-    torch.random.set_rng_state(rng_state)
-    model = model.to(device).train()
+    model = seeded(seed, lambda: build(image_size, **hp)).to(device).train()
     opt = Adam(model.parameters(), lr=float(hp["lr"]))
     gen = torch.Generator().manual_seed(seed)
-    window, first, since = [], None, []
-    for step in range(steps):
-        x = _batch(pool, torch.randint(len(pool), (batch_size,), generator=gen), device)
+    log = LossLog(steps, progress, ("loss", "recon", "kl"))
+    for _ in range(steps):
+        x = draw_batch(pool, batch_size, gen, device)
         recon, mu, logvar = model(x, generator=gen)
         loss, rec, kl = vae_loss(x, recon, mu, logvar, beta)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        stats = (loss.item(), rec.item(), kl.item())
-        first = first or stats
-        window = (window + [stats])[-LOG_EVERY:]
-        since.append(stats[0])
-        if progress and ((step + 1) % LOG_EVERY == 0 or step + 1 == steps):
-            progress(step + 1, sum(since) / len(since))
-            since = []
-    mean = [sum(s[i] for s in window) / max(len(window), 1) for i in range(3)]
-    info = {"family": "vae", "steps": steps, "seconds": time.perf_counter() - start,
-            "loss": mean[0], "recon": mean[1], "kl": mean[2],
-            "recon_first": first[1] if first else None, "kl_first": first[2] if first else None,
+        log.add(loss.item(), rec.item(), kl.item())
+    info = {"family": "vae", "steps": steps, "seconds": time.perf_counter() - start, **log.summary(),
             "pixels": 3 * image_size * image_size, **hp}
     return model.eval(), info
 

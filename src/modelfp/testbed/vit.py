@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import gan, sngan
+from .common import check_size, resolve
 
 DEFAULTS = {
     "z_dim": 128,
@@ -111,8 +112,8 @@ class Generator(nn.Module):
 
 def build(image_size: int, **hp) -> Generator:
     """The untrained generator (PyTorch's RNG decides its weights; `train` seeds it)."""
-    hp = gan.resolve(DEFAULTS, hp)
-    gan.check_size(image_size)
+    hp = resolve("vit", DEFAULTS, hp)
+    check_size("vit", image_size, gan.MIN_SIZE)
     patch, dim, heads = int(hp["patch"]), int(hp["dim"]), int(hp["heads"])
     if patch < 1 or image_size % patch:
         raise ValueError(f"patch must be a positive divisor of image_size {image_size}, got {patch}")
