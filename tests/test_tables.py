@@ -75,3 +75,28 @@ def test_image_sets_are_centre_cropped_or_resized_up(tmp_path):
     assert (images[1] - (128 / 127.5 - 1)).abs().max() < 1e-6   # the small one, resized up
     with pytest.raises(ValueError, match="holds 2 images, 3 are needed"):
         load_image_set(ImageSet("m", str(folder), "emerging"), 3, 20)
+
+
+def test_ablation_table_puts_our_all_group_beside_the_papers_row():
+    from modelfp.tables import ablation_table
+    ev = {"all": {"verification_acc": 91.234, "verification_auc": 95.0, "identification_acc": 80.0,
+                  "identification_f1": 79.5}, "classical": {"verification_acc": 1.0}}
+    rows = ablation_table("table_iv", [("w/o K", "w/o K", ev), ("extra", None, None)])
+    assert rows[0]["verification_acc"] == 91.23 and rows[0]["paper_verification_acc"] == 87.04
+    assert rows[0]["paper_identification_f1"] == 92.51
+    assert rows[1]["verification_acc"] == "" and rows[1]["paper_verification_acc"] == ""
+
+
+def test_comparison_table_lists_every_paper_method_and_our_controls():
+    from modelfp.tables import PAPER_COMPARISON, comparison_table
+    ours = {"Ours (Only-Syn)": {"classical": {"identification_acc": 50.0, "identification_f1": 40.0},
+                                "emerging": {"identification_acc": 60.0, "identification_f1": 55.5}},
+            "Training-free reference": {"emerging": {"identification_acc": 30.0}}}
+    rows = {r["method"]: r for r in comparison_table("table_viii", ours)}
+    assert set(PAPER_COMPARISON["table_viii"][2]) <= set(rows)
+    assert rows["DNA-Det"]["paper emerging identification_acc"] == 47.41
+    assert rows["DNA-Det"]["emerging identification_acc"] == ""
+    assert rows["Ours (Only-Syn)"]["emerging identification_f1"] == 55.5
+    assert rows["Ours (Only-Syn)"]["paper emerging identification_f1"] == 93.11
+    assert rows["Training-free reference"]["emerging identification_acc"] == 30.0
+    assert rows["Training-free reference"]["paper classical identification_acc"] == ""

@@ -465,8 +465,6 @@ def cmd_train_extractor(args):
                    desc=f"extractor {args.variant}")
 
         def on_epoch(row):
-            history.append(row)
-            tables.write_csv(history, args.history)
             log.info("  epoch %d: loss %.4f (ce %.4f, triplet %.4f), train acc %.3f, %.1f s", row["epoch"],
                      row["loss"], row["ce"], row["triplet"], row["train_acc"], row["seconds"])
 

@@ -382,17 +382,19 @@ def train(model: Extractor, source, cfg: TrainConfig, device, state_path=None, p
 # Inference: sliding windows over images of any size (Section IV-B, Table VII)
 
 def window_starts(length: int, size: int, n: int) -> list[int]:
-    """n equally spaced window starts along a side of `length` >= size; n = 1 is the centre."""
+    """Up to n equally spaced window starts along a side of `length` >= size, from 0 to length - size
+    (n = 1: the centre). Starts that coincide (a side shorter than size + n - 1) are given once, so
+    an image of exactly the window size is one crop, not n identical ones."""
     if length < size or n < 1:
         raise ValueError(f"need length >= window size and n >= 1; got {length}, {size}, {n}")
     if n == 1:
         return [(length - size) // 2]
-    return [round(i * (length - size) / (n - 1)) for i in range(n)]
+    return sorted({math.floor(i * (length - size) / (n - 1) + 0.5) for i in range(n)})
 
 
 def windows(image: torch.Tensor, size: int, n: int) -> torch.Tensor:
-    """(3,H,W) image -> (n*n, 3, size, size) crops; an image smaller than `size` on either side is
-    first resized (bilinear, antialiased) to size x size, and gives one crop."""
+    """(3,H,W) image -> (up to n*n, 3, size, size) crops (see `window_starts`); an image smaller than
+    `size` on either side is first resized (bilinear, antialiased) to size x size: one crop."""
     h, w = image.shape[-2:]
     if h < size or w < size:
         img = F.interpolate(image[None].float(), size=(size, size), mode="bilinear", antialias=True,

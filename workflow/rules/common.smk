@@ -7,6 +7,8 @@ wildcard_constraints:
     arch=archspace.ID_PATTERN,
     pool=r"[A-Za-z0-9_]+",
     model=r"[A-Za-z0-9_.+-]+",
+    variant=r"all|immunized|finetune|random|reference|wo_[KLSUAN]|seeds_\d+|pool_\w+|blocks_[123]",
+    view=r"w\d+|jpeg-[0-9.]+|crop-[0-9.]+",
 
 SYN = config["synthesis"]
 DEN = config["denoiser"]
@@ -179,10 +181,6 @@ DEFAULT_VIEW = f"w{EVAL['window']}"
 DENOISER = "results/denoiser/dncnn.pt"
 ATTRIBUTION_TABLES = ["table_iv", "table_v", "table_vi", "table_vii", "table_viii", "table_ix", "table_x"]
 
-wildcard_constraints:
-    variant=r"all|immunized|finetune|random|reference|wo_[KLSUAN]|seeds_\d+|pool_\w+|blocks_[123]",
-    view=r"w\d+|jpeg-[0-9.]+|crop-[0-9.]+",
-
 
 def variant_of(name):
     from modelfp.variants import variant
@@ -249,10 +247,11 @@ def view_images(view, model):
 
 
 def view_inputs(view):
-    """What the embed rule of a view needs: the test models' folders, or one perturbation level."""
+    """What `embed` needs for a view: the test models' folders, or one perturbation level."""
     if view.startswith("w"):
         return [test_model_images(m) for m in view_models(view)]
-    return ["results/perturbed/" + view.replace("-", "/", 1)]
+    kind, level = view.split("-", 1)
+    return [f"results/perturbed/{kind}/{level}"]
 
 
 def embed_args(w):
