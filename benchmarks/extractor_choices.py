@@ -30,7 +30,7 @@ from modelfp.synthetic import fit_to_size
 
 
 def test_bed(results: Path, models: list[str] | None):
-    folders = sorted(p.parent for p in results.glob("testbed/*/images/00000.png"))
+    folders = sorted(p.parent.parent for p in results.glob("testbed/*/images/00000.png"))
     if models:
         folders = [f for f in folders if f.name in models]
     return {f.name: [load_image(p, None) for p in list_images(f / "images")] for f in folders}
