@@ -42,7 +42,7 @@ rule sample_test_model:
         "results/benchmarks/testbed/{model}.sample.tsv"
     params:
         n=TB["n_images"],
-        seed=TB["seed"],
+        seed=lambda w: test_model_sample_seed(w.model),
         sampling=lambda w: test_model_sample_args(w.model),
         device=config["device"],
     conda:
