@@ -315,11 +315,17 @@ def figure_16_args(w=None):
 
 
 def lineage_args(w=None):
+    if not TB["lineage"]:
+        raise ValueError("Figure 9 needs LoRA variants: list test models with base: and lora: under "
+                         "testbed.lineage (configs/demo.yaml has nine)")
     bases = sorted({test_model(m)["base"] for m in TB["lineage"]})
     return (f"--reference {' '.join(bases)} " + " ".join(f"--derived {m} {test_model(m)['base']}"
                                                         for m in TB["lineage"]))
 
 
 def configurations_args(w=None):
+    if not TB["configurations"]:
+        raise ValueError("Figure 15 needs a test model sampled with varied settings: list one with base: "
+                         "and sampling: under testbed.configurations (configs/demo.yaml has ddpm_varied)")
     return (f"--reference {' '.join(TB['models'])} " + " ".join(f"--derived {m} {test_model(m)['base']}"
                                                                 for m in TB["configurations"]))
