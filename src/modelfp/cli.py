@@ -178,12 +178,10 @@ def cmd_synthetic_spectra(args):
 def _save_spectra(path, spectra, ns, n_main, **arrays):
     """npz of spectra: log at the main N, the N sweep, power, spec2d, and per-model labels."""
     import numpy as np
-    tmp = Path(path).with_suffix(".tmp.npz")
-    np.savez(tmp, log=spectra["log"][ns.index(n_main)].cpu().numpy(),
-             log_sweep=spectra["log"].cpu().numpy(), ns=np.array(ns),
-             power=spectra["power"].cpu().numpy(), spec2d=spectra["spec2d"].cpu().numpy(),
-             n_images=n_main, **{k: np.array(v) for k, v in arrays.items()})
-    os.replace(tmp, path)
+    _save_npz(path, log=spectra["log"][ns.index(n_main)].cpu().numpy(),
+              log_sweep=spectra["log"].cpu().numpy(), ns=np.array(ns),
+              power=spectra["power"].cpu().numpy(), spec2d=spectra["spec2d"].cpu().numpy(),
+              n_images=n_main, **{k: np.array(v) for k, v in arrays.items()})
 
 
 def cmd_test_spectra(args):
@@ -315,6 +313,7 @@ def cmd_testbed_sample(args):
     import torchvision.utils
     from PIL import Image
     from . import testbed
+    from .pools import to_uint8
     _set_threads(args.threads)
     device = _device(args.device)
     model, payload = testbed.load(args.generator, device)
@@ -328,7 +327,7 @@ def cmd_testbed_sample(args):
     per_image, sheet = {}, []
     for g, (key, idx) in enumerate(sorted(groups.items())):
         images = module.sample(model, len(idx), args.seed + 1000 * g, device, **json.loads(key))
-        pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        pixels = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
         for i, img in zip(idx, pixels):
             Image.fromarray(img).save(out / f"{i:05d}.png")
             per_image[f"{i:05d}.png"] = json.loads(key)
@@ -541,14 +540,10 @@ def cmd_evaluate(args):
 
 def cmd_calibrate(args):
     """The deployable extractor: the trained one plus the best verification threshold of the test bed."""
-    import shutil
     from . import extractor as ex
     from .tables import read_evaluation
     threshold = read_evaluation(args.evaluation)["all"]["verification_threshold"]
-    tmp = Path(f"{args.out}.tmp")
-    shutil.copyfile(args.extractor, tmp)
-    ex.set_threshold(tmp, threshold, threshold_from=str(args.evaluation))
-    os.replace(tmp, args.out)
+    ex.set_threshold(args.extractor, threshold, out=args.out, threshold_from=str(args.evaluation))
     log.info("%s: verification threshold %.4f (best on the test bed) -> %s", args.extractor, threshold, args.out)
 
 
@@ -597,11 +592,9 @@ def cmd_trace(args):
 def cmd_figure_8(args):
     """Figure 8: synthesis time of the zoo with at most k blocks, and verification accuracy."""
     import csv as _csv
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from . import tables
     from .archspace import parse
+    from .figures import plot_block_count
     seconds = {}
     for path in args.zoo_summary:
         with open(path, newline="") as f:
@@ -617,43 +610,19 @@ def cmd_figure_8(args):
                      "identification_acc": round(ev["identification_acc"], 2),
                      "paper_gpu_hours": {1: 42, 2: 133, 3: 393}.get(k, "")})
     tables.write_csv(rows, Path(args.out).with_suffix(".csv"))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ks = [r["max_blocks"] for r in rows]
-    a.bar(ks, [r["synthesis_hours"] for r in rows])
-    a.set(xlabel="maximum block count", ylabel="synthesis time (CPU/GPU hours)", xticks=ks)
-    b.plot(ks, [r["verification_acc"] for r in rows], "o-")
-    b.set(xlabel="maximum block count", ylabel="verification accuracy (%)", xticks=ks)
-    fig.suptitle("Figure 8: synthesis cost and attribution versus synthetic model depth")
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
-    fig.savefig(Path(args.out).with_suffix(".pdf"))
+    plot_block_count(rows, str(Path(args.out).with_suffix("")))
     log.info("Figure 8 -> %s", args.out)
 
 
 def cmd_figure_16(args):
     """Figure 16: identification accuracy under JPEG and crop-resize, plain and immunized."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from . import tables
+    from .figures import plot_robustness
     rows = [{"extractor": name, "perturbation": kind, "level": float(level),
              "identification_acc": round(tables.read_evaluation(path)["all"]["identification_acc"], 2)}
             for name, kind, level, path in args.point]
     tables.write_csv(rows, Path(args.out).with_suffix(".csv"))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for ax, kind, xlabel in zip(axes, ("jpeg", "crop"), ("JPEG quality", "crop scale")):
-        for name, colour in (("plain", "tab:blue"), ("immunized", "tab:red")):
-            pts = sorted((r["level"], r["identification_acc"]) for r in rows
-                         if r["perturbation"] == kind and r["extractor"] == name)
-            if pts:
-                ax.plot(*zip(*pts), "o-", color=colour, label=name)
-        ax.set(xlabel=xlabel, ylabel="identification accuracy (%)")
-        ax.invert_xaxis()
-        ax.legend()
-    fig.suptitle("Figure 16: robustness to JPEG compression and crop resizing")
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
-    fig.savefig(Path(args.out).with_suffix(".pdf"))
+    plot_robustness(rows, str(Path(args.out).with_suffix("")))
     log.info("Figure 16 -> %s", args.out)
 
 

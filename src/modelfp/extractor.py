@@ -36,7 +36,7 @@ import torchvision
 
 from . import checkpoints, denoise
 from .losses import MARGIN, PKSampler, attribution_loss
-from .pools import as_unit_range
+from .pools import as_unit_range, to_uint8, to_unit_range
 from .spectrum import TRANSFORMS, fft_magnitude
 
 FORMAT = "modelfp.extractor/1"
@@ -240,12 +240,13 @@ def load(path, device="cpu") -> Extractor:
     return model.to(device).eval()
 
 
-def set_threshold(path, threshold: float, **meta) -> None:
-    """Store the verification threshold (and meta) in an extractor file, atomically."""
+def set_threshold(path, threshold: float, out=None, **meta) -> None:
+    """The extractor file `path` with the verification threshold (and meta) stored, written
+    atomically to `out` (default: `path` itself)."""
     payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file")
     payload["threshold"] = float(threshold)
     payload["meta"] = {**payload.get("meta", {}), **meta}
-    checkpoints.save(payload, path)
+    checkpoints.save(payload, out or path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def set_threshold(path, threshold: float, **meta) -> None:
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float -> the same values rounded to 8 bits, as when a generated image is saved."""
-    return torch.round((x.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1
+    return to_unit_range(to_uint8(x), x.dtype)
 
 
 class ZooSource:
@@ -287,7 +288,7 @@ def augment(images: torch.Tensor, spec: dict, gen: torch.Generator) -> torch.Ten
     if not spec:
         return images
     p = float(spec.get("p", 0.5))
-    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    pixels = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
     out = []
     for img in pixels:
         for kind in ("crop", "jpeg"):

@@ -1,4 +1,4 @@
-"""Figures that compare models' spectra (paper Figure 10)."""
+"""Figures: models' spectra (paper Figure 10), synthesis depth (Figure 8), robustness (Figure 16)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,22 @@ def closest_synthetic(real_log: np.ndarray, syn_log: np.ndarray) -> np.ndarray:
     return d.argmin(1)
 
 
-def plot_closest_spectra(real_names, real_spec2d, real_log, syn_names, syn_spec2d, syn_log,
-                         path_stem: str, per_row: int = 3):
-    """Figure 10: each test model's mean 2D residual spectrum beside its closest synthetic model's."""
+def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path_stem: str) -> None:
+    for ext in ("png", "pdf"):
+        fig.savefig(f"{path_stem}.{ext}", dpi=150)
+
+
+def plot_closest_spectra(real_names, real_spec2d, real_log, syn_names, syn_spec2d, syn_log,
+                         path_stem: str, per_row: int = 3):
+    """Figure 10: each test model's mean 2D residual spectrum beside its closest synthetic model's."""
+    plt = _pyplot()
 
     closest = closest_synthetic(real_log, syn_log)
     n = len(real_names)
@@ -36,7 +46,41 @@ def plot_closest_spectra(real_names, real_spec2d, real_log, syn_names, syn_spec2
             ax.set_title(title if j == 0 else f"closest: {title}", fontsize=6)
     fig.suptitle("Mean residual spectra: test models (left) and their closest synthetic models", fontsize=9)
     fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{path_stem}.{ext}", dpi=150)
+    _save(fig, path_stem)
     plt.close(fig)
     return closest
+
+
+def plot_block_count(rows: list[dict], path_stem: str) -> None:
+    """Figure 8: synthesis time (rows' synthesis_hours) and verification accuracy per max block count."""
+    plt = _pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ks = [r["max_blocks"] for r in rows]
+    a.bar(ks, [r["synthesis_hours"] for r in rows])
+    a.set(xlabel="maximum block count", ylabel="synthesis time (CPU/GPU hours)", xticks=ks)
+    b.plot(ks, [r["verification_acc"] for r in rows], "o-")
+    b.set(xlabel="maximum block count", ylabel="verification accuracy (%)", xticks=ks)
+    fig.suptitle("Figure 8: synthesis cost and attribution versus synthetic model depth")
+    fig.tight_layout()
+    _save(fig, path_stem)
+    plt.close(fig)
+
+
+def plot_robustness(rows: list[dict], path_stem: str) -> None:
+    """Figure 16: identification accuracy versus JPEG quality and crop scale, plain and immunized
+    (rows: extractor, perturbation, level, identification_acc)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, kind, xlabel in zip(axes, ("jpeg", "crop"), ("JPEG quality", "crop scale")):
+        for name, colour in (("plain", "tab:blue"), ("immunized", "tab:red")):
+            pts = sorted((r["level"], r["identification_acc"]) for r in rows
+                         if r["perturbation"] == kind and r["extractor"] == name)
+            if pts:
+                ax.plot(*zip(*pts), "o-", color=colour, label=name)
+        ax.set(xlabel=xlabel, ylabel="identification accuracy (%)")
+        ax.invert_xaxis()
+        ax.legend()
+    fig.suptitle("Figure 16: robustness to JPEG compression and crop resizing")
+    fig.tight_layout()
+    _save(fig, path_stem)
+    plt.close(fig)

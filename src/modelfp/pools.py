@@ -566,6 +566,11 @@ def to_unit_range(x_uint8: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     return x_uint8.to(dtype).div_(127.5).sub_(1.0)
 
 
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of `to_unit_range`: [-1, 1] floats (clamped) rounded to uint8, as a saved image."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def as_unit_range(x: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     """Images for a network: uint8 mapped to [-1, 1] (`to_unit_range`), floats (already in
     [-1, 1], e.g. a resized pool) only cast to `dtype`."""
