@@ -2,7 +2,7 @@
 # torch==2.14.1 / torchvision==0.29.1 are pinned in pyproject.toml (they install from local disk).
 PYTHON ?= python3
 VENV   := .venv
-CORES  ?= 2
+CORES  ?= $(shell nproc)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup demo smoke test lint report benchmark clean
@@ -24,7 +24,7 @@ smoke: setup         ## the same at toy size
 	snakemake --cores $(CORES) --configfile configs/smoke.yaml
 
 test: setup          ## unit tests + one end-to-end smoke run
-	pytest -q
+	pytest -q -rs
 
 report: setup        ## HTML report of the demo run (tables, figures, captions)
 	snakemake --report results/report.zip --configfile configs/demo.yaml

@@ -7,9 +7,9 @@ What it proves:
 - every non-local job of `zoo zoo_k3` went through sbatch: Slurm's own job records (kept for an
   hour by MinJobAge, read with squeue/scontrol) carry this run's job name and a comment naming the
   rule, one record per job Snakemake submitted, and none for local rules;
-- the batching choice of profiles/slurm: synthesize jobs went to Slurm as Snakemake group jobs of
-  at most `group-components` architectures each (its Slurm log says which), one sbatch per batch,
-  each asking for one GPU (--gpus=1, --cpus-per-gpu) and the summed runtime of its members;
+- every rule that declares gpu=1 (synthesize, train_extractor, embed among them) asked Slurm for
+  one GPU and the profile's CPUs per GPU; the zoo went as one sbatch per slice (12 architectures
+  sharing K, L, S, U) with the slice's runtime;
 - the same targets run locally (profiles/local) give bit-identical checkpoints.
 
 Test-cluster deltas to the shipped profile, all on the command line / environment (the profile
@@ -37,6 +37,7 @@ import pytest
 import torch
 import yaml
 
+from modelfp.archspace import parse, slice_archs, slice_id
 from modelfp.denoise import load as load_denoiser
 from modelfp.synthetic import load
 
@@ -45,7 +46,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tests" / "cluster"
 STATE_DIR = Path(os.environ.get("SLURM_TEST_DIR", "/tmp/modelfp-slurm"))
-TARGETS = ["zoo", "zoo_k3", "denoiser", "fig_11"]  # synthesis, denoiser, spectra, a table
+# synthesis, denoiser, spectra, a table, an extractor's training and an embedding job
+TARGETS = ["zoo", "zoo_k3", "denoiser", "fig_11", "results/embeddings/all/w2"]  # smoke: window 2
 SMOKE = ["--configfile", "configs/smoke.yaml"]
 UNFIT = 3  # slurm_up.sh: this machine cannot host the test cluster
 # the profile under test, as plain YAML (its `?`-templated values are not needed here)
@@ -168,20 +170,13 @@ def test_smoke_run_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     job_name = run_id.group(1)  # every job of the run is named so: modelfp_<uuid>
     assert job_name.startswith("modelfp_"), job_name  # profiles/slurm: slurm-jobname-prefix
 
-    # Which jobs Snakemake submitted one by one ("rule X:"), as batches ("Group job G ..."), and
-    # which it ran itself ("localrule X:")
+    # Which jobs Snakemake submitted ("rule X:") and which it ran itself ("localrule X:")
     submitted, local = {}, set()
     for kind, rule in re.findall(r"^(localrule|rule) (\w+):$", text, flags=re.M):
         if kind == "rule":
             submitted[rule] = submitted.get(rule, 0) + 1
         else:
             local.add(rule)
-    group = PROFILE["groups"]["synthesize"]
-    batch_size = int(PROFILE["group-components"][group])
-    batches = len(re.findall(rf"^.*Group job {group} \(jobs in lexicogr\. order\):$", text, re.M))
-    assert batches, f"no synthesize batch ('Group job {group}') was submitted:\n{text[-3000:]}"
-    assert "synthesize" not in submitted, "synthesize jobs were submitted outside their group"
-    submitted[f"{group}_synthesize"] = batches  # the plugin names a group job <group>_<rules>
 
     # --- Slurm's own records: one per submitted job, named after the rule, all COMPLETED -------
     records = _slurm_records(job_name)
@@ -192,23 +187,24 @@ def test_smoke_run_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     assert not local & set(per_rule), f"local rules {local & set(per_rule)} went to Slurm"
     assert all(r["state"] == "COMPLETED" for r in records), records
 
-    # --- batching: each batch is one Slurm job holding <= batch_size architectures -------------
-    archs = {k.split("/")[0] for k in _checkpoints(remote)}
-    assert batches == -(-len(archs) // batch_size), (batches, len(archs), batch_size)
-    batch_archs = []
-    for r in (r for r in records if r["rule"] == f"{group}_synthesize"):
-        assert r["array"] == r["id"], f"batch {r['id']} is an array task, not a group job"
-        assert "synthesize" in r["comment"], r["comment"]
-        log = remote / ".snakemake" / "slurm_logs" / f"group_{group}_synthesize" / f"{r['id']}.log"
-        found = set(re.findall(r"arch=([A-Za-z0-9-]+)", log.read_text()))
-        assert 1 <= len(found) <= batch_size, (log, found)
-        batch_archs += found
+    # --- every gpu=1 rule asked Slurm for one GPU and the profile's CPUs per GPU ---------------
+    gpu_rules = {rule for rule, res in PROFILE["set-resources"].items() if res.get("gpu") == 1}
+    assert {"synthesize", "train_extractor", "embed"} <= set(per_rule) & gpu_rules, per_rule
+    for r in (r for r in records if r["rule"] in gpu_rules):
         job = _scontrol(r["id"])
-        assert "TresPerJob=gres:gpu:1" in job, job      # gpu: 1 -> sbatch --gpus=1 per batch
-        assert f"CpusPerTres=gres:gpu:{PROFILE['set-resources']['synthesize']['cpus_per_gpu']}" in job
-        minutes = len(found) * int(PROFILE["set-resources"]["synthesize"]["runtime"])
-        assert f"TimeLimit={minutes // 60:02d}:{minutes % 60:02d}:00" in job, (minutes, job)
-    assert sorted(batch_archs) == sorted(archs)  # every architecture trained in exactly one batch
+        assert "TresPerJob=gres:gpu:1" in job, (r["rule"], job)          # gpu: 1 -> sbatch --gpus=1
+        assert f"CpusPerTres=gres:gpu:{PROFILE['set-resources'][r['rule']]['cpus_per_gpu']}" in job
+
+    # --- the zoo: one Slurm job per slice (12 architectures sharing K, L, S, U) ------------------
+    archs = {k.split("/")[0] for k in _checkpoints(remote)}
+    slices = {slice_id(parse(a)) for a in archs}
+    synth = [r for r in records if r["rule"] == "synthesize"]
+    assert len(synth) == len(slices), (len(synth), sorted(slices))
+    assert sorted(r["comment"].split("_wildcards_")[1] for r in synth) == sorted(slices)
+    minutes = int(PROFILE["set-resources"]["synthesize"]["runtime"])
+    for r in synth:
+        assert f"TimeLimit={minutes // 60:02d}:{minutes % 60:02d}:00" in _scontrol(r["id"])
+    assert archs == {a.id for s in slices for a in slice_archs(s)}  # each slice trained whole
 
     # --- the local run: identical checkpoints ---------------------------------------------------
     here = _copy_workflow(tmp_path / "local")
@@ -229,5 +225,5 @@ def test_smoke_run_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     assert (remote / table).read_text() == (here / table).read_text()
 
     print(f"\n[cluster] slurm run {slurm_seconds:.0f} s ({len(records)} Slurm jobs: {per_rule}; "
-          f"{len(archs)} synthesize jobs in {batches} batch(es); local rules: {sorted(local)}), "
+          f"{len(archs)} architectures in {len(slices)} slices; local rules: {sorted(local)}), "
           f"local run {local_seconds:.0f} s, {len(a)} checkpoints identical")

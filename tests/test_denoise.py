@@ -67,7 +67,9 @@ def test_residual_learning_identity_and_modes_agree():
         torch.testing.assert_close(model.denoise(x) + n, x, atol=1e-6, rtol=0)
     pred = noise_residual(model, x, "predicted", batch_size=2)
     diff = noise_residual(model, x, "difference", batch_size=2)
-    torch.testing.assert_close(pred, n, atol=1e-6, rtol=0)  # other batch split
+    # other batch split: kernels may differ by batch shape and CPU; noise ~0.25 after several
+    # float32 layers agrees to ~1e-6, so atol 1e-4 (another image's noise differs by ~0.1)
+    torch.testing.assert_close(pred, n, atol=1e-4, rtol=0)
     torch.testing.assert_close(diff, pred, atol=1e-6, rtol=0)
     model.train()
     noise_residual(model, x)
@@ -160,9 +162,11 @@ def test_external_state_dicts_load_and_match(style, tmp_path):
     x01 = torch.rand(2, 3, 19, 23)
     with torch.no_grad():
         want = ref(x01) if channels == 3 else ref(x01.reshape(6, 1, 19, 23)).reshape(2, 3, 19, 23)
-        torch.testing.assert_close(model(x01), want, atol=1e-5, rtol=1e-5)
+        # another net layout (and for "gray" another batch shape): float32 rounding of outputs
+        # <= 0.3 after 5 layers is ~1e-6, so atol 1e-4; a wrong mapping differs by ~0.01-0.1
+        torch.testing.assert_close(model(x01), want, atol=1e-4, rtol=0)
         # residual of [-1, 1] images, in [-1, 1] units: twice the [0, 1] noise
-        torch.testing.assert_close(noise_residual(model, x01 * 2 - 1), 2 * want, atol=2e-5, rtol=1e-5)
+        torch.testing.assert_close(noise_residual(model, x01 * 2 - 1), 2 * want, atol=2e-4, rtol=0)
 
 
 def test_bad_files_raise_value_error_naming_the_file(tmp_path):

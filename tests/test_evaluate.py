@@ -192,7 +192,8 @@ def test_evaluate_group_keys_and_percent_scaling():
     emb, labels = clusters(per_model=15, noise=1.0)
     row = evaluate_group(emb, labels, n_same=40, n_diff=40, gallery_size=5, seed=0)
     assert set(row) == {"verification_acc", "verification_auc", "verification_threshold",
-                        "identification_acc", "identification_f1", "silhouette", "dbi"}
+                        "identification_acc", "identification_f1", "openset_auroc", "openset_threshold",
+                        "silhouette", "dbi"}
     ver, ide = verification(emb, labels, 40, 40, seed=0), identification(emb, labels, 5, seed=0)
     assert row["verification_acc"] == pytest.approx(100 * ver["accuracy"])
     assert row["verification_auc"] == pytest.approx(100 * ver["auc"])

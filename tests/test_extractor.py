@@ -252,3 +252,95 @@ def test_config_typos_are_rejected():
         ex.ExtractorConfig(transform="log2")
     with pytest.raises(ValueError, match="augmentation"):
         ex.TrainConfig(augment={"jpg": [1, 2]})
+
+
+# --- the centre: fingerprints compared after subtracting the mean training fingerprint -----------
+
+class _Recorder:
+    """A training source that remembers the images it gave (what `fit_centre` measured)."""
+
+    def __init__(self, source):
+        self.source, self.classes, self.device, self.given = source, source.classes, source.device, []
+
+    def __call__(self, labels, gen):
+        images = self.source(labels, gen)
+        self.given.append(images)
+        return images
+
+
+def test_the_centre_is_the_mean_training_fingerprint(zoo, pool, denoiser):
+    model = ex.build(denoiser, _cfg(), zoo.names, seed=0).eval()
+    source = _Recorder(ex.ZooSource(zoo, pool, "cpu"))
+    centre = ex.fit_centre(model, source, seed=5, n=40, batch_size=16)
+    images = torch.cat(source.given)
+    assert len(images) == 40
+    with torch.no_grad():
+        feats = model.features(images)
+    # float32 features (|h| ~ 1) summed in float64, the centre rounded once to float32: the
+    # centred training fingerprints average to 0 up to float32 rounding (~1e-7 relative), well
+    # inside 1e-5 of the features' scale
+    scale = feats.abs().max()
+    torch.testing.assert_close(centre, feats.mean(0), rtol=0, atol=1e-5 * scale)
+    assert (feats - model.centre).mean(0).abs().max() < 1e-5 * scale
+    assert centre.norm() > 0.1 * feats.norm(dim=1).mean()            # not trivially zero
+    # seeded: the same seed measures the same images, another seed others
+    again = ex.fit_centre(model, ex.ZooSource(zoo, pool, "cpu"), seed=5, n=40, batch_size=16)
+    other = ex.fit_centre(model, ex.ZooSource(zoo, pool, "cpu"), seed=6, n=40, batch_size=16)
+    assert torch.equal(again, centre) and not torch.equal(other, centre)
+
+
+def test_embed_returns_the_raw_fingerprint_minus_the_centre(denoiser):
+    model = ex.build(denoiser, _cfg(), ["a", "b"], seed=0).eval()
+    img = torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    raw = ex.embed(model, [img], n_windows=1)
+    model.centre.copy_(torch.randn(model.dim, generator=torch.Generator().manual_seed(2)))
+    with torch.no_grad():
+        expected = model.features(img[None].float() / 127.5 - 1)[0] - model.centre
+    torch.testing.assert_close(ex.embed(model, [img], n_windows=1)[0], expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ex.embed(model, [img], n_windows=1), raw - model.centre, rtol=1e-4, atol=1e-5)
+
+
+def test_a_saved_extractor_keeps_its_centre_and_old_files_load_uncentred(tmp_path, caplog, denoiser):
+    model = ex.build(denoiser, _cfg(), ["a", "b"], seed=0).eval()
+    model.centre.copy_(torch.linspace(-1, 1, model.dim))
+    path = tmp_path / "x.pt"
+    ex.save(model, path)
+    assert torch.equal(ex.load(path).centre, model.centre)
+    ex.set_threshold(path, 0.3, openset_threshold=0.2)          # calibrating keeps the centre
+    calibrated = ex.load(path)
+    assert torch.equal(calibrated.centre, model.centre)
+    assert (calibrated.threshold, calibrated.openset_threshold) == (0.3, 0.2)
+    # a file written before centring: it loads, centre zero, with a warning naming the file
+    from modelfp import checkpoints
+    payload = checkpoints.load(path, ex.FORMAT, "fingerprint-extractor file")
+    del payload["centre"], payload["openset_threshold"]
+    old = tmp_path / "old.pt"
+    checkpoints.save(payload, old)
+    caplog.clear()
+    loaded = ex.load(old)
+    assert torch.equal(loaded.centre, torch.zeros(model.dim)) and loaded.openset_threshold is None
+    assert loaded.threshold == 0.3
+    assert any(r.levelname == "WARNING" and str(old) in r.getMessage() and "centre" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_centring_removes_a_common_component_that_makes_every_cosine_near_one(denoiser):
+    # fabricated fingerprints: the image pixels themselves (no network), images = a large common
+    # grey level shared by all + a small pattern of one of two "models" + noise
+    model = ex.build(denoiser, _cfg(backbone="none"), ["a", "b"], seed=0).eval()
+    model.front = torch.nn.Identity()
+    g = torch.Generator().manual_seed(0)
+    patterns = torch.randn(2, 3, SIZE, SIZE, generator=g).sign() * 6
+
+    def images(label, n):
+        noise = torch.randn(n, 3, SIZE, SIZE, generator=g) * 2
+        return (230 + patterns[label] + noise).round().clamp(0, 255).to(torch.uint8)
+
+    train = ex.FolderSource([images(0, 20), images(1, 20)], ["a", "b"], "cpu")
+    a, b = list(images(0, 5)), list(images(1, 5))           # new images, never in the centre
+    raw = torch.nn.functional.normalize(ex.embed(model, a + b, 1), dim=1)
+    assert (raw[:5] @ raw[5:].T).min() > 0.99                  # different models, cosine ~ 1
+    ex.fit_centre(model, train, seed=0, n=64)
+    centred = torch.nn.functional.normalize(ex.embed(model, a + b, 1), dim=1)
+    assert (centred[:5] @ centred[5:].T).max() < 0.5           # different models now score low
+    assert (centred[:5] @ centred[:5].T).min() > 0.5           # the same model still scores high

@@ -44,9 +44,20 @@ def test_bad_levels_are_named(kind, level):
         perturb(_photo(), kind, level, seed=0)
 
 
-def test_perturb_folder_writes_one_png_per_image(tmp_path):
-    (tmp_path / "src").mkdir()
-    for i in range(3):
+def test_perturb_folder_writes_one_png_per_image_under_its_own_name(tmp_path):
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    for i in range(2):
         Image.fromarray(_photo(i, 32)).save(tmp_path / "src" / f"{i}.png")
+    Image.fromarray(_photo(2, 32)).save(tmp_path / "src" / "sub" / "x.jpg")
     assert perturb_folder(tmp_path / "src", tmp_path / "out", "jpeg", 50, seed=0) == 3
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    # the names (and so the train/eval side of modelfp.splits) of the originals, as PNG
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")) == \
+        ["0.png", "1.png", "sub/x.png"]
+
+
+def test_perturb_folder_refuses_two_images_that_would_share_a_name(tmp_path):
+    (tmp_path / "src").mkdir()
+    Image.fromarray(_photo(0, 32)).save(tmp_path / "src" / "a.png")
+    Image.fromarray(_photo(1, 32)).save(tmp_path / "src" / "a.jpg")
+    with pytest.raises(ValueError, match="a.png"):
+        perturb_folder(tmp_path / "src", tmp_path / "out", "jpeg", 50, seed=0)

@@ -31,7 +31,9 @@ def test_synthetic_spectra_rows_are_each_models_own():
     torch.testing.assert_close(out["log"][0, 0], out["log"][0, 2])
     assert not torch.allclose(out["log"][0, 0], out["log"][0, 1])
     ref = spectra_of_images(models[1](images).clamp(-1, 1), identity)
-    torch.testing.assert_close(out["power"][1], ref["power"])
+    # batches of 4+2 vs 6: conv kernels may differ by batch shape and CPU (~1e-6 relative in
+    # pixels, ~2e-6 in power), so rtol 1e-4; model 0's power differs by far more (checked above)
+    torch.testing.assert_close(out["power"][1], ref["power"], rtol=1e-4, atol=1e-6)
 
 
 def _power(hf_share):
@@ -69,4 +71,6 @@ def test_the_n_sweep_gives_prefix_means_of_the_per_image_log_spectra():
     x = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     sweep = spectra_of_images(x, identity, ns=[1, 3, 6], batch_size=4)["log"]
     for row, n in zip(sweep, (1, 3, 6)):
-        torch.testing.assert_close(row, spectra_of_images(x[:n], identity)["log"][0])
+        # FFTs of batches of 4 vs n may round differently (by CPU): log10 spectra ~1 agree to
+        # ~1e-6, so atol 1e-4; the mean of another prefix differs by ~0.05
+        torch.testing.assert_close(row, spectra_of_images(x[:n], identity)["log"][0], atol=1e-4, rtol=0)

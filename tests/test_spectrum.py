@@ -110,8 +110,12 @@ def test_batched_equals_per_image():
     x = torch.randn(4, 3, 12, 14, device=DEVICE)
     batched = reduced_spectrum(x)
     single = torch.cat([reduced_spectrum(x[i:i + 1]) for i in range(4)])
-    assert torch.allclose(batched, single, atol=1e-5)
-    assert torch.allclose(fft_magnitude(x), torch.cat([fft_magnitude(x[i:i + 1]) for i in range(4)]))
+    # FFT of another batch shape may round differently (by CPU and device): errors ~1e-7 of the
+    # spectrum's scale (|FFT| ~ 13 here), so atol 1e-4 even at near-zero bins; a wrong image or
+    # axis differs by ~1
+    assert torch.allclose(batched, single, atol=1e-4, rtol=1e-5)
+    assert torch.allclose(fft_magnitude(x), torch.cat([fft_magnitude(x[i:i + 1]) for i in range(4)]),
+                          atol=1e-4, rtol=1e-5)
 
 
 def test_results_stay_on_the_input_device_and_float32_matches_float64():

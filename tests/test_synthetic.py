@@ -33,13 +33,44 @@ def test_every_architecture_runs_forward_and_backward(arch):
         model.zero_grad()
 
 
-def test_parameter_counts_match_the_official_smallest_model():
-    # official code: about 11K parameters for the smallest model (K=1, L=1). Its stated largest,
-    # about 173K, is not reached by the documented K=2, L=2 layout (ours: ~132K; see README).
-    counts = {a: sum(p.numel() for p in SyntheticNet(a).parameters()) for a in space()}
-    smallest, largest = min(counts, key=counts.get), max(counts, key=counts.get)
-    assert 10_500 <= counts[smallest] <= 11_500 and (smallest.blocks, smallest.layers) == (1, 1)
-    assert (largest.blocks, largest.layers) == (2, 2) and 120_000 <= counts[largest] <= 180_000
+def _layout_parameters(arch, width=32):
+    """Parameters of the documented layout (README "Layout"), from the layer shapes alone."""
+    conv = lambda cin, cout: 9 * cin * cout + cout                      # noqa: E731  3x3 conv + bias
+    tconv = lambda cin, cout: 4 * cin * cout + cout                     # noqa: E731  2x2 transposed
+    norm = lambda c: 0 if arch.normalization == "none" else 2 * c       # noqa: E731  BN / affine IN
+    chans = [3] + [width * 2 ** i for i in range(arch.blocks)]
+    total = 0
+    for cin, cout in zip(chans, chans[1:]):     # down: pool, conv-BN-ReLU-conv-BN
+        total += conv(cin, cout) + 2 * cout + conv(cout, cout) + 2 * cout
+    for cout, cin in zip(chans, chans[1:]):     # up blocks (any order: the sum is the same)
+        convs = [(cin, cin), (cin, cout)] if arch.layers == 2 else [(cin, cout)]
+        for i, (a, b) in enumerate(convs):
+            first_transposed = i == 0 and arch.upsampling == "transposed"
+            total += (tconv if first_transposed else conv)(a, b)
+            total += norm(b if arch.order == "post" else a)          # post: after, pre: before
+    return total
+
+
+def test_parameter_counts_are_those_of_the_documented_layout():
+    counts = {a.id: sum(p.numel() for p in SyntheticNet(a).parameters()) for a in space()}
+    assert counts == {a.id: _layout_parameters(a) for a in space()}
+    # README's numbers by hand. K1 down 3->32: (9*3*32 + 32) + 2*32 + (9*32*32 + 32) + 2*32 = 10,272
+    down_k1 = (9 * 3 * 32 + 32) + 2 * 32 + (9 * 32 * 32 + 32) + 2 * 32
+    assert down_k1 == 10_272
+    # K1-L1, interpolation + conv 32->3, no norm: 10,272 + 9*32*3 + 3 = 11,139 (official: "about 11K")
+    assert counts["K1-L1-Spost-Unearest-Anone-Nnone"] == down_k1 + 9 * 32 * 3 + 3 == 11_139
+    # the smallest: a 2x2 transposed conv 32->3 instead: 10,272 + 4*32*3 + 3 = 10,659
+    assert min(counts.values()) == counts["K1-L1-Spost-Utransposed-Anone-Nnone"] \
+        == down_k1 + 4 * 32 * 3 + 3 == 10_659
+    # the largest, K2-L2 pre-order with a norm and an interpolating upsampler (README: 131,843;
+    # the authors' stated ~173K is not reached by this layout):
+    down_k2 = down_k1 + (9 * 32 * 64 + 64) + 2 * 64 + (9 * 64 * 64 + 64) + 2 * 64     # 65,952
+    up_64_32 = (2 * 64 + 9 * 64 * 64 + 64) + (2 * 64 + 9 * 64 * 32 + 32)               # 55,648
+    up_32_3 = (2 * 32 + 9 * 32 * 32 + 32) + (2 * 32 + 9 * 32 * 3 + 3)                  # 10,243
+    largest = {a for a, c in counts.items() if c == max(counts.values())}
+    assert max(counts.values()) == down_k2 + up_64_32 + up_32_3 == 131_843
+    assert largest == {f"K2-L2-Spre-U{u}-A{a}-N{n}" for u in ("nearest", "bilinear")
+                       for a in ("none", "relu", "sigmoid", "tanh") for n in ("bn", "in")}
 
 
 def test_post_order_ends_in_the_activation_and_pre_order_in_a_raw_conv():

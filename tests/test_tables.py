@@ -33,15 +33,31 @@ def test_table_ii_is_zero_for_a_subset_identical_to_the_real_side_and_grows_with
     assert shifted["All"]["ffd"] == pytest.approx(5.0, rel=1e-6)     # ||shift||^2 over 5 dims
 
 
+def _ffd_1d(a, b):
+    """FFD of 1-d representations by hand: (mu_a - mu_b)^2 + (sd_a - sd_b)^2 (unbiased sd)."""
+    return (a.mean() - b.mean()) ** 2 + (a.std(ddof=1) - b.std(ddof=1)) ** 2
+
+
 def test_table_xi_correlates_each_n_with_the_largest():
     archs, seeds = _zoo()
+    masks = tables.ffd_conditions(archs, seeds)
     rng = np.random.default_rng(1)
-    syn = rng.normal(size=(len(archs), 4))
-    real = rng.normal(size=(6, 4))
-    ns = [2, 4, 8]
-    rows = tables.table_xi(np.stack([real] * 3), np.stack([syn] * 3), ns, archs, seeds)
-    assert [r["n_images"] for r in rows] == ns
-    assert all(r["pearson_percent"] == pytest.approx(100.0) for r in rows)
+    syn = rng.normal(size=(len(archs), 1))
+    real = rng.normal(size=(6, 1)) + 0.5
+    ns = [4, 8, 2]                             # the reference is the largest N, not the last row
+    noise = {2: 1.0, 4: 0.5, 8: 0.0}           # fewer images per model: noisier representations
+    syn_by_n = np.stack([syn + noise[n] * rng.normal(size=syn.shape) for n in ns])
+    real_by_n = np.stack([real + noise[n] * rng.normal(size=real.shape) for n in ns])
+    rows = tables.table_xi(real_by_n, syn_by_n, ns, archs, seeds)
+    assert [r["n_images"] for r in rows] == ns and all(r["conditions"] == 8 for r in rows)
+    values = {n: np.array([_ffd_1d(r, s[m, 0]) for m in masks.values()])
+              for n, r, s in zip(ns, real_by_n[:, :, 0], syn_by_n)}
+    for row, n in zip(rows, ns):
+        assert [row[f"ffd {name}"] for name in masks] == pytest.approx(values[n], abs=1e-4)
+        expected = 100 * np.corrcoef(values[n], values[8])[0, 1]
+        assert row["pearson_percent"] == pytest.approx(expected, abs=0.006)      # rounded to 0.01
+    pearson = {r["n_images"]: r["pearson_percent"] for r in rows}
+    assert pearson[8] == 100.0 and pearson[2] < 99 and pearson[4] < 99    # noisy N: not 100
     assert set(rows[0]) >= {"ffd All", "ffd w/o seed", "spearman_percent"}
 
 

@@ -210,17 +210,20 @@ def test_flow_sample_shape_range_and_temperature(initialised):
         mode = initialised.inverse(initialised.unflatten(torch.zeros(1, initialised.dims))).clamp(-1, 1)
     zero = flow.sample(initialised, 2, seed=5, device="cpu", temperature=0.0)
     assert torch.equal(zero[0], zero[1])
-    torch.testing.assert_close(zero[:1], mode, atol=1e-6, rtol=0)
+    # batch 2 vs 1 may pick other kernels (by CPU): float32 rounding ~1e-5 of [-1, 1], atol 1e-4
+    torch.testing.assert_close(zero[:1], mode, atol=1e-4, rtol=0)
     assert flow.sample(initialised, 0, 0, "cpu").shape == (0, 3, 16, 16)
 
 
 def test_flow_sample_deterministic_per_seed_prefix_stable_and_chunk_free(initialised, monkeypatch):
     a = flow.sample(initialised, 6, seed=3, device="cpu")
     assert torch.equal(a, flow.sample(initialised, 6, seed=3, device="cpu"))
-    torch.testing.assert_close(a[:2], flow.sample(initialised, 2, seed=3, device="cpu"), atol=1e-6, rtol=0)
+    # other batch shapes / chunks may pick other kernels (by CPU): outputs in [-1, 1] after many
+    # float32 layers agree to ~1e-5, so atol 1e-4; other noise differs by ~0.1
+    torch.testing.assert_close(a[:2], flow.sample(initialised, 2, seed=3, device="cpu"), atol=1e-4, rtol=0)
     assert (a - flow.sample(initialised, 6, seed=4, device="cpu")).abs().mean() > 0.01
     monkeypatch.setattr(flow, "SAMPLE_CHUNK", 4)
-    torch.testing.assert_close(flow.sample(initialised, 6, seed=3, device="cpu"), a, atol=1e-6, rtol=0)
+    torch.testing.assert_close(flow.sample(initialised, 6, seed=3, device="cpu"), a, atol=1e-4, rtol=0)
 
 
 def test_flow_rejects_bad_sizes_and_hyper_parameters():

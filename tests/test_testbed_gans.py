@@ -92,8 +92,10 @@ def test_sample_is_deterministic_for_a_seed(name):
     G = seeded(0, lambda: mod.build(32, **TINY[name]))
     a = mod.sample(G, 6, seed=5, device="cpu")
     assert torch.equal(a, mod.sample(G, 6, seed=5, device="cpu"))
-    # other batch shapes may pick other conv kernels: equal up to float rounding
-    same = lambda x, y: torch.testing.assert_close(x, y, atol=1e-6, rtol=0)  # noqa: E731
+    # other batch shapes may pick other conv kernels (which ones depends on the CPU): outputs in
+    # [-1, 1] after several float32 layers agree to ~1e-5 (measured up to 1.2e-5), so atol 1e-4;
+    # other noise or another image order differs by ~0.1
+    same = lambda x, y: torch.testing.assert_close(x, y, atol=1e-4, rtol=0)  # noqa: E731
     same(a, mod.sample(G, 6, seed=5, device="cpu", batch_size=4))
     same(a[:3], mod.sample(G, 3, seed=5, device="cpu"))                   # prefix-stable in n
     other = mod.sample(G, 6, seed=6, device="cpu")      # every image differs (untrained: tiny scale)

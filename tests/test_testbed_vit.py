@@ -30,7 +30,9 @@ def test_build_and_sample_shape_dtype_range(size):
     assert torch.isfinite(x).all() and x.min() >= -1 and x.max() <= 1
     assert x.std() > 0
     assert vit.sample(G, 0, seed=0, device="cpu").shape == (0, 3, size, size)
-    torch.testing.assert_close(x[:3], vit.sample(G, 3, seed=0, device="cpu"), atol=1e-6, rtol=0)
+    # batches of 2 vs 3: kernels may differ by batch shape and CPU; outputs in [-1, 1] after
+    # float32 layers agree to ~1e-5, so atol 1e-4 (other noise differs by ~0.1)
+    torch.testing.assert_close(x[:3], vit.sample(G, 3, seed=0, device="cpu"), atol=1e-4, rtol=0)
 
 
 def test_bad_hyper_parameters_and_sizes_are_rejected():

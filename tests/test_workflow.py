@@ -1,6 +1,7 @@
 """End-to-end: the smoke preset through Snakemake, and the workflow's start-up checks."""
 import csv
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -10,9 +11,10 @@ from PIL import Image
 
 import pytest
 import torch
+import yaml
 
 from conftest import snakemake
-from modelfp import synthetic
+from modelfp import archspace, synthetic
 from modelfp.feed import SyntheticZoo
 
 SMOKE = ("--configfile", "configs/smoke.yaml")
@@ -36,8 +38,11 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     zoo = SyntheticZoo.from_files(paths)
     out = zoo(torch.zeros(len(paths), 3, 32, 32), torch.arange(len(paths)))
     assert out.shape == (len(paths), 3, 32, 32)
-    # every job left its log and benchmark
-    assert len(list((workflow_copy / "results/benchmarks/synthesize").glob("K*.tsv"))) == 6
+    # one job per slice: the 6 configured architectures lie in 5 slices, each trained whole
+    cfg_archs = yaml.safe_load(open(workflow_copy / "configs/smoke.yaml"))["synthesis"]["architectures"]
+    slices = {archspace.slice_id(archspace.parse(a)) for a in cfg_archs}
+    assert len(slices) == 5
+    assert sorted(p.stem for p in (workflow_copy / "results/benchmarks/synthesize").glob("K*.tsv")) == sorted(slices)
     # the denoiser reports its PSNR gain; spectra cover every model of the zoo
     assert "PSNR" in (workflow_copy / "results/logs/denoiser/dncnn.log").read_text()
     spectra = np.load(workflow_copy / "results/spectra/synthetic.npz")
@@ -68,11 +73,7 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     assert len(list((workflow_copy / "results/perturbed/jpeg/50/dcgan").glob("*.png"))) == 6
     _check_attribution(workflow_copy)
     # Tables II and XI carry the paper's numbers beside ours; Figure 10 exists
-    table_ii = list(csv.DictReader(open(workflow_copy / "results/tables/table_ii.csv")))
-    assert [r["models"] for r in table_ii][:2] == ["All", "w/o K"] and table_ii[0]["paper_ffd"] == "3.3"
-    assert float(table_ii[0]["ffd"]) > 0
-    table_xi = list(csv.DictReader(open(workflow_copy / "results/tables/table_xi.csv")))
-    assert [int(r["n_images"]) for r in table_xi] == [2, 3, 4] and table_xi[-1]["pearson_percent"] == "100.0"
+    _check_ffd_tables(workflow_copy)
     assert (workflow_copy / "results/figures/fig_10_closest_spectra.png").stat().st_size > 1000
     # the HTML report holds the tables and figures of the run
     snakemake(workflow_copy, "--report", "report.zip", *SMOKE)
@@ -89,6 +90,46 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     # a second run has nothing to do
     again = snakemake(workflow_copy, "all", "zoo_k3", "--cores", "2", *SMOKE)
     assert "Nothing to be done" in again.stdout
+
+
+def _check_ffd_tables(root):
+    """Tables II and XI hold the FFDs and correlations of the spectra files they are made from,
+    the paper's numbers beside ours, and the N sweep of the config."""
+    from modelfp.ffd import ffd
+    from modelfp.tables import PAPER_TABLE_II, ffd_conditions
+    cfg = yaml.safe_load(open(root / "configs/smoke.yaml"))["spectra"]
+    syn, real = np.load(root / "results/spectra/synthetic.npz"), np.load(root / "results/spectra/test_models.npz")
+    masks = ffd_conditions([str(a) for a in syn["archs"]], [int(s) for s in syn["seeds"]])
+    table_ii = list(csv.DictReader(open(root / "results/tables/table_ii.csv")))
+    assert [r["models"] for r in table_ii] == list(PAPER_TABLE_II) == list(masks)
+    for row in table_ii:
+        mask = masks[row["models"]]
+        assert float(row["paper_ffd"]) == PAPER_TABLE_II[row["models"]] and int(row["n_synthetic"]) == mask.sum()
+        assert mask.any()            # the smoke zoo has models of every subset
+        assert float(row["ffd"]) == pytest.approx(ffd(real["log"], syn["log"][mask]), abs=1e-4)
+    # Table XI: one row per N of the config's sweep; per N the Table II FFDs of that N's spectra,
+    # correlated with those at the largest N (which is the full n_images of Table II)
+    ns = cfg["n_images_sweep"]
+    table_xi = list(csv.DictReader(open(root / "results/tables/table_xi.csv")))
+    assert [int(r["n_images"]) for r in table_xi] == ns and max(ns) == cfg["n_images"]
+    values = np.array([[ffd(real["log_sweep"][i], syn["log_sweep"][i][m]) for m in masks.values()]
+                       for i in range(len(ns))])
+    ref = values[int(np.argmax(ns))]
+    for row, v in zip(table_xi, values):
+        assert int(row["conditions"]) == len(masks)
+        assert [float(row[f"ffd {name}"]) for name in masks] == pytest.approx(v, abs=1e-4)
+        assert float(row["pearson_percent"]) == pytest.approx(100 * np.corrcoef(v, ref)[0, 1], abs=0.006)
+    largest = table_xi[int(np.argmax(ns))]
+    assert [float(largest[f"ffd {r['models']}"]) for r in table_ii] == \
+        pytest.approx([float(r["ffd"]) for r in table_ii], abs=2e-4)       # same N, same FFDs
+
+
+def _read_evaluation(root, variant, view="w2"):
+    """The evaluation csv of a variant; variants that train what `all` trains use all's."""
+    path = root / f"results/evaluation/{variant}/{view}.csv"
+    if not path.exists():
+        path = root / f"results/evaluation/all/{view}.csv"
+    return {r["group"]: r for r in csv.DictReader(open(path))}
 
 
 def _check_attribution(root):
@@ -108,28 +149,75 @@ def _check_attribution(root):
     ev = {r["group"]: r for r in csv.DictReader(open(root / "results/evaluation/all/w2.csv"))}
     assert set(ev) == {"classical", "emerging", "all"}
     assert calibrated.threshold == pytest.approx(float(ev["all"]["verification_threshold"]))
-    for row in ev.values():
-        assert 0 <= float(row["identification_acc"]) <= 100 and 0 <= float(row["verification_auc"]) <= 100
+    # what the evaluation must be for the smoke test bed, whatever the (barely trained) extractor:
+    # group sizes from the config; accuracies are counts over the config's queries and pairs, and
+    # the best-threshold verification accuracy is never below 50 (all "same" or all "different")
+    cfg = yaml.safe_load(open(root / "configs/smoke.yaml"))
+    tb, evaluation = cfg["testbed"], cfg["evaluation"]
+    classical = [m for m in tb["models"] if m in ("dcgan", "progan", "dcgan_faces")]
+    n_models = {"classical": len(classical), "all": len(tb["models"])}      # lineage/configurations:
+    n_models["emerging"] = n_models["all"] - n_models["classical"]         # not evaluated
+    pairs = evaluation["pairs_same"] + evaluation["pairs_diff"]
+    for variant in ("all", "finetune", "reference", "random"):
+        for group, row in _read_evaluation(root, variant).items():
+            models, images = int(row["models"]), int(row["images"])
+            assert models == n_models[group] and images > evaluation["gallery"] * models, (variant, group)
+            queries = images - evaluation["gallery"] * models
+            correct = float(row["identification_acc"]) * queries / 100
+            assert correct == pytest.approx(round(correct), abs=1e-6), (variant, group, row)
+            correct = float(row["verification_acc"]) * pairs / 100
+            assert correct == pytest.approx(round(correct), abs=1e-6) and correct >= pairs / 2, (variant, row)
+            assert 0 <= float(row["verification_auc"]) <= 100
     # every model of the default view has its cached embeddings, lineage and configurations too
+    # and only of the evaluation side of each model's images (modelfp.splits): none trained on
+    from modelfp import splits
+    fraction = yaml.safe_load(open(root / "config.yaml"))["evaluation"]["train_fraction"]
+    sides = {f"{i:05d}": splits.side(f"{i:05d}", fraction) for i in range(tb["n_images"])}
+    evaluated = sorted(k for k, v in sides.items() if v == splits.EVAL)
+    assert 0 < len(evaluated) < tb["n_images"]
     for name in ("dcgan", "vit", "vae_lora0", "ddpm_varied"):
         emb = np.load(root / f"results/embeddings/all/w2/{name}.npz")
-        assert emb["embeddings"].shape[0] == 6 and np.isfinite(emb["embeddings"]).all()
+        assert emb["embeddings"].shape[0] == len(evaluated) and np.isfinite(emb["embeddings"]).all()
+    finetune_log = (root / "results/logs/extractors/finetune.log").read_text()
+    assert f"{tb['n_images'] - len(evaluated)} of {tb['n_images']} images (training side" in finetune_log
+    from modelfp.tables import ABLATION_METRICS, PAPER_ABLATIONS, PAPER_COMPARISON
     table_iv = list(csv.DictReader(open(root / "results/tables/table_iv.csv")))
     assert [r["row"] for r in table_iv] == ["w/o K", "w/o L", "w/o S", "w/o U", "w/o A", "w/o N", "All"]
     assert table_iv[-1]["paper_verification_acc"] == "89.73"
-    assert table_iv[-1]["identification_acc"] == str(round(float(ev["all"]["identification_acc"]), 2))
+    for row, variant in zip(table_iv, ["wo_K", "wo_L", "wo_S", "wo_U", "wo_A", "wo_N", "all"]):
+        ours = _read_evaluation(root, variant)["all"]             # the table's numbers are the csv's
+        for metric, paper in zip(ABLATION_METRICS, PAPER_ABLATIONS["table_iv"][row["row"]]):
+            assert float(row[metric]) == round(float(ours[metric]), 2), (row["row"], metric)
+            assert float(row[f"paper_{metric}"]) == paper, (row["row"], metric)
     table_v = [r["row"] for r in csv.DictReader(open(root / "results/tables/table_v.csv"))]
     assert table_v == ["1", "2 (all)"]
     table_viii = {r["method"]: r for r in csv.DictReader(open(root / "results/tables/table_viii.csv"))}
     assert table_viii["POSE"]["paper emerging identification_acc"] == "49.8"
     assert table_viii["POSE"]["emerging identification_acc"] == ""          # baselines come later
-    for method in ("Ours (Only-Syn)", "Ours (Fine-tune)", "Training-free reference", "Random-init extractor"):
-        assert table_viii[method]["emerging identification_acc"] != ""
+    m1, m2, paper_viii = PAPER_COMPARISON["table_viii"]
+    for method, variant in (("Ours (Only-Syn)", "all"), ("Ours (Fine-tune)", "finetune"),
+                            ("Training-free reference", "reference"), ("Random-init extractor", "random")):
+        ours = _read_evaluation(root, variant)
+        for group in ("classical", "emerging"):
+            for metric in (m1, m2):
+                assert float(table_viii[method][f"{group} {metric}"]) == round(float(ours[group][metric]), 2)
+    assert [float(table_viii["Ours (Only-Syn)"][f"paper {g} {m}"]) for g in ("classical", "emerging")
+            for m in (m1, m2)] == list(paper_viii["Ours (Only-Syn)"])
     for stem in ("table_vi", "table_vii", "table_ix", "table_x"):
         assert (root / f"results/tables/{stem}.md").read_text().startswith("# Table")
+    # Figure 8: synthesis time of the zoo up to k blocks is the sum of the zoo summaries' times,
+    # accuracies are those of the blocks_k evaluation
     fig8 = list(csv.DictReader(open(root / "results/figures/fig_8_block_count.csv")))
-    seconds = [float(r["synthesis_seconds"]) for r in fig8]
-    assert [r["max_blocks"] for r in fig8] == ["1", "2", "3"] and seconds[0] < seconds[1] < seconds[2]
+    assert [r["max_blocks"] for r in fig8] == ["1", "2", "3"]
+    zoo = [r for name in ("summary.csv", "summary_k3.csv")
+           for r in csv.DictReader(open(root / "results/synthetic" / name))]
+    for row in fig8:
+        k = int(row["max_blocks"])
+        total = sum(float(r["train_seconds"]) for r in zoo if int(r["arch"][1]) <= k)
+        assert float(row["synthesis_seconds"]) == pytest.approx(total, abs=0.051)
+        ours = _read_evaluation(root, f"blocks_{k}")["all"]
+        assert float(row["identification_acc"]) == round(float(ours["identification_acc"]), 2)
+        assert float(row["verification_acc"]) == round(float(ours["verification_acc"]), 2)
     fig16 = list(csv.DictReader(open(root / "results/figures/fig_16_robustness.csv")))
     assert {(r["extractor"], r["perturbation"]) for r in fig16} == {
         ("plain", "jpeg"), ("plain", "crop"), ("immunized", "jpeg"), ("immunized", "crop")}
@@ -192,13 +280,16 @@ def test_unknown_architecture_id_in_config_is_named(workflow_copy):
     assert result.returncode != 0 and "K1-L1-Spost-Ufoo-Arelu-Nbn" in result.stdout
 
 
-def test_demo_preset_plans_one_synthesis_job_per_architecture(workflow_copy):
-    result = snakemake(workflow_copy, "zoo", "--dry-run", "--cores", "2",
+def test_demo_preset_plans_one_synthesis_job_per_slice(workflow_copy):
+    result = snakemake(workflow_copy, "zoo", "zoo_k3", "--dry-run", "--cores", "2",
                        "--configfile", "configs/demo.yaml")
-    assert "synthesize" in result.stdout
     counts = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert counts.get("synthesize") == "288" and counts.get("pool") == "2"
+    # 432 architectures in slices of 12 (K x L x S x U = 2x2x2x3 + 1x2x2x3), each job all of them
+    assert counts.get("synthesize") == "36" and counts.get("pool") == "2"
+    jobs = re.findall(r"wildcards: slice=(\S+)", result.stdout)
+    assert len(jobs) == 36 and len(set(jobs)) == 36
+    assert all(len(archspace.slice_archs(s)) == 12 for s in jobs)
 
 
 def test_every_paper_artifact_target_resolves_in_a_dry_run(workflow_copy):

@@ -70,6 +70,26 @@ def parse(arch_id: str) -> Arch:
     return Arch(int(k), int(layers), order, up, act, norm)
 
 
+# Synthesis jobs (rule synthesize): one per *slice*, the 12 architectures that share K, L, S and U
+# and differ in A and N. One process trains them one after another, so Python, torch and the pools
+# load once per 12 architectures instead of once per architecture (README: "The synthetic models").
+SLICE_MEMBERS = tuple(f"A{a}-N{n}" for a in ACTIVATIONS for n in NORMALIZATIONS)
+SLICE_PATTERN = "-".join(ID_PATTERN.split("-")[:4])
+
+
+def slice_id(arch: Arch) -> str:
+    """The slice an architecture is trained in, e.g. ``K2-L1-Spost-Ubilinear``."""
+    return format_id(arch).rsplit("-", 2)[0]
+
+
+def slice_archs(slice_name: str) -> list[Arch]:
+    """The architectures of a slice, in SLICE_MEMBERS order; an unknown slice is an error."""
+    if re.fullmatch(SLICE_PATTERN, slice_name) is None:
+        raise ValueError(f"not a slice id: {slice_name!r}; expected e.g. 'K2-L1-Spost-Ubilinear' "
+                         f"(pattern {SLICE_PATTERN})")
+    return [parse(f"{slice_name}-{member}") for member in SLICE_MEMBERS]
+
+
 def space(blocks=BLOCKS) -> list[Arch]:
     """Every architecture with the given block counts, in a fixed order (K, L, S, U, A, N)."""
     return [Arch(*options) for options in itertools.product(

@@ -65,34 +65,43 @@ def _read_pools(dirs, split):
 
 
 def cmd_synthesize(args):
+    """Train every seed of each architecture in --arch, one architecture after another in this one
+    process (a slice of the zoo: Python, torch and the pools load once); --out lists the files,
+    architecture-major, seed-minor, each written atomically as soon as its architecture is done."""
     from . import synthetic
     from .archspace import parse
     _set_threads(args.threads)
-    arch = parse(args.arch)
+    archs = [parse(a) for a in args.arch]
+    if len(args.out) != len(archs) * len(args.seeds):
+        raise ValueError(f"--out names {len(args.out)} files; {len(archs)} architectures x "
+                         f"{len(args.seeds)} seeds need {len(archs) * len(args.seeds)}")
     device = _device(args.device)
     cfg = synthetic.TrainConfig(image_size=args.image_size, batch_size=args.batch_size,
                                 max_steps=args.max_steps, lr=args.lr, eta=args.eta,
                                 check_every=args.check_every, val_images=args.val_images)
-    train, val = _read_pools(args.pool, "train"), _read_pools(args.pool, "val")
+    # resized once for the whole slice (train_architecture leaves pools of the right size alone)
+    train, val = (synthetic.fit_to_size(_read_pools(args.pool, split), args.image_size)
+                  for split in ("train", "val"))
     path = synthetic.resolve_path(args.path, device, args.image_size)
-    log.info("synthesize %s seeds %s on %s (%s path), %d train images", arch.id, args.seeds, device,
-             path, len(train))
+    outs = iter(args.out)
+    for arch in archs:
+        log.info("synthesize %s seeds %s on %s (%s path), %d train images", arch.id, args.seeds,
+                 device, path, len(train))
 
-    def progress(step, residual):
-        log.info("  step %5d  residual %s", step, " ".join(f"{r:.4f}" for r in residual.tolist()))
+        def progress(step, residual):
+            log.info("  step %5d  residual %s", step, " ".join(f"{r:.4f}" for r in residual.tolist()))
 
-    start = time.perf_counter()
-    models, results = synthetic.train_architecture(arch, args.seeds, train, val, cfg, path=path,
-                                                   width=args.width, device=device,
-                                                   progress=progress)
-    out = Path(args.out_dir)
-    for model, result in zip(models, results):
-        synthetic.save(model, result, cfg, out / f"seed{result.seed}.pt", seed=result.seed,
-                       pools=[str(p) for p in args.pool], device=str(device), training_path=path,
-                       job_seconds=time.perf_counter() - start)
-        log.info("  seed %d: %d steps, residual %.5f (floor %s), %.1f s", result.seed, result.steps,
-                 result.final_residual, "reached" if result.reached_floor else "not reached",
-                 result.train_seconds)
+        start = time.perf_counter()
+        models, results = synthetic.train_architecture(arch, args.seeds, train, val, cfg, path=path,
+                                                       width=args.width, device=device,
+                                                       progress=progress)
+        for model, result in zip(models, results):
+            synthetic.save(model, result, cfg, next(outs), seed=result.seed,
+                           pools=[str(p) for p in args.pool], device=str(device), training_path=path,
+                           arch_seconds=time.perf_counter() - start)
+            log.info("  seed %d: %d steps, residual %.5f (floor %s), %.1f s", result.seed, result.steps,
+                     result.final_residual, "reached" if result.reached_floor else "not reached",
+                     result.train_seconds)
 
 
 def cmd_zoo_summary(args):
@@ -401,11 +410,17 @@ def _folder_paths(folder):
     return paths
 
 
-def _folder_images(folder):
-    """(paths, uint8 (3,H,W) tensors) of an image folder; errors name the folder or the bad file."""
-    from .pools import load_image
+def _split_paths(folder, train_fraction, side):
+    """(paths of one side, count of all) of a test model's image folder (modelfp.splits): the one
+    function that fine-tuning, the baselines (training side) and `embed` (evaluation side) read
+    test models through, so their images are disjoint."""
+    from . import splits
     paths = _folder_paths(folder)
-    return paths, [load_image(p, None) for p in paths]
+    chosen = splits.split(paths, folder, splits.check_fraction(train_fraction))[side]
+    if not chosen:
+        raise ValueError(f"{folder}: none of its {len(paths)} images falls on the {side} side at "
+                         f"train_fraction {train_fraction}; add images or change evaluation.train_fraction")
+    return chosen, len(paths)
 
 
 def _split_options(opts: dict):
@@ -436,9 +451,16 @@ def cmd_train_extractor(args):
         zoo = SyntheticZoo.from_files(args.synthetic, device=device)
         source = ex.ZooSource(zoo, fit_to_size(_read_pools(args.pool, "train"), size), device)
     else:
+        from .pools import load_image
+        from .splits import TRAIN
+        if args.train_fraction is None:
+            raise ValueError("train-extractor --images needs --train-fraction (evaluation.train_fraction)")
         names, images = [], []
         for name, folder in args.images:
-            _, imgs = _folder_images(folder)
+            paths, total = _split_paths(folder, args.train_fraction, TRAIN)
+            log.info("  %-24s %4d of %d images (training side, train_fraction %g)", name, len(paths), total,
+                     args.train_fraction)
+            imgs = [load_image(p, None) for p in paths]
             names.append(name)
             images.append(torch.stack([ex.windows(img, size, 1)[0] for img in imgs]))
         source = ex.FolderSource(images, names, device)
@@ -472,6 +494,11 @@ def cmd_train_extractor(args):
         bar.close()
     if args.history:
         tables.write_csv(history or [{"epoch": 0}], args.history)
+    # the centre: the mean fingerprint of this extractor's own training images (the synthetic feed;
+    # the known models' images when fine-tuning; the controls use the same synthetic feed)
+    ex.fit_centre(model, source, train_cfg.seed + ex.CENTRE_SEED_OFFSET)
+    log.info("fingerprint centre: mean of %d training images' fingerprints, norm %.4g", ex.CENTRE_IMAGES,
+             float(model.centre.norm()))
     ex.save(model, args.out, variant=args.variant, options=json.loads(args.options),
             trained_on=source.classes, untrained=bool(args.untrained),
             train_seconds=sum(r["seconds"] for r in history))
@@ -486,16 +513,18 @@ def cmd_embed(args):
     import torch
     from . import extractor as ex
     from .pools import load_image
+    from .splits import EVAL
     _set_threads(args.threads)
     model = ex.load(args.extractor, _device(args.device))
     for name, folder in args.model:
-        paths = _folder_paths(folder)
+        paths, total = _split_paths(folder, args.train_fraction, EVAL)
         # a chunk of images at a time: 1,000 megapixel images would not fit in memory at once
         emb = torch.cat([ex.embed(model, [load_image(p, None) for p in paths[i:i + EMBED_CHUNK]], args.window,
                                   args.batch_size) for i in range(0, len(paths), EMBED_CHUNK)])
         _save_npz(Path(args.out_dir) / f"{name}.npz", embeddings=emb.numpy(),
                   paths=[str(p) for p in paths])
-        log.info("  %-24s %4d images -> %s", name, len(paths), tuple(emb.shape))
+        log.info("  %-24s %4d of %d images (evaluation side, train_fraction %g) -> %s", name, len(paths),
+                 total, args.train_fraction, tuple(emb.shape))
 
 
 def _embeddings(folder, names):
@@ -529,9 +558,11 @@ def cmd_evaluate(args):
         row = evaluate.evaluate_group(emb, labels, n_same=args.pairs_same, n_diff=args.pairs_diff,
                                       gallery_size=args.gallery, seed=args.seed)
         rows.append({"group": group, "models": len(names), "images": len(labels), **row})
-        log.info("%-9s verification %.2f / AUC %.2f, identification %.2f / F1 %.2f, SS %.3f, DBI %.3f",
-                 group, row["verification_acc"], row["verification_auc"], row["identification_acc"],
-                 row["identification_f1"], row["silhouette"], row["dbi"])
+        log.info("%-9s verification %.2f / AUC %.2f (threshold %.4f), identification %.2f / F1 %.2f, "
+                 "open-set AUROC %.2f (threshold %.4f), SS %.3f, DBI %.3f",
+                 group, row["verification_acc"], row["verification_auc"], row["verification_threshold"],
+                 row["identification_acc"], row["identification_f1"], row["openset_auroc"],
+                 row["openset_threshold"], row["silhouette"], row["dbi"])
         if args.tsne_dir and group != "all":
             evaluate.plot_tsne(emb, labels, Path(args.tsne_dir) / f"tsne_{group}.png",
                                f"{args.title}: {group} test models", seed=args.seed)
@@ -539,12 +570,20 @@ def cmd_evaluate(args):
 
 
 def cmd_calibrate(args):
-    """The deployable extractor: the trained one plus the best verification threshold of the test bed."""
+    """The deployable extractor: the trained one plus the best verification threshold (verify) and
+    open-set threshold (identify's "unknown") of an evaluation csv's "all" row."""
     from . import extractor as ex
     from .tables import read_evaluation
-    threshold = read_evaluation(args.evaluation)["all"]["verification_threshold"]
-    ex.set_threshold(args.extractor, threshold, out=args.out, threshold_from=str(args.evaluation))
-    log.info("%s: verification threshold %.4f (best on the test bed) -> %s", args.extractor, threshold, args.out)
+    # --evaluation is the test bed's today (issue 11); point it at validation generators' evaluation
+    row = read_evaluation(args.evaluation).get("all", {})
+    missing = [k for k in ("verification_threshold", "openset_threshold") if k not in row]
+    if missing:
+        raise ValueError(f"{args.evaluation}: no {' or '.join(missing)} in an \"all\" row; rerun the "
+                         f"evaluate rule that writes it")
+    ex.set_threshold(args.extractor, row["verification_threshold"], out=args.out,
+                     openset_threshold=row["openset_threshold"], threshold_from=str(args.evaluation))
+    log.info("%s: verification threshold %.4f, open-set threshold %.4f (best on %s) -> %s", args.extractor,
+             row["verification_threshold"], row["openset_threshold"], args.evaluation, args.out)
 
 
 def cmd_attribution_table(args):
@@ -626,87 +665,6 @@ def cmd_figure_16(args):
     log.info("Figure 16 -> %s", args.out)
 
 
-# ---------------------------------------------------------------------------------------------
-# the command line for people: galleries of model fingerprints, identify, verify
-
-GALLERY_FORMAT = "modelfp.gallery/1"
-
-
-def _extractor_digest(path) -> str:
-    import hashlib
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
-def _image_embeddings(model, paths, window):
-    import torch.nn.functional as F
-    from . import extractor as ex
-    from .pools import load_image
-    images = [load_image(p, None) for p in paths]
-    return F.normalize(ex.embed(model, images, window), dim=1)
-
-
-def _read_gallery(path, digest):
-    from . import checkpoints
-    gallery = checkpoints.load(path, GALLERY_FORMAT, "gallery file")
-    if gallery["extractor"] != digest:
-        raise ValueError(f"{path}: made with another extractor file; galleries are tied to the "
-                         f"extractor that embedded them (make a new gallery with `modelfp gallery add`)")
-    return gallery
-
-
-def cmd_gallery_add(args):
-    import torch
-    from . import checkpoints
-    from . import extractor as ex
-    model = ex.load(args.extractor, _device(args.device))
-    digest = _extractor_digest(args.extractor)
-    gallery = (_read_gallery(args.gallery, digest) if Path(args.gallery).exists()
-               else {"format": GALLERY_FORMAT, "extractor": digest, "window": args.window, "models": {}})
-    emb = _image_embeddings(model, args.images, gallery["window"])
-    entry = gallery["models"].get(args.name, {"sum": torch.zeros(emb.shape[1]), "count": 0})
-    gallery["models"][args.name] = {"sum": entry["sum"] + emb.sum(0), "count": entry["count"] + len(emb)}
-    checkpoints.save(gallery, args.gallery)
-    print(f"{args.name}: {gallery['models'][args.name]['count']} images in {args.gallery} "
-          f"({len(gallery['models'])} models)")
-
-
-def _threshold(args, model):
-    if args.threshold is not None:
-        return args.threshold
-    if model.threshold is None:
-        raise ValueError(f"{args.extractor} holds no verification threshold (an uncalibrated file); "
-                         f"pass --threshold or use results/extractors/<variant>/model.pt")
-    return model.threshold
-
-
-def cmd_identify(args):
-    import torch
-    import torch.nn.functional as F
-    from . import extractor as ex
-    model = ex.load(args.extractor, _device(args.device))
-    gallery = _read_gallery(args.gallery, _extractor_digest(args.extractor))
-    if not gallery["models"]:
-        raise ValueError(f"{args.gallery}: an empty gallery; add models with `modelfp gallery add`")
-    names = list(gallery["models"])
-    prints = F.normalize(torch.stack([gallery["models"][n]["sum"] for n in names]), dim=1)
-    threshold = _threshold(args, model)
-    sims = _image_embeddings(model, args.images, gallery["window"]) @ prints.T
-    for path, row in zip(args.images, sims):
-        best = int(row.argmax())
-        name = names[best] if row[best] >= threshold else "unknown"
-        print(f"{path}\t{name}\t{row[best]:.4f}\t(nearest: {names[best]}, threshold {threshold:.4f})")
-
-
-def cmd_verify(args):
-    from . import extractor as ex
-    model = ex.load(args.extractor, _device(args.device))
-    threshold = _threshold(args, model)
-    a, b = _image_embeddings(model, [args.image_a, args.image_b], args.window)
-    score = float(a @ b)
-    verdict = "same model" if score >= threshold else "different models"
-    print(f"{verdict}\tscore {score:.4f}\tthreshold {threshold:.4f}")
-
-
 def _compute_args(p):
     """Where a computing verb runs: --device (auto = CUDA when present) and torch threads."""
     p.add_argument("--device", default="auto")
@@ -739,11 +697,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (manifest.json and shards)")
     p.set_defaults(func=cmd_pool)
 
-    p = sub.add_parser("synthesize", help="train all seeds of one synthetic architecture")
-    p.add_argument("--arch", required=True, help="architecture id, e.g. K2-L1-Spost-Ubilinear-Arelu-Nbn")
+    p = sub.add_parser("synthesize", help="train all seeds of synthetic architectures (a slice of the zoo)")
+    p.add_argument("--arch", nargs="+", required=True,
+                   help="architecture ids, e.g. K2-L1-Spost-Ubilinear-Arelu-Nbn")
     p.add_argument("--seeds", type=int, nargs="+", required=True)
     p.add_argument("--pool", nargs="+", required=True, help="pool folders (train/val splits are used)")
-    p.add_argument("--out-dir", required=True, help="writes OUT_DIR/seed{seed}.pt")
+    p.add_argument("--out", nargs="+", required=True,
+                   help="one checkpoint per architecture and seed, architecture-major")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-steps", type=int, default=2000)
@@ -852,7 +812,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic", nargs="+", help="synthetic model checkpoints (the feed's classes)")
     p.add_argument("--pool", nargs="+", default=[], help="pool folders whose train images are fed")
     p.add_argument("--images", nargs=2, action="append", metavar=("NAME", "FOLDER"),
-                   help="a known model's image folder (fine-tuning; repeat)")
+                   help="a known model's image folder (fine-tuning; repeat): only its training side is read")
+    p.add_argument("--train-fraction", type=float,
+                   help="share of a test model's images on the training side (modelfp.splits; with --images)")
     p.add_argument("--denoiser")
     p.add_argument("--init", help="an extractor file to start from (fine-tuning)")
     p.add_argument("--untrained", action="store_true", help="save at initialisation (the random-init control)")
@@ -866,6 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("embed", help="fingerprints of test models' images with sliding windows")
     p.add_argument("--extractor", required=True)
     p.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "FOLDER"))
+    p.add_argument("--train-fraction", type=float, required=True,
+                   help="share of each model's images kept for training (modelfp.splits); the rest are embedded")
     p.add_argument("--window", type=int, default=3, help="n for n x n windows (1: centre crop)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out-dir", required=True, help="writes OUT_DIR/NAME.npz")
@@ -884,7 +848,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("calibrate", help="store the test bed's best verification threshold in an extractor")
+    p = sub.add_parser("calibrate", help="store an evaluation's best verification and open-set thresholds "
+                                         "in an extractor")
     p.add_argument("--extractor", required=True)
     p.add_argument("--evaluation", required=True)
     p.add_argument("--out", required=True)
@@ -921,33 +886,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_figure_16)
 
-    p = sub.add_parser("gallery", help="galleries of model fingerprints")
-    gsub = p.add_subparsers(dest="gallery_command", required=True)
-    g = gsub.add_parser("add", help="add images of a model (builds or extends the gallery file)")
-    g.add_argument("name")
-    g.add_argument("images", nargs="+")
-    g.add_argument("--extractor", required=True)
-    g.add_argument("--gallery", required=True)
-    g.add_argument("--window", type=int, default=3)
-    g.add_argument("--device", default="auto")
-    g.set_defaults(func=cmd_gallery_add)
+    from . import validation
+    validation.add_command(sub)     # validation-table: the validation set's choices.csv (issue 11)
 
-    p = sub.add_parser("identify", help="the nearest gallery model of each image, or unknown")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--extractor", required=True)
-    p.add_argument("--gallery", required=True)
-    p.add_argument("--threshold", type=float, help="default: the extractor's verification threshold")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_identify)
-
-    p = sub.add_parser("verify", help="do two images come from the same model?")
-    p.add_argument("image_a")
-    p.add_argument("image_b")
-    p.add_argument("--extractor", required=True)
-    p.add_argument("--threshold", type=float, help="default: the extractor's verification threshold")
-    p.add_argument("--window", type=int, default=3)
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_verify)
+    from . import tool
+    tool.add_commands(sub)     # the people's commands: gallery add, identify, verify
     return parser
 
 
@@ -956,12 +899,12 @@ def main(argv=None):
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
-        args.func(args)
+        code = args.func(args)      # the people's commands return 1 when some inputs failed
     except (ValueError, FileNotFoundError) as err:
         # expected failures (bad input, missing files): one clear line, no traceback
         log.error("%s", err)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ trains on the test models, it only compares embeddings by cosine similarity (pap
 - 1:N model identification (Table VIII): per model, 10 images form its gallery fingerprint (the mean
   feature); every other image is a query, assigned to the gallery entry of highest cosine; reported
   are accuracy and macro-F1 over the queries (`gallery_fingerprints`, `identification`).
+- Open-set rejection (not in the paper; the "unknown" answer of `modelfp identify`): leave one
+  model out of the gallery at a time; its queries' best gallery scores should fall below the other
+  models' queries' best scores. Reported are the AUROC of that separation (as POSE reports open-set
+  detection) and the threshold that best separates them (`open_set`).
 - Fingerprint representation (Table X): silhouette score and Davies-Bouldin index of the embeddings
   with the models as clusters (`cluster_scores`).
 - t-SNE plots of the embeddings (Figures 9 and 15: base vs LoRA models, fixed vs varied generation
@@ -182,9 +186,11 @@ def verification_pairs(labels, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_
     return ij[:, 0], ij[:, 1], same
 
 
-def best_threshold_accuracy(scores, same) -> tuple[float, float]:
+def best_threshold_accuracy(scores, same, balanced: bool = False) -> tuple[float, float]:
     """Best verification accuracy over all thresholds (Sec. IV-A) and the threshold that achieves it.
 
+    balanced: maximise the mean of the two classes' accuracies instead (the same as accuracy when
+    the classes are equally many, as the verification pairs are; the open-set scores are not).
     A pair is predicted "same model" when score >= threshold. Only cuts between distinct score values
     are possible (equal scores always get the same prediction), which roc_curve enumerates. The
     returned threshold is the midpoint between the lowest score predicted "same" and the next lower
@@ -205,9 +211,9 @@ def best_threshold_accuracy(scores, same) -> tuple[float, float]:
         raise ValueError(f"same must contain both classes; got {n_pos} same and {n_neg} different pairs")
     # thresholds[0] is +inf (nothing predicted same), then each distinct score in decreasing order
     fpr, tpr, thresholds = roc_curve(same, scores, drop_intermediate=False)
-    correct = tpr * n_pos + (1.0 - fpr) * n_neg
+    correct = tpr * n_pos + (1.0 - fpr) * n_neg if not balanced else (tpr + 1.0 - fpr) / 2
     k = int(np.argmax(correct))
-    accuracy = float(correct[k] / same.size)
+    accuracy = float(correct[k] / same.size) if not balanced else float(correct[k])
     if k == 0:
         return accuracy, float(np.nextafter(thresholds[1], np.inf))
     if k == len(thresholds) - 1:
@@ -251,6 +257,24 @@ def gallery_fingerprints(emb, labels) -> tuple[np.ndarray, np.ndarray]:
     return names, _l2_normalise(sums / np.bincount(inverse)[:, None])
 
 
+def _gallery_split(labels: np.ndarray, gallery_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(gallery, query) image indices: per model in sorted label order, `gallery_size` of its images
+    drawn at random (numpy.random.default_rng(seed)), the rest queries."""
+    if gallery_size < 1:
+        raise ValueError(f"gallery_size must be >= 1; got {gallery_size}")
+    rng = np.random.default_rng(seed)
+    gallery, queries = [], []
+    for name in np.unique(labels):
+        idx = np.flatnonzero(labels == name)
+        if len(idx) <= gallery_size:
+            raise ValueError(f"model {name.item()!r} has {len(idx)} images; identification needs more than "
+                             f"gallery_size={gallery_size}")
+        chosen = rng.permutation(idx)
+        gallery.append(np.sort(chosen[:gallery_size]))
+        queries.append(np.sort(chosen[gallery_size:]))
+    return np.concatenate(gallery), np.concatenate(queries)
+
+
 def identification(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0) -> dict:
     """1:N model identification (Table VIII).
 
@@ -262,20 +286,8 @@ def identification(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0)
     Raises ValueError if a model has <= gallery_size images (it would have no query).
     """
     emb, labels = _embeddings(emb, labels)
-    if gallery_size < 1:
-        raise ValueError(f"gallery_size must be >= 1; got {gallery_size}")
     names = np.unique(labels)
-    rng = np.random.default_rng(seed)
-    gallery, queries = [], []
-    for name in names:
-        idx = np.flatnonzero(labels == name)
-        if len(idx) <= gallery_size:
-            raise ValueError(f"model {name.item()!r} has {len(idx)} images; identification needs more than "
-                             f"gallery_size={gallery_size}")
-        chosen = rng.permutation(idx)
-        gallery.append(np.sort(chosen[:gallery_size]))
-        queries.append(np.sort(chosen[gallery_size:]))
-    gallery, queries = np.concatenate(gallery), np.concatenate(queries)
+    gallery, queries = _gallery_split(labels, gallery_size, seed)
     fp_names, fingerprints = gallery_fingerprints(emb[gallery], labels[gallery])
     predictions = fp_names[np.argmax(_l2_normalise(emb[queries]) @ fingerprints.T, axis=1)]
     truth = labels[queries]
@@ -283,6 +295,44 @@ def identification(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0)
             "macro_f1": float(f1_score(truth, predictions, labels=names, average="macro", zero_division=0)),
             "n_queries": int(len(queries)), "query_index": queries, "truth": truth,
             "predictions": predictions, "gallery_index": gallery, "names": names}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Open-set rejection (the "unknown" of identification)
+
+
+def open_set(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0) -> dict:
+    """Leave-one-model-out open-set rejection.
+
+    Galleries and queries are split as `identification` splits them (same seed: same split), so a
+    query never counts in any gallery fingerprint. For each model m in turn, m is removed from the
+    gallery: the best cosine of each of m's queries over the other models' fingerprints is an
+    "unknown" score; the best cosine of each other model's query over the same gallery (which holds
+    its own model) is a "known" score. Pooled over all m (every query is unknown once and known
+    len(models) - 1 times), returns the AUROC of known vs unknown (a fraction), the threshold that
+    best separates them (`best_threshold_accuracy` with balanced classes: "known" at or above it)
+    and its balanced accuracy, the score counts, and for inspection known_scores and unknown_scores.
+    Needs at least 2 models.
+    """
+    emb, labels = _embeddings(emb, labels)
+    gallery, queries = _gallery_split(labels, gallery_size, seed)
+    names, fingerprints = gallery_fingerprints(emb[gallery], labels[gallery])
+    if len(names) < 2:
+        raise ValueError(f"open-set rejection needs at least 2 models; got {len(names)}")
+    sims = _l2_normalise(emb[queries]) @ fingerprints.T                    # (queries, models)
+    own = np.searchsorted(names, labels[queries])                          # each query's model column
+    known, unknown = [], []
+    for m in range(len(names)):
+        best = np.delete(sims, m, axis=1).max(axis=1)                      # m left out of the gallery
+        unknown.append(best[own == m])
+        known.append(best[own != m])
+    known, unknown = np.concatenate(known), np.concatenate(unknown)
+    scores = np.r_[known, unknown]
+    is_known = np.r_[np.ones(len(known), bool), np.zeros(len(unknown), bool)]
+    accuracy, threshold = best_threshold_accuracy(scores, is_known, balanced=True)
+    return {"auroc": float(roc_auc_score(is_known, scores)), "threshold": threshold,
+            "balanced_accuracy": accuracy, "n_known": int(len(known)), "n_unknown": int(len(unknown)),
+            "known_scores": known, "unknown_scores": unknown}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -306,13 +356,16 @@ def cluster_scores(emb, labels) -> dict:
 def evaluate_group(emb, labels, *, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_PAIRS,
                    gallery_size: int = GALLERY_SIZE, seed: int = 0) -> dict:
     """One group's row of Tables VIII-X: accuracies, AUC and F1 in percent (x100, as the tables),
-    the verification threshold as a cosine, silhouette and DBI raw."""
+    the verification threshold as a cosine, silhouette and DBI raw; plus the open-set AUROC (percent)
+    and threshold (a cosine)."""
     ver = verification(emb, labels, n_same, n_diff, seed)
     ide = identification(emb, labels, gallery_size, seed)
+    ope = open_set(emb, labels, gallery_size, seed)
     clu = cluster_scores(emb, labels)
     return {"verification_acc": 100 * ver["accuracy"], "verification_auc": 100 * ver["auc"],
             "verification_threshold": ver["threshold"],
             "identification_acc": 100 * ide["accuracy"], "identification_f1": 100 * ide["macro_f1"],
+            "openset_auroc": 100 * ope["auroc"], "openset_threshold": ope["threshold"],
             "silhouette": clu["silhouette"], "dbi": clu["dbi"]}
 
 

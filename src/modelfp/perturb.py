@@ -41,11 +41,18 @@ def perturb(image: np.ndarray, kind: str, level: float, seed: int) -> np.ndarray
 
 
 def perturb_folder(src, dst, kind: str, level: float, seed: int) -> int:
-    """Perturb every image of `src` (image i with seed + i) into PNGs under `dst`; returns the count."""
-    dst = Path(dst)
-    dst.mkdir(parents=True, exist_ok=True)
+    """Perturb every image of `src` (image i with seed + i) into PNGs under `dst`, each under its
+    own relative path with the suffix .png (so a perturbed copy falls on its original's side of
+    `modelfp.splits`); returns the count."""
+    src, dst = Path(src), Path(dst)
     paths = list_images(src)
-    for i, path in enumerate(paths):
+    outs = [dst / Path(p).relative_to(src).with_suffix(".png") for p in paths]
+    clash = {o for o in outs if outs.count(o) > 1}
+    if clash:
+        raise ValueError(f"{src}: several images would be written as {sorted(map(str, clash))[0]} "
+                         f"(same name, other suffix); rename one of them")
+    for i, (path, out) in enumerate(zip(paths, outs)):
+        out.parent.mkdir(parents=True, exist_ok=True)
         image = load_image(path, None).permute(1, 2, 0).numpy()
-        Image.fromarray(perturb(image, kind, level, seed + i)).save(dst / f"{i:05d}.png")
+        Image.fromarray(perturb(image, kind, level, seed + i)).save(out)
     return len(paths)

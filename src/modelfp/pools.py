@@ -72,7 +72,14 @@ _BAD_IMAGE_FIX = "re-export or delete the file, or build the pool with on_bad_im
 
 
 class BadImageError(ValueError):
-    """An image file that cannot be decoded completely; the message names the file and a fix."""
+    """An image file that cannot be decoded completely; the message names the file and a fix.
+
+    ``path`` and ``problem`` (what is wrong, without the pool's fix) let other callers, such as
+    the people's command line, give their own advice."""
+
+    def __init__(self, message: str, path: pathlib.Path | None = None, problem: str = ""):
+        super().__init__(message)
+        self.path, self.problem = path, problem or message
 
 
 class PoolError(ValueError):
@@ -109,8 +116,8 @@ def _strict_decoding() -> Iterator[None]:
 
 
 def _bad(path: pathlib.Path, what: str, detail: str = "") -> BadImageError:
-    detail = f" ({detail})" if detail else ""
-    return BadImageError(f"bad image {path}: {what}{detail}. Fix: {_BAD_IMAGE_FIX}.")
+    problem = f"{what} ({detail})" if detail else what
+    return BadImageError(f"bad image {path}: {problem}. Fix: {_BAD_IMAGE_FIX}.", path, problem)
 
 
 def _decode(path: pathlib.Path) -> Image.Image:

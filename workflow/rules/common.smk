@@ -5,15 +5,18 @@ from modelfp import archspace
 
 wildcard_constraints:
     arch=archspace.ID_PATTERN,
+    slice=archspace.SLICE_PATTERN,
     pool=r"[A-Za-z0-9_]+",
     model=r"[A-Za-z0-9_.+-]+",
+    bed=r"testbed|validation",
     variant=r"all|immunized|finetune|random|reference|wo_[KLSUAN]|seeds_\d+|pool_\w+|blocks_[123]",
-    view=r"w\d+|jpeg-[0-9.]+|crop-[0-9.]+",
+    view=r"w\d+|jpeg-[0-9.]+|crop-[0-9.]+|val-w\d+",
 
 SYN = config["synthesis"]
 DEN = config["denoiser"]
 SPEC = config["spectra"]
 TB = config["testbed"]
+VAL = config["validation"]
 SEEDS = list(range(SYN["seeds"]))
 
 
@@ -33,6 +36,18 @@ ZOO_K3 = zoo_archs(archspace.BLOCKS_EXTENDED)
 
 def checkpoints(archs):
     return expand("results/synthetic/{arch}/seed{seed}.pt", arch=archs, seed=SEEDS)
+
+
+# One synthesize job per slice (archspace.slice_archs: the 12 architectures sharing K, L, S, U).
+# A configured list of architectures trains the whole slice of each listed id; only the listed
+# ones are used downstream.
+SLICE_CHECKPOINTS = expand("results/synthetic/{{slice}}-{member}/seed{seed}.pt",
+                           member=archspace.SLICE_MEMBERS, seed=SEEDS)
+
+
+def slice_arch_ids(wildcards):
+    """The --arch list of a slice, in the order of SLICE_CHECKPOINTS."""
+    return " ".join(a.id for a in archspace.slice_archs(wildcards.slice))
 
 
 def pool_manifest(pool):
@@ -70,52 +85,73 @@ def check_pools(names):
                 f"  snakemake --cores 2 --configfile configs/demo.yaml")
 
 
-def test_model(name):
-    if name not in config["test_models"]:
-        raise ValueError(f"config: testbed.models names {name!r}, which is not defined under "
-                         f"'test_models:' (defined: {sorted(config['test_models'])})")
-    return config["test_models"][name]
+# Test models and validation models (issue 11: settings are chosen on the validation set, the test
+# bed is for the final tables only) are entries of one schema, made by the same rules under
+# results/{bed}/{model}/; every helper below takes the bed, the test bed by default.
+BED_ENTRIES = {"testbed": ("test_models", "testbed.models"),
+               "validation": ("validation.instances", "validation.models")}
 
 
-def test_model_images(name):
-    """The image folder of a test model: the user's folder, or the samples of our own generator."""
-    spec = test_model(name)
-    return spec["path"] if "path" in spec else f"results/testbed/{name}/images"
+def bed_entries(bed):
+    return config["test_models"] if bed == "testbed" else VAL["instances"]
 
 
-def test_model_group(name):
-    spec = test_model(name)
+def test_model(name, bed="testbed"):
+    if name not in bed_entries(bed):
+        where, lister = BED_ENTRIES[bed]
+        raise ValueError(f"config: {lister} (or a base:) names {name!r}, which is not defined under "
+                         f"'{where}:' (defined: {sorted(bed_entries(bed))})")
+    return bed_entries(bed)[name]
+
+
+def test_model_images(name, bed="testbed"):
+    """The image folder of a model: the user's folder, or the samples of our own generator."""
+    spec = test_model(name, bed)
+    return spec["path"] if "path" in spec else f"results/{bed}/{name}/images"
+
+
+def test_model_group(name, bed="testbed"):
+    spec = test_model(name, bed)
     if "path" in spec:
         return spec["group"]
     if "base" in spec:
-        return test_model_group(spec["base"])
+        return test_model_group(spec["base"], bed)
     from modelfp.testbed import FAMILIES
 
     return FAMILIES[spec["generator"]].group
 
 
-def test_model_family(name):
-    spec = test_model(name)
-    return test_model_family(spec["base"]) if "base" in spec else spec["generator"]
+def test_model_family(name, bed="testbed"):
+    spec = test_model(name, bed)
+    return test_model_family(spec["base"], bed) if "base" in spec else spec["generator"]
 
 
-def test_model_generator(name):
-    """The generator file a test model samples from: its own, or (same weights, other sampling)
+def test_model_generator(name, bed="testbed"):
+    """The generator file a model samples from: its own, or (same weights, other sampling)
     its base's."""
-    spec = test_model(name)
+    spec = test_model(name, bed)
     if "base" in spec and "lora" not in spec:
-        return test_model_generator(spec["base"])
-    return f"results/testbed/{name}/generator.pt"
+        return test_model_generator(spec["base"], bed)
+    return f"results/{bed}/{name}/generator.pt"
 
 
-def test_model_train_args(name):
+def test_model_pools(name, bed="testbed"):
+    """The pools an own generator (or LoRA variant) trains on: its `pools:`, else testbed.pools."""
+    return test_model(name, bed).get("pools", TB["pools"])
+
+
+def test_model_n_images(bed="testbed"):
+    return VAL.get("n_images", TB["n_images"]) if bed == "validation" else TB["n_images"]
+
+
+def test_model_train_args(name, bed="testbed"):
     """Command-line arguments of `modelfp testbed-train` for one of our own generators."""
     import json
 
-    spec = test_model(name)
+    spec = test_model(name, bed)
     if "lora" in spec:
         lora = json.dumps(spec["lora"], separators=(",", ":"))
-        return (f"--base {test_model_generator(spec['base'])} --lora '{lora}' "
+        return (f"--base {test_model_generator(spec['base'], bed)} --lora '{lora}' "
                 f"--batch-size {TB['batch_size']} --seed {spec.get('seed', TB['seed'])}")
     hp = json.dumps(spec.get("hp", {}), separators=(",", ":"))
     size = spec.get("image_size", TB["image_size"])
@@ -123,24 +159,24 @@ def test_model_train_args(name):
             f"--batch-size {TB['batch_size']} --seed {spec.get('seed', TB['seed'])} --hp '{hp}'")
 
 
-def test_model_train_inputs(name):
+def test_model_train_inputs(name, bed="testbed"):
     """The base generator of a LoRA variant (none for a model trained from scratch)."""
-    spec = test_model(name)
-    return [test_model_generator(spec["base"])] if "lora" in spec else []
+    spec = test_model(name, bed)
+    return [test_model_generator(spec["base"], bed)] if "lora" in spec else []
 
 
-def test_model_sample_seed(name):
+def test_model_sample_seed(name, bed="testbed"):
     """testbed.seed; a derived model (LoRA variant, other sampling) draws other noise than its base,
     so it cannot share images with it (an offset fixed by its name)."""
     import zlib
 
-    return TB["seed"] + (zlib.crc32(name.encode()) % 100_000 if "base" in test_model(name) else 0)
+    return TB["seed"] + (zlib.crc32(name.encode()) % 100_000 if "base" in test_model(name, bed) else 0)
 
 
-def test_model_sample_args(name):
+def test_model_sample_args(name, bed="testbed"):
     import json
 
-    spec = test_model(name)
+    spec = test_model(name, bed)
     sampling = json.dumps(spec.get("sampling", {}), separators=(",", ":"))
     base = f" --base-name {spec['base']}" if "base" in spec else ""
     return f"--sampling '{sampling}'{base}"
@@ -152,33 +188,76 @@ def spectra_args(wildcards=None):
             f"--residual {SPEC['residual']} --device {config['device']}")
 
 
-def check_test_models(names):
+def check_test_models(names, bed="testbed"):
     """Stop at once when a test model's folder is missing, saying what to put where."""
+    what = "test model" if bed == "testbed" else "validation model"
     for name in names:
-        spec = test_model(name)
+        spec = test_model(name, bed)
         if "base" in spec:
-            test_model(spec["base"])                       # a typo in base stops here, named
+            test_model(spec["base"], bed)                  # a typo in base stops here, named
             if "lora" not in spec and "sampling" not in spec:
-                raise ValueError(f"test model {name!r} names base {spec['base']!r} but neither lora "
+                raise ValueError(f"{what} {name!r} names base {spec['base']!r} but neither lora "
                                  f"(a LoRA variant) nor sampling (other generation settings)")
         elif "generator" in spec:
             from modelfp.testbed import FAMILIES
 
             if spec["generator"] not in FAMILIES:
-                raise ValueError(f"test model {name!r}: unknown generator family {spec['generator']!r}; "
+                raise ValueError(f"{what} {name!r}: unknown generator family {spec['generator']!r}; "
                                  f"known: {sorted(FAMILIES)}")
         elif not Path(spec["path"]).is_dir():
             raise ValueError(
-                f"test model {name!r}: folder {spec['path']!r} does not exist.\n"
+                f"{what} {name!r}: folder {spec['path']!r} does not exist.\n"
                 f"  Put the images this model generated there (any nesting and resolution; at least\n"
                 f"  {max(SPEC['n_images_sweep'] + [SPEC['n_images']])} images; the paper uses 1,000 per model), e.g.\n"
-                f"  {spec['path']}/00000.png. Or set test_models.{name}.path in a config overlay,\n"
+                f"  {spec['path']}/00000.png. Or set {BED_ENTRIES[bed][0]}.{name}.path in a config overlay,\n"
                 f"  or run the embedded demo: snakemake --cores 2 --configfile configs/demo.yaml")
 
 
-check_pools(SYN["pools"] + DEN["pools"])
-if any("path" not in test_model(m) for m in TB["models"] + TB["lineage"]):
-    check_pools(TB["pools"])
+def trained_pools(names, bed="testbed"):
+    """The pools that the own generators and LoRA variants among `names` train on."""
+    return sorted({p for m in names if {"generator", "lora"} & set(test_model(m, bed))
+                   for p in test_model_pools(m, bed)})
+
+
+def validation_pairs():
+    """{pair name: [its two members]} of the validation set (entries with `pair:`)."""
+    pairs = {}
+    for m in VAL["models"]:
+        if "pair" in test_model(m, "validation"):
+            pairs.setdefault(test_model(m, "validation")["pair"], []).append(m)
+    return pairs
+
+
+def check_validation():
+    """The validation set stands apart from the test bed (no name in common), and each same-design
+    pair is two entries that differ in what `differs:` says and in nothing else."""
+    clash = sorted(set(VAL["models"]) & set(config["test_models"]))
+    if clash:
+        raise ValueError(f"config: validation model name(s) {clash} are also test models (test_models:). "
+                         f"The validation set, on which settings are chosen, must stay apart from the "
+                         f"test bed: rename them under validation.instances and validation.models")
+    check_test_models(VAL["models"], "validation")
+    for pair, members in validation_pairs().items():
+        if len(members) != 2:
+            raise ValueError(f"config: validation pair {pair!r} has {len(members)} member(s) in "
+                             f"validation.models ({members}); a pair has exactly two")
+        a, b = (test_model(m, "validation") for m in members)
+        if a.get("differs") is None or a.get("differs") != b.get("differs"):
+            raise ValueError(f"config: validation pair {pair!r}: both {members} must say the same "
+                             f"differs: seed or differs: data")
+        key = "seed" if a["differs"] == "seed" else "pools"
+        other = sorted(k for k in set(a) | set(b) if k not in ("note", key) and a.get(k) != b.get(k))
+        value = ((lambda m: test_model(m, "validation").get("seed", TB["seed"])) if key == "seed" else
+                 (lambda m: sorted(test_model_pools(m, "validation"))))
+        if other or value(members[0]) == value(members[1]):
+            raise ValueError(f"config: validation pair {pair!r} ({members}) must differ in {key} and only "
+                             f"in {key} (differs: {a['differs']}); "
+                             + (f"they also differ in {other}" if other else f"both have {key} {value(members[0])}"))
+
+
+check_validation()      # first: a name shared with the test bed is the error to see
+check_pools(SYN["pools"] + DEN["pools"] + trained_pools(TB["models"] + TB["lineage"])
+            + trained_pools(VAL["models"], "validation"))
 check_test_models(TB["models"] + TB["lineage"] + TB["configurations"])
 
 
@@ -228,7 +307,8 @@ def extractor_args(w, input):
         opts.update(backbone=v.backbone, weights=None)
     if v.finetune:
         opts.update(EXT["finetune"])
-        source = f"--init {input.init} " + " ".join(
+        # only the training side of each folder is read (modelfp.splits); `embed` reads the other
+        source = f"--init {input.init} --train-fraction {EVAL['train_fraction']} " + " ".join(
             f"--images {m} '{test_model_images(m)}'" for m in classical_models())
     else:
         source = (f"--synthetic {' '.join(input.synthetic)} --pool {pool_dirs(input.pools)} "
@@ -236,18 +316,32 @@ def extractor_args(w, input):
     return f"{source} --options '{json.dumps(opts, separators=(',', ':'))}'"
 
 
+# A view val-w<n> is the validation set's images in n x n windows: the same embed and evaluate
+# rules, other models (results/embeddings/{variant}/val-w<n>, results/evaluation/{variant}/val-w<n>.csv).
+VALIDATION_VIEW = f"val-{DEFAULT_VIEW}"
+
+
+def view_bed(view):
+    return "validation" if view.startswith("val-") else "testbed"
+
+
 def view_window(view):
+    view = view.removeprefix("val-")
     return int(view[1:]) if view.startswith("w") else EVAL["window"]
 
 
 def view_models(view):
-    """Test models embedded in a view: every evaluated one, plus lineage and configuration sets
-    in the default view."""
+    """Models embedded in a view: the validation set in val-w<n>; else every evaluated test model,
+    plus lineage and configuration sets in the default view."""
+    if view_bed(view) == "validation":
+        return VAL["models"]
     extra = TB["lineage"] + TB["configurations"] if view == DEFAULT_VIEW else []
     return TB["models"] + [m for m in extra if m not in TB["models"]]
 
 
 def view_images(view, model):
+    if view_bed(view) == "validation":
+        return test_model_images(model, "validation")
     if view.startswith("w"):
         return test_model_images(model)
     kind, level = view.split("-", 1)
@@ -255,21 +349,47 @@ def view_images(view, model):
 
 
 def view_inputs(view):
-    """What `embed` needs for a view: the test models' folders, or one perturbation level."""
-    if view.startswith("w"):
-        return [test_model_images(m) for m in view_models(view)]
+    """What `embed` needs for a view: the test (or validation) models' folders, or one perturbation level."""
+    if view_bed(view) == "validation" or view.startswith("w"):
+        return [view_images(view, m) for m in view_models(view)]
     kind, level = view.split("-", 1)
     return [f"results/perturbed/{kind}/{level}"]
 
 
 def embed_args(w):
-    return " ".join(f"--model {m} '{view_images(w.view, m)}'" for m in view_models(w.view))
+    """Every view embeds only the evaluation side of each folder (modelfp.splits): never what the
+    fine-tuned extractor or a baseline trained on."""
+    return (" ".join(f"--model {m} '{view_images(w.view, m)}'" for m in view_models(w.view))
+            + f" --train-fraction {EVAL['train_fraction']}")
 
 
 def evaluate_args(w=None):
-    return (" ".join(f"--model {m} {test_model_group(m)}" for m in TB["models"])
+    """The evaluated models with their groups: the test bed's, or in a val-w<n> view the validation
+    set's (each in its family's group, so its rows read like the test bed's)."""
+    bed = view_bed(getattr(w, "view", DEFAULT_VIEW))
+    models = VAL["models"] if bed == "validation" else TB["models"]
+    return (" ".join(f"--model {m} {test_model_group(m, bed)}" for m in models)
             + f" --pairs-same {EVAL['pairs_same']} --pairs-diff {EVAL['pairs_diff']}"
             + f" --gallery {EVAL['gallery']} --seed {EVAL['seed']}")
+
+
+def validation_embeddings(name):
+    """The validation set's embeddings by variant `name` (that of `all` when it trains the same thing)."""
+    return str(Path(evaluation_csv(name, VALIDATION_VIEW).replace("results/evaluation/", "results/embeddings/", 1))
+               .with_suffix(""))
+
+
+def validation_table_args(w=None):
+    """Command-line arguments of `modelfp validation-table`: each variant's evaluation csv and
+    embeddings on the validation set, and the same-design pairs."""
+    if len(VAL["models"]) < 2:
+        raise ValueError("config: the validation target needs at least 2 models in validation.models "
+                         "(entries under validation.instances; configs/demo.yaml has ten)")
+    variants = " ".join(f"--variant {v} {evaluation_csv(v, VALIDATION_VIEW)} {validation_embeddings(v)}"
+                        for v in VAL["variants"])
+    pairs = " ".join(f"--pair {name} {test_model(a, 'validation')['differs']} {a} {b}"
+                     for name, (a, b) in validation_pairs().items())
+    return f"{variants} {pairs} --gallery {EVAL['gallery']} --seed {EVAL['seed']}"
 
 
 def _pool_label(p):

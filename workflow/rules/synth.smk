@@ -1,16 +1,18 @@
-# The synthetic model zoo: one job per architecture trains all of its seeds together.
+# The synthetic model zoo: one job per slice of 12 architectures (shared K, L, S, U); each
+# architecture trains all of its seeds together, one checkpoint file per model.
 
 
 rule synthesize:
     input:
         pools=[pool_manifest(p) for p in SYN["pools"]],
     output:
-        expand("results/synthetic/{{arch}}/seed{seed}.pt", seed=SEEDS),
+        SLICE_CHECKPOINTS,
     log:
-        "results/logs/synthesize/{arch}.log",
+        "results/logs/synthesize/{slice}.log",
     benchmark:
-        "results/benchmarks/synthesize/{arch}.tsv"
+        "results/benchmarks/synthesize/{slice}.tsv"
     params:
+        archs=slice_arch_ids,
         seeds=" ".join(map(str, SEEDS)),
         pools=lambda w, input: pool_dirs(input.pools),
         train=(
@@ -25,8 +27,8 @@ rule synthesize:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp synthesize --arch {wildcards.arch} --seeds {params.seeds} "
-        "--pool {params.pools} --out-dir results/synthetic/{wildcards.arch} {params.train} "
+        "python -m modelfp synthesize --arch {params.archs} --seeds {params.seeds} "
+        "--pool {params.pools} --out {output} {params.train} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -36,9 +38,9 @@ rule zoo_summary:
     output:
         report("results/synthetic/{zoo}.csv", caption="../report/zoo_summary.rst", category="Synthetic zoo"),
     log:
-        "results/logs/synthesize/{zoo}.log",
+        "results/logs/zoo_summary/{zoo}.log",
     benchmark:
-        "results/benchmarks/synthesize/{zoo}.tsv"
+        "results/benchmarks/zoo_summary/{zoo}.tsv"
     wildcard_constraints:
         zoo="summary|summary_k3",
     conda:

@@ -1,19 +1,21 @@
 # The test bed (Table III): folders of the user's images, or generators the workflow trains itself.
+# The same two rules make the validation set (issue 11), apart from it: {bed} is testbed or
+# validation, and every helper looks the model up in that bed's entries (common.smk).
 
 
 rule train_test_model:
     input:
-        pools=[pool_manifest(p) for p in TB["pools"]],
-        base=lambda w: test_model_train_inputs(w.model),
+        pools=lambda w: [pool_manifest(p) for p in test_model_pools(w.model, w.bed)],
+        base=lambda w: test_model_train_inputs(w.model, w.bed),
     output:
-        "results/testbed/{model}/generator.pt",
+        "results/{bed}/{model}/generator.pt",
     log:
-        "results/logs/testbed/{model}.train.log",
+        "results/logs/{bed}/{model}.train.log",
     benchmark:
-        "results/benchmarks/testbed/{model}.train.tsv"
+        "results/benchmarks/{bed}/{model}.train.tsv"
     params:
         pools=lambda w, input: pool_dirs(input.pools),
-        args=lambda w: test_model_train_args(w.model),
+        args=lambda w: test_model_train_args(w.model, w.bed),
         device=config["device"],
     conda:
         "../../envs/modelfp.yaml"
@@ -27,23 +29,24 @@ rule train_test_model:
 
 rule sample_test_model:
     input:
-        lambda w: test_model_generator(w.model),
+        lambda w: test_model_generator(w.model, w.bed),
     output:
-        images=directory("results/testbed/{model}/images"),
-        meta="results/testbed/{model}/meta.json",
+        images=directory("results/{bed}/{model}/images"),
+        meta="results/{bed}/{model}/meta.json",
         sheet=report(
-            "results/testbed/contact_sheets/{model}.png",
+            "results/{bed}/contact_sheets/{model}.png",
             caption="../report/contact_sheet.rst",
             category="Test bed",
+            subcategory="{bed}",
         ),
     log:
-        "results/logs/testbed/{model}.sample.log",
+        "results/logs/{bed}/{model}.sample.log",
     benchmark:
-        "results/benchmarks/testbed/{model}.sample.tsv"
+        "results/benchmarks/{bed}/{model}.sample.tsv"
     params:
-        n=TB["n_images"],
-        seed=lambda w: test_model_sample_seed(w.model),
-        sampling=lambda w: test_model_sample_args(w.model),
+        n=lambda w: test_model_n_images(w.bed),
+        seed=lambda w: test_model_sample_seed(w.model, w.bed),
+        sampling=lambda w: test_model_sample_args(w.model, w.bed),
         device=config["device"],
     conda:
         "../../envs/modelfp.yaml"

@@ -141,8 +141,12 @@ def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp
 @torch.no_grad()
 def sample(model: Generator, n: int, seed: int, device) -> torch.Tensor:
     """n images from z ~ N(0, 1) of shape (n, nz, 1, 1) drawn from torch.Generator(seed) on the
-    CPU (all at once: the first k images do not depend on n): float (n,3,64,64) in [-1, 1]."""
-    z = torch.randn(n, model.nz, 1, 1, generator=torch.Generator().manual_seed(seed))
+    CPU, one draw per image so the first k images do not depend on n (a whole (n, nz) block is not
+    prefix-stable: CPU normals come in blocks of 16, a partial last block is redrawn): float
+    (n,3,64,64) in [-1, 1]."""
+    gen = torch.Generator().manual_seed(seed)
+    z = (torch.stack([torch.randn(model.nz, 1, 1, generator=gen) for _ in range(n)]) if n
+         else torch.empty(0, model.nz, 1, 1))
     was_training = model.training
     model.eval()   # running statistics: an image does not depend on the others in its batch
     out = [model(z[i:i + SAMPLE_CHUNK].to(device)) for i in range(0, n, SAMPLE_CHUNK)]

@@ -162,11 +162,14 @@ def train(pool, image_size, steps, batch_size, seed, device, progress=None, **hp
 @torch.no_grad()
 def sample(model: VAE, n: int, seed: int, device, temperature: float = 1.0) -> torch.Tensor:
     """n images decoded from z ~ N(0, temperature^2 I) drawn from torch.Generator(seed) on the CPU
-    (all at once, so the first k images do not depend on n): float (n,3,S,S) in [-1, 1], on device."""
-    z = torch.randn(n, model.z_dim, generator=torch.Generator().manual_seed(seed)) * temperature
+    (one draw per image, so the first k images do not depend on n): float (n,3,S,S) in [-1, 1], on device."""
+    gen = torch.Generator().manual_seed(seed)
+    # one draw per image: torch.randn of a whole (n, z_dim) block is not prefix-stable in n (CPU
+    # normals come in blocks of 16; a partial last block is redrawn), as in gan.sample
+    z = torch.stack([torch.randn(model.z_dim, generator=gen) for _ in range(n)]) if n else None
     was_training = model.training
     model.eval()
-    out = torch.cat([model.decode(z[i:i + SAMPLE_CHUNK].to(device))
+    out = torch.cat([model.decode(z[i:i + SAMPLE_CHUNK].to(device) * temperature)
                      for i in range(0, n, SAMPLE_CHUNK)]) if n else \
         torch.empty(0, 3, model.image_size, model.image_size, device=device)
     model.train(was_training)

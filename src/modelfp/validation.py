@@ -1,0 +1,129 @@
+"""The validation set's scores, per extractor variant (issue 11: never choose a setting on the test set).
+
+The workflow trains a validation set of generators apart from the test bed (`validation:` of the
+config, results/validation/{model}/) and embeds and evaluates it with the same rules as the test
+bed (view val-w<n>). This module turns those evaluations into one table, results/validation/
+choices.csv, on which the presets' settings are chosen: per variant, the identification accuracy
+and verification AUC over the whole validation set (the `all` row of its evaluation csv), and the
+same-design pair identification - for each pair of generators that share a design and differ only
+in training seed or only in training data, 1:N identification restricted to the two members (a
+gallery of two): can the extractor tell near twins apart? Chance is 50 %.
+
+No table of the paper reads this file.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import evaluate
+
+log = logging.getLogger(__name__)
+
+DIFFERS = ("seed", "data")
+SUMMARY_COLUMNS = ("identification_acc", "verification_auc")   # read from the evaluation csv's "all" row
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    differs: str       # seed | data: what alone tells the two members apart
+    a: str
+    b: str
+
+
+def pair_identification(emb, labels, a: str, b: str, gallery_size: int = evaluate.GALLERY_SIZE,
+                        seed: int = 0) -> float:
+    """Identification (evaluate.identification: a gallery fingerprint per model, queries to the
+    nearest) restricted to the images of models a and b; the accuracy as a fraction (chance 0.5)."""
+    labels = np.asarray(labels)
+    keep = np.isin(labels, [a, b])
+    missing = sorted({a, b} - set(labels[keep].tolist()))
+    if missing:
+        raise ValueError(f"pair {a} / {b}: no embeddings of {missing}")
+    return evaluate.identification(np.asarray(emb)[keep], labels[keep], gallery_size, seed)["accuracy"]
+
+
+def choices_row(variant: str, summary: dict, emb, labels, pairs: list[Pair],
+                gallery_size: int = evaluate.GALLERY_SIZE, seed: int = 0) -> dict:
+    """One row of choices.csv: the variant's whole-set scores (percent, from its evaluation csv),
+    the mean pair identification over all pairs and per kind of pair, then each pair's (percent)."""
+    row = {"variant": variant, **{k: float(summary[k]) for k in SUMMARY_COLUMNS}}
+    accs = {p.name: 100 * pair_identification(emb, labels, p.a, p.b, gallery_size, seed) for p in pairs}
+    row["pair_identification_acc"] = float(np.mean(list(accs.values()))) if accs else float("nan")
+    for kind in DIFFERS:
+        of_kind = [accs[p.name] for p in pairs if p.differs == kind]
+        row[f"{kind}_pairs_acc"] = float(np.mean(of_kind)) if of_kind else float("nan")
+    row.update({f"pair_{name}": acc for name, acc in accs.items()})
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------
+# the command line's edge: files in, choices.csv out
+
+
+def _summary(path) -> dict:
+    """The `all` row of an evaluation csv (the verb `evaluate`), as a dict."""
+    with open(path, newline="") as f:
+        rows = {r.get("group"): r for r in csv.DictReader(f)}
+    if "all" not in rows:
+        raise ValueError(f"{path}: no row with group 'all' (groups: {sorted(map(str, rows))}); "
+                         f"the validation set needs at least 2 models")
+    missing = [k for k in SUMMARY_COLUMNS if k not in rows["all"]]
+    if missing:
+        raise ValueError(f"{path}: no column(s) {missing} in its 'all' row")
+    return rows["all"]
+
+
+def _load(folder, names):
+    embs, labels = [], []
+    for name in names:
+        path = Path(folder) / f"{name}.npz"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no embeddings of validation model {name!r}; run the embed rule")
+        e = np.load(path)["embeddings"]
+        embs.append(e)
+        labels += [name] * len(e)
+    return np.concatenate(embs), np.array(labels)
+
+
+def cmd_validation_table(args):
+    from . import tables
+    pairs = []
+    for name, differs, a, b in args.pair or []:
+        if differs not in DIFFERS:
+            raise ValueError(f"pair {name}: differs must be one of {DIFFERS}, not {differs!r}")
+        pairs.append(Pair(name, differs, a, b))
+    members = sorted({m for p in pairs for m in (p.a, p.b)})
+    rows = []
+    for variant, evaluation_csv, embeddings in args.variant:
+        if members:
+            emb, labels = _load(embeddings, members)
+        else:
+            emb, labels = np.zeros((0, 1)), np.array([], dtype=str)
+        row = choices_row(variant, _summary(evaluation_csv), emb, labels, pairs, args.gallery, args.seed)
+        rows.append({**row, "evaluation": evaluation_csv})
+        log.info("%-10s identification %.1f, verification AUC %.1f, same-design pairs %.1f "
+                 "(seed %.1f, data %.1f)", variant, row["identification_acc"], row["verification_auc"],
+                 row["pair_identification_acc"], row["seed_pairs_acc"], row["data_pairs_acc"])
+    tables.write_csv(rows, args.out)
+
+
+def add_command(sub) -> None:
+    """Register the workflow verb `validation-table` on the parser's subcommands."""
+    p = sub.add_parser("validation-table", help="the validation set's choices.csv: per extractor variant, "
+                                                "identification, verification AUC, same-design pairs")
+    p.add_argument("--variant", nargs=3, action="append", required=True,
+                   metavar=("NAME", "EVALUATION_CSV", "EMBEDDINGS"),
+                   help="a variant, its evaluation csv on the validation view and that view's embeddings folder")
+    p.add_argument("--pair", nargs=4, action="append", metavar=("NAME", "DIFFERS", "A", "B"),
+                   help="a same-design pair: its name, seed|data, and its two models (repeat)")
+    p.add_argument("--gallery", type=int, default=evaluate.GALLERY_SIZE)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_validation_table)

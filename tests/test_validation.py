@@ -1,0 +1,92 @@
+"""The validation set (issue 11): the same-design pair metric, and the workflow's validation target."""
+import numpy as np
+import pytest
+
+from conftest import snakemake
+from modelfp import validation
+from modelfp.validation import Pair
+
+SMOKE = ("--configfile", "configs/smoke.yaml")
+
+
+def _clusters(centres, n=12, noise=0.0, seed=0):
+    """n embeddings around each centre (one model per centre, named m0, m1, ...)."""
+    rng = np.random.default_rng(seed)
+    emb = np.concatenate([np.asarray(c, float) + noise * rng.standard_normal((n, len(c))) for c in centres])
+    labels = np.repeat([f"m{i}" for i in range(len(centres))], n)
+    return emb, labels
+
+
+def test_pair_identification_is_chance_when_the_two_clusters_are_identical():
+    emb, labels = _clusters([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    assert validation.pair_identification(emb, labels, "m0", "m1", gallery_size=2) == 0.5
+
+
+def test_pair_identification_is_perfect_when_the_two_clusters_are_apart():
+    emb, labels = _clusters([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], noise=0.05)
+    assert validation.pair_identification(emb, labels, "m0", "m1", gallery_size=2) == 1.0
+
+
+def test_pair_identification_ignores_models_outside_the_pair():
+    # m2 sits on m0's centre: in 3-way identification it would take m0's queries, not within the pair
+    emb, labels = _clusters([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], noise=0.05)
+    assert validation.pair_identification(emb, labels, "m0", "m1", gallery_size=2) == 1.0
+
+
+def test_pair_identification_names_a_member_without_embeddings():
+    emb, labels = _clusters([[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="m9"):
+        validation.pair_identification(emb, labels, "m0", "m9", gallery_size=2)
+
+
+def test_choices_row_averages_pairs_overall_and_per_kind():
+    # m0/m1 identical (50 %), m2/m3 apart (100 %)
+    emb, labels = _clusters([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], noise=0.0)
+    pairs = [Pair("twins", "seed", "m0", "m1"), Pair("apart", "data", "m2", "m3")]
+    row = validation.choices_row("all", {"identification_acc": "70.0", "verification_auc": "80.0"},
+                                 emb, labels, pairs, gallery_size=2)
+    assert row["identification_acc"] == 70.0 and row["verification_auc"] == 80.0
+    assert row["pair_twins"] == 50.0 and row["pair_apart"] == 100.0
+    assert row["seed_pairs_acc"] == 50.0 and row["data_pairs_acc"] == 100.0
+    assert row["pair_identification_acc"] == 75.0
+
+
+def test_startup_refuses_a_validation_model_named_like_a_test_model(workflow_copy):
+    (workflow_copy / "clash.yaml").write_text(
+        "validation:\n  models: [vae]\n  instances:\n    vae: {generator: vae, steps: 3, hp: {width: 4}}\n")
+    result = snakemake(workflow_copy, "validation", "--dry-run", "--cores", "1", *SMOKE, "clash.yaml",
+                       check=False)
+    assert result.returncode != 0
+    assert "validation model name(s) ['vae'] are also test models" in result.stdout
+
+
+def test_startup_refuses_a_pair_that_differs_in_more_than_it_says(workflow_copy):
+    (workflow_copy / "pair.yaml").write_text(
+        "validation:\n  models: [val_dcgan_s0, val_dcgan_s1]\n  instances:\n"
+        "    val_dcgan_s1: {generator: dcgan, steps: 4, seed: 11, hp: {g_width: 4, d_width: 4},"
+        " pair: dcgan_seed, differs: seed}\n")
+    result = snakemake(workflow_copy, "validation", "--dry-run", "--cores", "1", *SMOKE, "pair.yaml",
+                       check=False)
+    assert result.returncode != 0
+    assert "validation pair 'dcgan_seed'" in result.stdout and "also differ in ['steps']" in result.stdout
+
+
+def test_validation_target_plans_the_validation_set_and_not_the_test_bed(workflow_copy):
+    result = snakemake(workflow_copy, "validation", "--dry-run", "--cores", "2", *SMOKE)
+    counts = {line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    # smoke: 4 validation generators; variants all, reference, random (one trained, two controls)
+    assert counts["train_test_model"] == 4 and counts["sample_test_model"] == 4
+    assert counts["train_extractor"] == 3 and counts["embed"] == 3 and counts["evaluate"] == 3
+    assert counts["validation_table"] == 1
+    assert "results/validation/val_vae_living/images" in result.stdout
+    assert "results/embeddings/all/val-w2" in result.stdout
+    assert "results/testbed/" not in result.stdout          # the test bed is not needed to choose
+
+
+def test_no_table_reads_the_validation_set(workflow_copy):
+    tables = ["table_ii", "table_xi", "table_iv", "table_v", "table_vi", "table_vii", "table_viii",
+              "table_ix", "table_x"]
+    result = snakemake(workflow_copy, *tables, "--dry-run", "--cores", "2", *SMOKE)
+    assert "attribution_table" in result.stdout
+    assert "results/validation/" not in result.stdout and "val-w" not in result.stdout
