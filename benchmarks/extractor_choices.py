@@ -1,7 +1,9 @@
 """Which extractor input and pooling work at demo scale? Train a few settings for the same budget and
-print zero-shot identification / verification on a finished run's test bed, beside the two controls.
+print zero-shot identification / verification on a finished run's VALIDATION generators (never the
+test bed: settings are chosen on validation, README "The validation set"), beside the two controls.
 
-Needs a finished demo (or any) run: its synthetic zoo, pools, denoiser and test-bed images.
+Needs a finished demo (or any) run: its synthetic zoo, pools, denoiser and validation images
+(`snakemake validation`); only each image's evaluation side (modelfp.splits) is used.
 
     python benchmarks/extractor_choices.py --results results --steps 300 \\
         --setting log1p:flatten --setting log1p:avg --setting abs:flatten
@@ -22,18 +24,20 @@ from pathlib import Path
 
 import torch
 
-from modelfp import denoise, evaluate
+from modelfp import denoise, evaluate, splits
 from modelfp import extractor as ex
 from modelfp.feed import SyntheticZoo
 from modelfp.pools import list_images, load_image, read_pool
 from modelfp.synthetic import fit_to_size
 
 
-def test_bed(results: Path, models: list[str] | None):
-    folders = sorted(p.parent.parent for p in results.glob("testbed/*/images/00000.png"))
+def validation_set(results: Path, models: list[str] | None, train_fraction: float):
+    folders = sorted(p.parent.parent for p in results.glob("validation/*/images/00000.png"))
     if models:
         folders = [f for f in folders if f.name in models]
-    return {f.name: [load_image(p, None) for p in list_images(f / "images")] for f in folders}
+    return {f.name: [load_image(p, None) for p in
+                     splits.split(list_images(f / "images"), f / "images", train_fraction)[splits.EVAL]]
+            for f in folders}
 
 
 def scores(model, bed, window):
@@ -52,7 +56,9 @@ def main():
     p.add_argument("--results", default="results")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--setting", action="append", default=None)
-    p.add_argument("--models", nargs="*", help="test models to use (default: every folder)")
+    p.add_argument("--models", nargs="*", help="validation models to use (default: every folder)")
+    p.add_argument("--train-fraction", type=float, default=0.5,
+                   help="the run's evaluation.train_fraction (images on the training side are left out)")
     p.add_argument("--window", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
@@ -61,7 +67,7 @@ def main():
     zoo = SyntheticZoo.from_files(sorted(glob.glob(str(results / "synthetic/K[12]-*/seed*.pt"))))
     pool = torch.cat([fit_to_size(read_pool(d), 32) for d in sorted(results.glob("pools/*")) if d.is_dir()])
     den = denoise.load(results / "denoiser/dncnn.pt")
-    bed = test_bed(results, args.models)
+    bed = validation_set(results, args.models, args.train_fraction)
     print(f"{len(zoo)} synthetic models, {len(pool)} pool images, {len(bed)} test models")
     source = ex.ZooSource(zoo, pool, "cpu")
     for setting in args.setting or ["log1p:flatten", "log1p:avg", "abs:flatten"]:

@@ -574,7 +574,7 @@ def cmd_calibrate(args):
     open-set threshold (identify's "unknown") of an evaluation csv's "all" row."""
     from . import extractor as ex
     from .tables import read_evaluation
-    # --evaluation is the test bed's today (issue 11); point it at validation generators' evaluation
+    # the rule passes the validation generators' evaluation: thresholds are never chosen on the test bed
     row = read_evaluation(args.evaluation).get("all", {})
     missing = [k for k in ("verification_threshold", "openset_threshold") if k not in row]
     if missing:

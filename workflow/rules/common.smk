@@ -321,6 +321,15 @@ def extractor_args(w, input):
 VALIDATION_VIEW = f"val-{DEFAULT_VIEW}"
 
 
+def calibration_csv(variant):
+    """Where an extractor's thresholds are chosen: its evaluation on the validation set, never on
+    the test bed (issue 11)."""
+    if len(VAL["models"]) < 2:
+        raise ValueError("config: the thresholds of results/extractors/<variant>/model.pt are chosen "
+                         "on validation generators; list at least two under validation.models")
+    return evaluation_csv(variant, VALIDATION_VIEW)
+
+
 def view_bed(view):
     return "validation" if view.startswith("val-") else "testbed"
 

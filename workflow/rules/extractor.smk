@@ -28,7 +28,7 @@ rule train_extractor:
 rule calibrate_extractor:
     input:
         extractor="results/extractors/{variant}/trained.pt",
-        evaluation=f"results/evaluation/{{variant}}/{DEFAULT_VIEW}.csv",
+        evaluation=lambda w: calibration_csv(w.variant),
     output:
         "results/extractors/{variant}/model.pt",
     log:
