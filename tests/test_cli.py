@@ -15,7 +15,7 @@ def test_pool_from_a_folder_of_mixed_images(tmp_path):
     Image.new("RGBA", (50, 50), (0, 0, 255, 255)).save(tmp_path / "photos" / "c.png")
     out = tmp_path / "pool"
     assert main(["pool", "--name", "p", "--source", "folder", "--root", str(tmp_path / "photos"),
-                 "--image-size", "16", "--val-fraction", "0.34", "--out", str(out)]) == 0
+                 "--image-size", "16", "--val-fraction", "0.34", "--out-dir", str(out)]) == 0
     train, val = read_pool(out, "train"), read_pool(out, "val")
     assert len(train) + len(val) == 3 and train.shape[1:] == (3, 16, 16)
     assert json.loads((out / "manifest.json").read_text())["meta"]["name"] == "p"
@@ -28,7 +28,7 @@ def test_bad_image_stops_with_the_file_named_or_is_skipped_when_asked(tmp_path, 
         Image.new("RGB", (20, 20), (i, 0, 0)).save(src / f"ok{i}.png")
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     args = ["pool", "--name", "p", "--source", "folder", "--root", str(src), "--image-size", "8",
-            "--out", str(tmp_path / "pool")]
+            "--out-dir", str(tmp_path / "pool")]
     assert main(args) == 2
     assert "broken.jpg" in caplog.text
     caplog.clear()
@@ -39,5 +39,23 @@ def test_bad_image_stops_with_the_file_named_or_is_skipped_when_asked(tmp_path, 
 
 def test_missing_folder_is_one_clear_error(tmp_path, caplog):
     assert main(["pool", "--name", "celeba", "--source", "folder", "--root", str(tmp_path / "nope"),
-                 "--image-size", "8", "--out", str(tmp_path / "pool")]) == 2
+                 "--image-size", "8", "--out-dir", str(tmp_path / "pool")]) == 2
     assert "celeba" in caplog.text and "nope" in caplog.text
+
+
+def _evaluation(path, acc):
+    path.write_text("group,models,verification_acc,verification_auc,identification_acc,identification_f1\n"
+                    f"all,4,{acc},90,{acc},50\n")
+    return str(path)
+
+
+def test_table_and_figure_verbs_write_exactly_the_files_they_are_given(tmp_path):
+    ev = [_evaluation(tmp_path / f"ev{i}.csv", 60 + i) for i in range(2)]
+    out = tmp_path / "out"
+    assert main(["attribution-table", "--table", "table_iv", "--row", "w/o K", "w/o K", ev[0],
+                 "--row", "All", "All", ev[1], "--out-csv", str(out / "a.csv"), "--out-md", str(out / "b.md")]) == 0
+    assert main(["figure-16", "--point", "plain", "jpeg", "90", ev[0], "--point", "immunized", "jpeg", "90", ev[1],
+                 "--out-png", str(out / "c.png"), "--out-pdf", str(out / "d.pdf"), "--out-csv", str(out / "e.csv")]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.md", "c.png", "d.pdf", "e.csv"]
+    assert (out / "b.md").read_text().startswith("# Table IV")
+    assert "immunized,jpeg,90.0,61.0" in (out / "e.csv").read_text()

@@ -48,7 +48,9 @@ CLUSTER = ROOT / "tests" / "cluster"
 STATE_DIR = Path(os.environ.get("SLURM_TEST_DIR", "/tmp/modelfp-slurm"))
 # synthesis, denoiser, spectra, a table, an extractor's training and an embedding job
 TARGETS = ["zoo", "zoo_k3", "denoiser", "fig_11", "results/embeddings/all/w2"]  # smoke: window 2
-SMOKE = ["--configfile", "configs/smoke.yaml"]
+SMOKE = ["--configfile", "configs/smoke.yaml", "cluster.yaml"]
+# the extractor and embedding jobs need the test bed: two of its models suffice here
+OVERLAY = "testbed: {models: [dcgan, vae], lineage: [], configurations: []}\n"
 UNFIT = 3  # slurm_up.sh: this machine cannot host the test cluster
 # the profile under test, as plain YAML (its `?`-templated values are not needed here)
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
@@ -99,6 +101,7 @@ def _copy_workflow(dest: Path) -> Path:
     shutil.copytree(ROOT / "configs", dest / "configs")
     shutil.copytree(ROOT / "workflow", dest / "workflow")
     shutil.copytree(ROOT / "envs", dest / "envs")    # rules name their conda environment
+    (dest / "cluster.yaml").write_text(OVERLAY)
     return dest
 
 

@@ -63,8 +63,9 @@ def test_normalization_consistency_compares_seeds_with_other_normalizations():
 def test_plot_option_writes_png_and_pdf(tmp_path):
     ids = ["K1-L1-Spost-Unearest-Arelu-Nbn", "K1-L1-Spost-Utransposed-Arelu-Nbn"] * 2
     se.plot_option(np.random.default_rng(0).normal(size=(4, 9)), ids, "upsampling",
-                   str(tmp_path / "fig"))
-    assert (tmp_path / "fig.png").stat().st_size > 1000 and (tmp_path / "fig.pdf").exists()
+                   tmp_path / "fig.png", tmp_path / "other.pdf")
+    assert (tmp_path / "fig.png").stat().st_size > 1000 and (tmp_path / "other.pdf").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png", "other.pdf"]   # no temporaries
 
 
 def test_the_n_sweep_gives_prefix_means_of_the_per_image_log_spectra():

@@ -2,7 +2,9 @@
 
 A rule that calls a modelfp verb taking --device runs CUDA-capable code, so it must declare the
 `gpu` resource (that is how `--resources gpu=1` and the Slurm profile's --gpus reach it); every
-rule that runs a command has a log and a benchmark.
+rule that runs a command has a log and a benchmark. Rules own their files: every file a verb writes
+is passed from the rule's {output} (no path is spelled in a shell command), and every flag a rule
+spells is an option of its verb.
 """
 import argparse
 import re
@@ -15,11 +17,17 @@ from conftest import ROOT
 from modelfp.cli import build_parser
 
 VERB = re.compile(r"python -m modelfp ([\w-]+)")
+# an --out* flag and its values: the words up to the next flag, redirection or {params}/{input}/{threads}
+OUT_FLAG = re.compile(r"(--out(?:-[\w-]+)?)((?:\s+(?!--|>|\{params|\{input|\{threads)[^\s>]+)+)")
+FLAG = re.compile(r"(?<![\w-])--[a-z][\w-]*")
+
+
+def _verbs() -> dict:
+    return next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
 
 
 def _device_verbs() -> set[str]:
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {verb for verb, p in sub.choices.items()
+    return {verb for verb, p in _verbs().items()
             if any("--device" in a.option_strings for a in p._actions)}
 
 
@@ -57,3 +65,31 @@ def test_every_command_rule_has_a_log_and_a_benchmark(rules):
             assert rule.log, f"rule {rule.name} has no log:"
             assert rule.benchmark, f"rule {rule.name} has no benchmark:"
             assert "> {log} 2>&1" in rule.shellcmd, f"rule {rule.name} does not write its log"
+
+
+def test_every_rule_passes_each_of_its_outputs_from_output_and_spells_no_path(rules):
+    commands = [r for r in rules if r.shellcmd and VERB.search(r.shellcmd)]
+    assert commands
+    for rule in commands:
+        cmd = rule.shellcmd
+        # paths come from {input}, {output} or a helper's params, never a literal or a wildcard in a path
+        assert "results/" not in cmd, f"rule {rule.name} spells a results/ path in its shell command"
+        for flag, values in OUT_FLAG.findall(cmd):
+            for value in values.split():
+                assert re.fullmatch(r"\{output(\.\w+)?\}", value), \
+                    f"rule {rule.name}: {flag} {value} is not one of its declared {{output}} files"
+        names = list(rule.output.keys())
+        passed = [n for n in names if f"{{output.{n}}}" in cmd] if names else ["{output}"] * ("{output}" in cmd)
+        assert len(passed) == max(len(names), 1), \
+            f"rule {rule.name} does not pass every declared output to its verb: {sorted(set(names) - set(passed))}"
+
+
+def test_every_flag_a_rule_spells_is_an_option_of_its_verb(rules):
+    verbs = _verbs()
+    for rule in rules:
+        if not (rule.shellcmd and VERB.search(rule.shellcmd)):
+            continue
+        verb = VERB.search(rule.shellcmd).group(1)
+        options = {o for a in verbs[verb]._actions for o in a.option_strings}
+        unknown = set(FLAG.findall(rule.shellcmd)) - options
+        assert not unknown, f"rule {rule.name} passes {sorted(unknown)}, which `modelfp {verb}` does not take"

@@ -62,10 +62,11 @@ def test_table_xi_correlates_each_n_with_the_largest():
 
 
 def test_write_table_writes_csv_and_markdown(tmp_path):
-    tables.write_table([{"a": 1, "b": 2.5}], tmp_path / "t", "Title", "a note")
+    tables.write_table([{"a": 1, "b": 2.5}], tmp_path / "t.csv", tmp_path / "md" / "t.md", "Title", "a note")
     assert (tmp_path / "t.csv").read_text().splitlines() == ["a,b", "1,2.5"]
-    md = (tmp_path / "t.md").read_text()
+    md = (tmp_path / "md" / "t.md").read_text()
     assert md.startswith("# Title") and "| 1 | 2.5 |" in md and "a note" in md
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["md", "t.csv", "t.md"]   # no temporary left
 
 
 def test_closest_synthetic_picks_the_nearest_spectrum(tmp_path):
@@ -74,8 +75,10 @@ def test_closest_synthetic_picks_the_nearest_spectrum(tmp_path):
     assert closest_synthetic(real, syn).tolist() == [1, 2]
     closest = plot_closest_spectra(["r1", "r2"], np.random.rand(2, 8, 8), real,
                                    ["s0", "s1", "s2"], np.random.rand(3, 8, 8), syn,
-                                   str(tmp_path / "fig10"))
-    assert closest.tolist() == [1, 2] and (tmp_path / "fig10.png").stat().st_size > 1000
+                                   tmp_path / "a.png", tmp_path / "b.pdf")
+    assert closest.tolist() == [1, 2] and (tmp_path / "a.png").stat().st_size > 1000
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "b.pdf").read_bytes()[:4] == b"%PDF"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.pdf"]   # only the named files
 
 
 def test_image_sets_are_centre_cropped_or_resized_up(tmp_path):

@@ -50,7 +50,7 @@ def cmd_pool(args):
                 "sources": pools.EMBEDDED_SOURCES[args.photos], "count": args.count}
     train, val = pools.split_train_val(images, args.val_fraction, args.seed)
     meta.update(name=args.name, image_size=args.image_size, seed=args.seed)
-    manifest = pools.write_pool(args.out, train, val, meta)
+    manifest = pools.write_pool(args.out_dir, train, val, meta)
     log.info("pool %s: %d train + %d val images of %dx%d -> %s", args.name, len(train), len(val),
              args.image_size, args.image_size, manifest)
 
@@ -225,11 +225,11 @@ def cmd_ffd_tables(args):
             f"vs 5,760 synthetic models, N = 100, 128x128.")
     # sqrtm's round-off reports (dropped imaginary parts ~1e-10) go to debug; errors still raise
     rows = tables.table_ii(real["log"], syn["log"], archs, seeds, log=log.debug)
-    tables.write_table(rows, Path(args.out_dir) / "table_ii",
+    tables.write_table(rows, args.out_csv[0], args.out_md[0],
                        "Table II: FFD of the synthetic models against the test models", note)
     rows_xi = tables.table_xi(real["log_sweep"], syn["log_sweep"], [int(n) for n in syn["ns"]],
                               archs, seeds, log=log.debug)
-    tables.write_table(rows_xi, Path(args.out_dir) / "table_xi",
+    tables.write_table(rows_xi, args.out_csv[1], args.out_md[1],
                        "Table XI: correlation of the Table II FFDs at each N with those at the largest N",
                        note + f" Our N sweep: {[int(n) for n in syn['ns']]}; the paper's: 50-500.")
     for row in rows:
@@ -241,10 +241,9 @@ def cmd_closest_spectra(args):
     import numpy as np
     from .figures import plot_closest_spectra
     syn, real = np.load(args.synthetic), np.load(args.real)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     closest = plot_closest_spectra([str(n) for n in real["names"]], real["spec2d"], real["log"],
                                    [str(n) for n in syn["names"]], syn["spec2d"], syn["log"],
-                                   str(Path(args.out).with_suffix("")))
+                                   args.out_png, args.out_pdf)
     for name, k in zip(real["names"], closest):
         log.info("  %-24s closest synthetic model: %s", name, syn["names"][k])
 
@@ -368,9 +367,8 @@ def cmd_spectral_effects(args):
     from . import tables
     data = np.load(args.spectra)
     archs = [str(a) for a in data["archs"]]
-    Path(args.figures_dir).mkdir(parents=True, exist_ok=True)
-    for option, stem in se.FIGURES.items():
-        se.plot_option(data["log"], archs, option, str(Path(args.figures_dir) / stem))
+    for option, png, pdf in zip(se.FIGURES, args.out_png, args.out_pdf, strict=True):
+        se.plot_option(data["log"], archs, option, png, pdf)
     rows = se.hf_claims(data["power"], archs)
     consistency = se.normalization_consistency(data["log"], archs)
     verdict = {True: "our data agrees", False: "our data DISAGREES",
@@ -381,7 +379,7 @@ def cmd_spectral_effects(args):
     log.info("%s: within %.4f, across %.4f -> %s", consistency["claim"],
              consistency["distance_within"], consistency["distance_across"],
              verdict[consistency["agrees"]])
-    tables.write_csv(rows + [consistency], args.out)
+    tables.write_csv(rows + [consistency], args.out_csv)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,10 +561,10 @@ def cmd_evaluate(args):
                  group, row["verification_acc"], row["verification_auc"], row["verification_threshold"],
                  row["identification_acc"], row["identification_f1"], row["openset_auroc"],
                  row["openset_threshold"], row["silhouette"], row["dbi"])
-        if args.tsne_dir and group != "all":
-            evaluate.plot_tsne(emb, labels, Path(args.tsne_dir) / f"tsne_{group}.png",
-                               f"{args.title}: {group} test models", seed=args.seed)
-    tables.write_csv(rows, args.out)
+        if args.out_png and group != "all":
+            png = dict(zip(("classical", "emerging"), args.out_png))[group]
+            evaluate.plot_tsne(emb, labels, png, f"{args.title}: {group} test models", seed=args.seed)
+    tables.write_csv(rows, args.out_csv)
 
 
 def cmd_calibrate(args):
@@ -594,8 +592,8 @@ def cmd_attribution_table(args):
     else:
         rows = tables.comparison_table(args.table, {label: tables.read_evaluation(path)
                                                     for label, _, path in args.row})
-    tables.write_table(rows, args.out_stem, tables.TITLES[args.table], args.note)
-    log.info("%s -> %s.{csv,md}", tables.TITLES[args.table], args.out_stem)
+    tables.write_table(rows, args.out_csv, args.out_md, tables.TITLES[args.table], args.note)
+    log.info("%s -> %s, %s", tables.TITLES[args.table], args.out_csv, args.out_md)
 
 
 def cmd_trace(args):
@@ -648,9 +646,9 @@ def cmd_figure_8(args):
                      "verification_acc": round(ev["verification_acc"], 2),
                      "identification_acc": round(ev["identification_acc"], 2),
                      "paper_gpu_hours": {1: 42, 2: 133, 3: 393}.get(k, "")})
-    tables.write_csv(rows, Path(args.out).with_suffix(".csv"))
-    plot_block_count(rows, str(Path(args.out).with_suffix("")))
-    log.info("Figure 8 -> %s", args.out)
+    tables.write_csv(rows, args.out_csv)
+    plot_block_count(rows, args.out_png, args.out_pdf)
+    log.info("Figure 8 -> %s", args.out_png)
 
 
 def cmd_figure_16(args):
@@ -660,9 +658,15 @@ def cmd_figure_16(args):
     rows = [{"extractor": name, "perturbation": kind, "level": float(level),
              "identification_acc": round(tables.read_evaluation(path)["all"]["identification_acc"], 2)}
             for name, kind, level, path in args.point]
-    tables.write_csv(rows, Path(args.out).with_suffix(".csv"))
-    plot_robustness(rows, str(Path(args.out).with_suffix("")))
-    log.info("Figure 16 -> %s", args.out)
+    tables.write_csv(rows, args.out_csv)
+    plot_robustness(rows, args.out_png, args.out_pdf)
+    log.info("Figure 16 -> %s", args.out_png)
+
+
+def _figure_outputs(p):
+    """A figure verb's three files: the plot as png and pdf, and its numbers as csv."""
+    for kind in ("png", "pdf", "csv"):
+        p.add_argument(f"--out-{kind}", required=True)
 
 
 def _compute_args(p):
@@ -694,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--on-bad-image", choices=("error", "skip"), default="error")
-    p.add_argument("--out", required=True, help="output folder (manifest.json and shards)")
+    p.add_argument("--out-dir", required=True, help="writes OUT_DIR/manifest.json and its shards")
     p.set_defaults(func=cmd_pool)
 
     p = sub.add_parser("synthesize", help="train all seeds of synthetic architectures (a slice of the zoo)")
@@ -755,13 +759,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ffd-tables", help="Tables II and XI from the spectra of both sides")
     p.add_argument("--synthetic", required=True)
     p.add_argument("--real", required=True)
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-csv", nargs=2, required=True, metavar=("TABLE_II", "TABLE_XI"))
+    p.add_argument("--out-md", nargs=2, required=True, metavar=("TABLE_II", "TABLE_XI"))
     p.set_defaults(func=cmd_ffd_tables)
 
     p = sub.add_parser("closest-spectra", help="Figure 10: test models beside their closest synthetic model")
     p.add_argument("--synthetic", required=True)
     p.add_argument("--real", required=True)
-    p.add_argument("--out", required=True, help="png path (a pdf is written beside it)")
+    p.add_argument("--out-png", required=True)
+    p.add_argument("--out-pdf", required=True)
     p.set_defaults(func=cmd_closest_spectra)
 
     p = sub.add_parser("perturb", help="JPEG or crop-resize test models' images at one level (Fig. 16)")
@@ -803,8 +809,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("spectral-effects", help="Figures 11, 13, 14 analogues and the claims csv")
     p.add_argument("--spectra", required=True)
-    p.add_argument("--figures-dir", required=True)
-    p.add_argument("--out", required=True, help="csv of the measured claims")
+    figures = ("UPSAMPLING", "ACTIVATION", "NORMALIZATION")     # spectral_effects.FIGURES: Figs 11, 13, 14
+    p.add_argument("--out-png", nargs=3, required=True, metavar=figures)
+    p.add_argument("--out-pdf", nargs=3, required=True, metavar=figures)
+    p.add_argument("--out-csv", required=True, help="csv of the measured claims")
     p.set_defaults(func=cmd_spectral_effects)
 
     p = sub.add_parser("train-extractor", help="train a fingerprint extractor variant (or build a control)")
@@ -843,9 +851,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs-diff", type=int, default=5000)
     p.add_argument("--gallery", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tsne-dir", help="also plot tsne_<group>.png here")
+    p.add_argument("--out-png", nargs=2, metavar=("CLASSICAL", "EMERGING"),
+                   help="also plot each group's t-SNE (png)")
     p.add_argument("--title", default="t-SNE of fingerprints")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out-csv", required=True)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("calibrate", help="store an evaluation's best verification and open-set thresholds "
@@ -860,7 +869,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "table_viii", "table_ix", "table_x"))
     p.add_argument("--row", nargs=3, action="append", required=True, metavar=("LABEL", "PAPER_LABEL", "CSV"))
     p.add_argument("--note", default="")
-    p.add_argument("--out-stem", required=True)
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
     p.set_defaults(func=cmd_attribution_table)
 
     p = sub.add_parser("trace", help="Figures 9/15: derived image sets attributed to their reference model")
@@ -877,13 +887,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figure-8", help="Figure 8: synthesis time and accuracy versus block count")
     p.add_argument("--zoo-summary", nargs="+", required=True)
     p.add_argument("--evaluation", nargs=2, action="append", required=True, metavar=("BLOCKS", "CSV"))
-    p.add_argument("--out", required=True)
+    _figure_outputs(p)
     p.set_defaults(func=cmd_figure_8)
 
     p = sub.add_parser("figure-16", help="Figure 16: identification under JPEG and crop, plain and immunized")
     p.add_argument("--point", nargs=4, action="append", required=True,
                    metavar=("EXTRACTOR", "KIND", "LEVEL", "CSV"))
-    p.add_argument("--out", required=True)
+    _figure_outputs(p)
     p.set_defaults(func=cmd_figure_16)
 
     from . import validation

@@ -388,6 +388,8 @@ def plot_tsne(emb, labels, path, title: str = "", seed: int = 0, perplexity: flo
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
+    from .figures import save_figure
+
     emb, labels = _embeddings(emb, labels)
     n = len(emb)
     if n < 4:
@@ -428,11 +430,10 @@ def plot_tsne(emb, labels, path, title: str = "", seed: int = 0, perplexity: flo
     ax.set_yticks([])
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".pdf":
-        fig.savefig(path, format="pdf")
-        fig.savefig(path.with_suffix(".png"), format="png", dpi=150)
+        save_figure(fig, path)
+        save_figure(fig, path.with_suffix(".png"), dpi=150)
     else:
-        fig.savefig(path, format="png", dpi=150)
+        save_figure(fig, path, dpi=150)
     plt.close(fig)
     return coords

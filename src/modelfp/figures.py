@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 
@@ -19,13 +22,22 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path_stem: str) -> None:
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{path_stem}.{ext}", dpi=150)
+def save_figure(fig, path, **savefig_kwargs) -> None:
+    """Write a matplotlib figure atomically: to a temporary name in the same folder, then os.replace,
+    so a killed job never leaves a half-written figure under the final name. The format is the
+    path's suffix (png, pdf), passed as format= since the temporary name ends otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, format=path.suffix.lstrip(".").lower(), **savefig_kwargs)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def plot_closest_spectra(real_names, real_spec2d, real_log, syn_names, syn_spec2d, syn_log,
-                         path_stem: str, per_row: int = 3):
+                         png, pdf, per_row: int = 3):
     """Figure 10: each test model's mean 2D residual spectrum beside its closest synthetic model's."""
     plt = _pyplot()
 
@@ -46,12 +58,13 @@ def plot_closest_spectra(real_names, real_spec2d, real_log, syn_names, syn_spec2
             ax.set_title(title if j == 0 else f"closest: {title}", fontsize=6)
     fig.suptitle("Mean residual spectra: test models (left) and their closest synthetic models", fontsize=9)
     fig.tight_layout()
-    _save(fig, path_stem)
+    for path in (png, pdf):
+        save_figure(fig, path, dpi=150)
     plt.close(fig)
     return closest
 
 
-def plot_block_count(rows: list[dict], path_stem: str) -> None:
+def plot_block_count(rows: list[dict], png, pdf) -> None:
     """Figure 8: synthesis time (rows' synthesis_hours) and verification accuracy per max block count."""
     plt = _pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -62,11 +75,12 @@ def plot_block_count(rows: list[dict], path_stem: str) -> None:
     b.set(xlabel="maximum block count", ylabel="verification accuracy (%)", xticks=ks)
     fig.suptitle("Figure 8: synthesis cost and attribution versus synthetic model depth")
     fig.tight_layout()
-    _save(fig, path_stem)
+    for path in (png, pdf):
+        save_figure(fig, path, dpi=150)
     plt.close(fig)
 
 
-def plot_robustness(rows: list[dict], path_stem: str) -> None:
+def plot_robustness(rows: list[dict], png, pdf) -> None:
     """Figure 16: identification accuracy versus JPEG quality and crop scale, plain and immunized
     (rows: extractor, perturbation, level, identification_acc)."""
     plt = _pyplot()
@@ -82,5 +96,6 @@ def plot_robustness(rows: list[dict], path_stem: str) -> None:
         ax.legend()
     fig.suptitle("Figure 16: robustness to JPEG compression and crop resizing")
     fig.tight_layout()
-    _save(fig, path_stem)
+    for path in (png, pdf):
+        save_figure(fig, path, dpi=150)
     plt.close(fig)

@@ -20,12 +20,12 @@ from dataclasses import replace
 import numpy as np
 
 from .archspace import parse
+from .figures import save_figure
 from .spectrum import high_frequency_ratio
 
 HF_CUTOFF = 0.5   # high frequency: above half the Nyquist frequency
 OPTION_FIELDS = {"upsampling": "U", "activation": "A", "normalization": "N"}
-FIGURES = {"upsampling": "fig_11_upsampling", "activation": "fig_13_activation",
-           "normalization": "fig_14_normalization"}
+FIGURES = ("upsampling", "activation", "normalization")   # the options of Figures 11, 13, 14, in order
 HF_CLAIMS = [  # (option, value expected lower in high-frequency energy, value expected higher)
     ("upsampling", "nearest", "transposed"),
     ("upsampling", "bilinear", "transposed"),
@@ -84,8 +84,9 @@ def normalization_consistency(log_spectra: np.ndarray, arch_ids: list[str]) -> d
             "agrees": bool(w < x) if within and across else None}
 
 
-def plot_option(log_spectra: np.ndarray, arch_ids: list[str], option: str, path_stem: str):
-    """Reduced spectra grouped by one option: mean log10 power per value with the 25-75% band."""
+def plot_option(log_spectra: np.ndarray, arch_ids: list[str], option: str, png, pdf):
+    """Reduced spectra grouped by one option: mean log10 power per value with the 25-75% band,
+    saved as png and pdf."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -104,6 +105,6 @@ def plot_option(log_spectra: np.ndarray, arch_ids: list[str], option: str, path_
     ax.set_title(f"Spectral effects of {option} (synthetic zoo)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{path_stem}.{ext}", dpi=150)
+    for path in (png, pdf):
+        save_figure(fig, path, dpi=150)
     plt.close(fig)

@@ -85,16 +85,17 @@ def write_csv(rows: list[dict], path) -> list[str]:
     return fields
 
 
-def write_table(rows: list[dict], stem, title: str, note: str = "") -> None:
-    """results/tables/<stem>.csv and .md (atomic writes)."""
-    stem = Path(stem)
-    fields = write_csv(rows, stem.with_suffix(".csv"))
+def write_table(rows: list[dict], csv_path, md_path, title: str, note: str = "") -> None:
+    """A table as csv and as markdown (title, note, rows), each written atomically."""
+    fields = write_csv(rows, csv_path)
     lines = [f"# {title}", ""] + ([note, ""] if note else [])
     lines += ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
     lines += ["| " + " | ".join(str(row.get(k, "")) for k in fields) + " |" for row in rows]
-    tmp = stem.with_suffix(".md.tmp")
+    md_path = Path(md_path)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = md_path.with_name(md_path.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, stem.with_suffix(".md"))
+    os.replace(tmp, md_path)
 
 
 # ---------------------------------------------------------------------------------------------

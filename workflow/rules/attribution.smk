@@ -5,8 +5,7 @@
 
 rule embed:
     input:
-        extractor="results/extractors/{variant}/trained.pt",
-        images=lambda w: view_inputs(w.view),
+        unpack(embed_inputs),
     output:
         directory("results/embeddings/{variant}/{view}"),
     log:
@@ -42,7 +41,7 @@ rule evaluate:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp evaluate --embeddings {input} {params.args} --out {output} > {log} 2>&1"
+        "python -m modelfp evaluate --embeddings {input} {params.args} --out-csv {output} > {log} 2>&1"
 
 
 rule tsne:
@@ -64,13 +63,14 @@ rule tsne:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp evaluate --embeddings {input} {params.args} --tsne-dir results/figures/tsne/{wildcards.variant} "
-        "--title 'extractor {wildcards.variant}' --out {output.metrics} > {log} 2>&1"
+        "python -m modelfp evaluate --embeddings {input} {params.args} "
+        "--out-png {output.classical} {output.emerging} --title 'extractor {wildcards.variant}' "
+        "--out-csv {output.metrics} > {log} 2>&1"
 
 
 rule attribution_table:
     input:
-        lambda w: [csv for _, _, csv in table_rows(w.table)],
+        unpack(table_inputs),
     output:
         csv=report("results/tables/{table}.csv", caption="../report/attribution_table.rst", category="Tables"),
         md="results/tables/{table}.md",
@@ -81,19 +81,18 @@ rule attribution_table:
     wildcard_constraints:
         table="table_(iv|v|vi|vii|viii|ix|x)",
     params:
-        rows=lambda w: table_args(w.table),
+        rows=table_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
         "python -m modelfp attribution-table --table {wildcards.table} {params.rows} "
-        "--out-stem results/tables/{wildcards.table} > {log} 2>&1"
+        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
 rule figure_8:
     input:
-        zoo=["results/synthetic/summary.csv", "results/synthetic/summary_k3.csv"],
-        evaluations=[evaluation_csv(f"blocks_{k}") for k in (1, 2, 3)],
+        unpack(figure_8_inputs),
     output:
         png=report("results/figures/fig_8_block_count.png", caption="../report/fig_8.rst", category="Figures"),
         pdf="results/figures/fig_8_block_count.pdf",
@@ -103,17 +102,18 @@ rule figure_8:
     benchmark:
         "results/benchmarks/figures/fig_8.tsv"
     params:
-        evaluations=" ".join(f"--evaluation {k} {evaluation_csv(f'blocks_{k}')}" for k in (1, 2, 3)),
+        evaluations=figure_8_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp figure-8 --zoo-summary {input.zoo} {params.evaluations} --out {output.png} > {log} 2>&1"
+        "python -m modelfp figure-8 --zoo-summary {input.zoo} {params.evaluations} "
+        "--out-png {output.png} --out-pdf {output.pdf} --out-csv {output.csv} > {log} 2>&1"
 
 
 rule figure_16:
     input:
-        [evaluation_csv(v, view) for v in ("all", "immunized") for view in perturbation_views()],
+        unpack(figure_16_inputs),
     output:
         png=report("results/figures/fig_16_robustness.png", caption="../report/fig_16.rst", category="Figures"),
         pdf="results/figures/fig_16_robustness.pdf",
@@ -128,7 +128,8 @@ rule figure_16:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp figure-16 {params.points} --out {output.png} > {log} 2>&1"
+        "python -m modelfp figure-16 {params.points} --out-png {output.png} --out-pdf {output.pdf} "
+        "--out-csv {output.csv} > {log} 2>&1"
 
 
 rule figure_9:

@@ -50,13 +50,23 @@ def slice_arch_ids(wildcards):
     return " ".join(a.id for a in archspace.slice_archs(wildcards.slice))
 
 
-def pool_manifest(pool):
-    return f"results/pools/{pool}/manifest.json"
+def pool_dir(pool):
+    """A pool's folder (manifest.json and its shards): the `pool` rule's directory() output, and
+    what every `--pool` argument names."""
+    return f"results/pools/{pool}"
 
 
-def pool_dirs(manifests):
-    """The pool folders of a list of manifest paths, for `--pool`."""
-    return " ".join(str(Path(m).parent) for m in manifests)
+# Passing (name, path) pairs to a verb: each path is declared as the named input "<kind>:<name>"
+# (unpack() a dict of named_inputs), and the arguments are built back from {input} with `named`,
+# so the paths passed are the paths declared and the two cannot disagree.
+def named_inputs(kind, pairs):
+    return {f"{kind}:{name}": path for name, path in pairs}
+
+
+def named(input, kind):
+    """The (name, path) pairs of a rule's named inputs of one kind, in declaration order."""
+    prefix = f"{kind}:"
+    return [(key[len(prefix):], path) for key, path in input.items() if key.startswith(prefix)]
 
 
 def pool_args(pool):
@@ -144,14 +154,27 @@ def test_model_n_images(bed="testbed"):
     return VAL.get("n_images", TB["n_images"]) if bed == "validation" else TB["n_images"]
 
 
-def test_model_train_args(name, bed="testbed"):
-    """Command-line arguments of `modelfp testbed-train` for one of our own generators."""
+def model_inputs(names, bed="testbed"):
+    """Each model's image folder as the named input model:<name> (read back by model_args)."""
+    return named_inputs("model", ((m, test_model_images(m, bed)) for m in names))
+
+
+def model_args(input, flag="--model", groups_of=None):
+    """`FLAG NAME 'FOLDER'` (and the model's group in bed `groups_of`) for each model:<name> input."""
+    return " ".join(f"{flag} {m} '{folder}'" + (f" {test_model_group(m, groups_of)}" if groups_of else "")
+                    for m, folder in named(input, "model"))
+
+
+def test_model_train_args(name, bed, input):
+    """Command-line arguments of `modelfp testbed-train` for one of our own generators (a LoRA
+    variant's --base is its declared input)."""
     import json
 
     spec = test_model(name, bed)
     if "lora" in spec:
         lora = json.dumps(spec["lora"], separators=(",", ":"))
-        return (f"--base {test_model_generator(spec['base'], bed)} --lora '{lora}' "
+        (base,) = input.base
+        return (f"--base {base} --lora '{lora}' "
                 f"--batch-size {TB['batch_size']} --seed {spec.get('seed', TB['seed'])}")
     hp = json.dumps(spec.get("hp", {}), separators=(",", ":"))
     size = spec.get("image_size", TB["image_size"])
@@ -289,10 +312,9 @@ def classical_models():
 def extractor_inputs(w):
     v = variant_of(w.variant)
     if v.finetune:
-        return {"init": "results/extractors/all/trained.pt",
-                "images": [test_model_images(m) for m in classical_models()]}
+        return {"init": "results/extractors/all/trained.pt", **model_inputs(classical_models())}
     return {"synthetic": expand("results/synthetic/{arch}/seed{seed}.pt", arch=v.archs, seed=v.seeds),
-            "pools": [pool_manifest(p) for p in v.pools], "denoiser": DENOISER}
+            "pools": [pool_dir(p) for p in v.pools], "denoiser": DENOISER}
 
 
 def extractor_args(w, input):
@@ -308,12 +330,19 @@ def extractor_args(w, input):
     if v.finetune:
         opts.update(EXT["finetune"])
         # only the training side of each folder is read (modelfp.splits); `embed` reads the other
-        source = f"--init {input.init} --train-fraction {EVAL['train_fraction']} " + " ".join(
-            f"--images {m} '{test_model_images(m)}'" for m in classical_models())
+        source = (f"--init {input.init} --train-fraction {EVAL['train_fraction']} "
+                  + model_args(input, flag="--images"))
     else:
-        source = (f"--synthetic {' '.join(input.synthetic)} --pool {pool_dirs(input.pools)} "
+        source = (f"--synthetic {' '.join(input.synthetic)} --pool {' '.join(input.pools)} "
                   f"--denoiser {input.denoiser}" + (" --untrained" if v.untrained else ""))
     return f"{source} --options '{json.dumps(opts, separators=(',', ':'))}'"
+
+
+def extractor_state(w, output):
+    """train-extractor's resumable state, beside the declared trained.pt. Not an output: Snakemake
+    deletes a failed job's outputs, which would throw away the very state a rerun resumes from;
+    the verb deletes it once trained.pt is written."""
+    return str(Path(output.model).with_name("state.pt"))
 
 
 # A view val-w<n> is the validation set's images in n x n windows: the same embed and evaluate
@@ -348,28 +377,23 @@ def view_models(view):
     return TB["models"] + [m for m in extra if m not in TB["models"]]
 
 
-def view_images(view, model):
-    if view_bed(view) == "validation":
-        return test_model_images(model, "validation")
-    if view.startswith("w"):
-        return test_model_images(model)
-    kind, level = view.split("-", 1)
-    return f"results/perturbed/{kind}/{level}/{model}"
+def embed_inputs(w):
+    """What `embed` needs for a view: the extractor, and the test (or validation) models' folders
+    (model:<name>) or one perturbation level (`perturbed`, a folder per model: `perturb` writes
+    OUT_DIR/NAME)."""
+    inputs = {"extractor": f"results/extractors/{w.variant}/trained.pt"}
+    if view_bed(w.view) == "validation" or w.view.startswith("w"):
+        return {**inputs, **model_inputs(view_models(w.view), view_bed(w.view))}
+    kind, level = w.view.split("-", 1)
+    return {**inputs, "perturbed": f"results/perturbed/{kind}/{level}"}
 
 
-def view_inputs(view):
-    """What `embed` needs for a view: the test (or validation) models' folders, or one perturbation level."""
-    if view_bed(view) == "validation" or view.startswith("w"):
-        return [view_images(view, m) for m in view_models(view)]
-    kind, level = view.split("-", 1)
-    return [f"results/perturbed/{kind}/{level}"]
-
-
-def embed_args(w):
+def embed_args(w, input):
     """Every view embeds only the evaluation side of each folder (modelfp.splits): never what the
     fine-tuned extractor or a baseline trained on."""
-    return (" ".join(f"--model {m} '{view_images(w.view, m)}'" for m in view_models(w.view))
-            + f" --train-fraction {EVAL['train_fraction']}")
+    models = (" ".join(f"--model {m} '{Path(input.perturbed, m)}'" for m in view_models(w.view))
+              if "perturbed" in input.keys() else model_args(input))
+    return f"{models} --train-fraction {EVAL['train_fraction']}"
 
 
 def evaluate_args(w=None):
@@ -388,14 +412,20 @@ def validation_embeddings(name):
                .with_suffix(""))
 
 
-def validation_table_args(w=None):
-    """Command-line arguments of `modelfp validation-table`: each variant's evaluation csv and
-    embeddings on the validation set, and the same-design pairs."""
+def validation_table_inputs(w=None):
+    """Each variant of validation.variants: its evaluation csv and embeddings on the validation set."""
+    return {**named_inputs("evaluation", ((v, evaluation_csv(v, VALIDATION_VIEW)) for v in VAL["variants"])),
+            **named_inputs("embeddings", ((v, validation_embeddings(v)) for v in VAL["variants"]))}
+
+
+def validation_table_args(w, input):
+    """Command-line arguments of `modelfp validation-table`: each variant's declared evaluation csv
+    and embeddings, and the same-design pairs."""
     if len(VAL["models"]) < 2:
         raise ValueError("config: the validation target needs at least 2 models in validation.models "
                          "(entries under validation.instances; configs/demo.yaml has ten)")
-    variants = " ".join(f"--variant {v} {evaluation_csv(v, VALIDATION_VIEW)} {validation_embeddings(v)}"
-                        for v in VAL["variants"])
+    embeddings = dict(named(input, "embeddings"))
+    variants = " ".join(f"--variant {v} {csv} {embeddings[v]}" for v, csv in named(input, "evaluation"))
     pairs = " ".join(f"--pair {name} {test_model(a, 'validation')['differs']} {a} {b}"
                      for name, (a, b) in validation_pairs().items())
     return f"{variants} {pairs} --gallery {EVAL['gallery']} --seed {EVAL['seed']}"
@@ -428,8 +458,15 @@ def table_rows(table):
             ("Random-init extractor", "", evaluation_csv("random"))]
 
 
-def table_args(table):
-    return " ".join(f"--row '{label}' '{paper}' {csv}" for label, paper, csv in table_rows(table))
+def table_inputs(w):
+    """The evaluation csv of each row of a table, as the named input row:<our label>."""
+    return named_inputs("row", ((label, csv) for label, _, csv in table_rows(w.table)))
+
+
+def table_args(w, input):
+    """`--row LABEL PAPER_LABEL CSV` for each declared row input, the paper's label from table_rows."""
+    paper = {label: p for label, p, _ in table_rows(w.table)}
+    return " ".join(f"--row '{label}' '{paper[label]}' {csv}" for label, csv in named(input, "row"))
 
 
 def perturbation_views():
@@ -437,10 +474,30 @@ def perturbation_views():
     return [f"jpeg-{q}" for q in P["jpeg"]] + [f"crop-{c}" for c in P["crop"]]
 
 
-def figure_16_args(w=None):
-    return " ".join(f"--point {name} {view.split('-')[0]} {view.split('-')[1]} {evaluation_csv(v, view)}"
-                    for name, v in (("plain", "all"), ("immunized", "immunized"))
-                    for view in perturbation_views())
+FIGURE_8_BLOCKS = (1, 2, 3)
+FIGURE_16_EXTRACTORS = {"plain": "all", "immunized": "immunized"}     # curve name: variant
+
+
+def figure_8_inputs(w=None):
+    """Both zoo summaries (synthesis time) and the evaluation of each blocks_<k> variant (blocks:<k>)."""
+    return {"zoo": ["results/synthetic/summary.csv", "results/synthetic/summary_k3.csv"],
+            **named_inputs("blocks", ((k, evaluation_csv(f"blocks_{k}")) for k in FIGURE_8_BLOCKS))}
+
+
+def figure_8_args(w, input):
+    return " ".join(f"--evaluation {k} {csv}" for k, csv in named(input, "blocks"))
+
+
+def figure_16_inputs(w=None):
+    """The evaluation of each curve's extractor in each perturbation view, as <curve>:<view>."""
+    return {key: path for name, v in FIGURE_16_EXTRACTORS.items()
+            for key, path in named_inputs(name, ((view, evaluation_csv(v, view))
+                                                 for view in perturbation_views())).items()}
+
+
+def figure_16_args(w, input):
+    return " ".join(f"--point {name} {view.replace('-', ' ', 1)} {csv}"
+                    for name in FIGURE_16_EXTRACTORS for view, csv in named(input, name))
 
 
 def lineage_args(w=None):

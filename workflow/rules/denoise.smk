@@ -3,7 +3,7 @@
 
 rule train_denoiser:
     input:
-        pools=[pool_manifest(p) for p in DEN["pools"]],
+        pools=[pool_dir(p) for p in DEN["pools"]],
     output:
         "results/denoiser/dncnn.pt",
     log:
@@ -11,7 +11,6 @@ rule train_denoiser:
     benchmark:
         "results/benchmarks/denoiser/dncnn.tsv"
     params:
-        pools=lambda w, input: pool_dirs(input.pools),
         external=f"--external '{DEN['external']}'" if DEN["external"] else "",
         train=(
             f"--sigma {DEN['sigma']} --depth {DEN['depth']} --features {DEN['features']} "
@@ -24,5 +23,5 @@ rule train_denoiser:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp train-denoiser --pool {params.pools} --out {output} "
+        "python -m modelfp train-denoiser --pool {input.pools} --out {output} "
         "{params.external} {params.train} --threads {threads} > {log} 2>&1"

@@ -13,6 +13,7 @@ rule train_extractor:
         "results/benchmarks/extractors/{variant}.tsv"
     params:
         args=extractor_args,
+        state=extractor_state,
         device=config["device"],
     conda:
         "../../envs/modelfp.yaml"
@@ -21,7 +22,7 @@ rule train_extractor:
         gpu=1,
     shell:
         "python -m modelfp train-extractor --variant {wildcards.variant} {params.args} "
-        "--out {output.model} --history {output.history} --state results/extractors/{wildcards.variant}/state.pt "
+        "--out {output.model} --history {output.history} --state {params.state} "
         "--device {params.device} --threads {threads} > {log} 2>&1"
 
 

@@ -3,8 +3,8 @@
 
 rule test_spectra:
     input:
+        unpack(lambda w: model_inputs(TB["models"])),
         denoiser="results/denoiser/dncnn.pt",
-        images=[test_model_images(m) for m in TB["models"]],
     output:
         "results/spectra/test_models.npz",
     log:
@@ -12,7 +12,7 @@ rule test_spectra:
     benchmark:
         "results/benchmarks/spectra/test_models.tsv"
     params:
-        models=" ".join(f"--model {m} '{test_model_images(m)}' {test_model_group(m)}" for m in TB["models"]),
+        models=lambda w, input: model_args(input, groups_of="testbed"),
         args=spectra_args,
     conda:
         "../../envs/modelfp.yaml"
@@ -42,7 +42,8 @@ rule ffd_tables:
     threads: 1
     shell:
         "python -m modelfp ffd-tables --synthetic {input.synthetic} --real {input.real} "
-        "--out-dir results/tables > {log} 2>&1"
+        "--out-csv {output.table_ii} {output.table_xi} --out-md {output.table_ii_md} {output.table_xi_md} "
+        "> {log} 2>&1"
 
 
 rule closest_spectra:
@@ -61,4 +62,4 @@ rule closest_spectra:
     threads: 1
     shell:
         "python -m modelfp closest-spectra --synthetic {input.synthetic} --real {input.real} "
-        "--out {output.png} > {log} 2>&1"
+        "--out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"

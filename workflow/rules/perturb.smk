@@ -4,7 +4,7 @@
 
 rule perturb_test_models:
     input:
-        [test_model_images(m) for m in TB["models"]],
+        unpack(lambda w: model_inputs(TB["models"])),
     output:
         directory("results/perturbed/{kind}/{level}"),
     log:
@@ -15,7 +15,7 @@ rule perturb_test_models:
         kind="jpeg|crop",
         level=r"[0-9.]+",
     params:
-        models=" ".join(f"--model {m} '{test_model_images(m)}'" for m in TB["models"]),
+        models=lambda w, input: model_args(input),
         seed=config["seed"],
     conda:
         "../../envs/modelfp.yaml"

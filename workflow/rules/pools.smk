@@ -1,9 +1,10 @@
-# Image pools: each configured folder (or embedded photo set) stored once as uint8 shards.
+# Image pools: each configured folder (or embedded photo set) stored once as uint8 shards. The
+# folder is the output (manifest.json and as many shards as the images fill); rules read it whole.
 
 
 rule pool:
     output:
-        "results/pools/{pool}/manifest.json",
+        directory("results/pools/{pool}"),
     log:
         "results/logs/pool/{pool}.log",
     benchmark:
@@ -14,5 +15,4 @@ rule pool:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp pool --name {wildcards.pool} {params.args} "
-        "--out results/pools/{wildcards.pool} > {log} 2>&1"
+        "python -m modelfp pool --name {wildcards.pool} {params.args} --out-dir {output} > {log} 2>&1"

@@ -5,7 +5,7 @@ rule synthetic_spectra:
     input:
         checkpoints=lambda w: checkpoints(ZOO),
         denoiser="results/denoiser/dncnn.pt",
-        pools=[pool_manifest(p) for p in SYN["pools"]],
+        pools=[pool_dir(p) for p in SYN["pools"]],
     output:
         "results/spectra/synthetic.npz",
     log:
@@ -13,7 +13,6 @@ rule synthetic_spectra:
     benchmark:
         "results/benchmarks/spectra/synthetic.tsv"
     params:
-        pools=lambda w, input: pool_dirs(input.pools),
         args=spectra_args,
     conda:
         "../../envs/modelfp.yaml"
@@ -21,7 +20,7 @@ rule synthetic_spectra:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp synthetic-spectra --pool {params.pools} --denoiser {input.denoiser} "
+        "python -m modelfp synthetic-spectra --pool {input.pools} --denoiser {input.denoiser} "
         "--out {output} {params.args} --threads {threads} {input.checkpoints} > {log} 2>&1"
 
 
@@ -32,6 +31,7 @@ rule spectral_effects:
         fig_11=report("results/figures/fig_11_upsampling.png", caption="../report/fig_11.rst", category="Spectral effects"),
         fig_13=report("results/figures/fig_13_activation.png", caption="../report/fig_13.rst", category="Spectral effects"),
         fig_14=report("results/figures/fig_14_normalization.png", caption="../report/fig_14.rst", category="Spectral effects"),
+        # in the order of fig_11, fig_13, fig_14 (the verb's --out-pdf)
         pdfs=expand(
             "results/figures/{fig}.pdf",
             fig=["fig_11_upsampling", "fig_13_activation", "fig_14_normalization"],
@@ -45,5 +45,6 @@ rule spectral_effects:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp spectral-effects --spectra {input} --figures-dir results/figures "
-        "--out {output.claims} > {log} 2>&1"
+        "python -m modelfp spectral-effects --spectra {input} "
+        "--out-png {output.fig_11} {output.fig_13} {output.fig_14} --out-pdf {output.pdfs} "
+        "--out-csv {output.claims} > {log} 2>&1"

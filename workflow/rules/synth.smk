@@ -4,7 +4,7 @@
 
 rule synthesize:
     input:
-        pools=[pool_manifest(p) for p in SYN["pools"]],
+        pools=[pool_dir(p) for p in SYN["pools"]],
     output:
         SLICE_CHECKPOINTS,
     log:
@@ -14,7 +14,6 @@ rule synthesize:
     params:
         archs=slice_arch_ids,
         seeds=" ".join(map(str, SEEDS)),
-        pools=lambda w, input: pool_dirs(input.pools),
         train=(
             f"--image-size {SYN['image_size']} --batch-size {SYN['batch_size']} "
             f"--max-steps {SYN['max_steps']} --lr {SYN['lr']} --eta {SYN['eta']} "
@@ -28,7 +27,7 @@ rule synthesize:
         gpu=1,
     shell:
         "python -m modelfp synthesize --arch {params.archs} --seeds {params.seeds} "
-        "--pool {params.pools} --out {output} {params.train} "
+        "--pool {input.pools} --out {output} {params.train} "
         "--threads {threads} > {log} 2>&1"
 
 

@@ -5,7 +5,7 @@
 
 rule train_test_model:
     input:
-        pools=lambda w: [pool_manifest(p) for p in test_model_pools(w.model, w.bed)],
+        pools=lambda w: [pool_dir(p) for p in test_model_pools(w.model, w.bed)],
         base=lambda w: test_model_train_inputs(w.model, w.bed),
     output:
         "results/{bed}/{model}/generator.pt",
@@ -14,8 +14,7 @@ rule train_test_model:
     benchmark:
         "results/benchmarks/{bed}/{model}.train.tsv"
     params:
-        pools=lambda w, input: pool_dirs(input.pools),
-        args=lambda w: test_model_train_args(w.model, w.bed),
+        args=lambda w, input: test_model_train_args(w.model, w.bed, input),
         device=config["device"],
     conda:
         "../../envs/modelfp.yaml"
@@ -23,7 +22,7 @@ rule train_test_model:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp testbed-train --name {wildcards.model} --pool {params.pools} "
+        "python -m modelfp testbed-train --name {wildcards.model} --pool {input.pools} "
         "{params.args} --out {output} --device {params.device} --threads {threads} > {log} 2>&1"
 
 

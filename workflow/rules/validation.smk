@@ -7,8 +7,7 @@
 
 rule validation_table:
     input:
-        evaluations=[evaluation_csv(v, VALIDATION_VIEW) for v in VAL["variants"]],
-        embeddings=[validation_embeddings(v) for v in VAL["variants"]],
+        unpack(validation_table_inputs),
     output:
         "results/validation/choices.csv",
     log:

@@ -1,0 +1,246 @@
+"""The baselines package: registry and interface, and each method's defining property on tiny
+inputs (Marra: fingerprints and Pearson embeddings; Yu: equalized lr, learning, determinism;
+DNA-Det: transformation pre-training, SupCon, uncertainty weights, seeding)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from modelfp import baselines
+from modelfp.baselines import dnadet, marra, yu
+from modelfp.testbed.progan import EqualizedConv2d
+
+from conftest import random_pool, state_copy
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+def test_registry_names_map_to_modules_with_the_interface():
+    assert set(baselines.BASELINES) == {"marra", "yu", "dnadet"}
+    for name, module in baselines.BASELINES.items():
+        assert baselines.baseline(name) is module
+        assert isinstance(module.DEFAULTS, dict)
+        assert all(callable(getattr(module, f)) for f in ("build", "train", "embed"))
+        assert baselines.resolve(name, {}) == module.DEFAULTS
+
+
+def test_unknown_names_and_hyperparameters_are_rejected():
+    with pytest.raises(ValueError, match="unknown baseline 'repmixx'.*known"):
+        baselines.baseline("repmixx")
+    with pytest.raises(ValueError, match=r"unknown yu hyper-parameters \['widht'\]"):
+        baselines.resolve("yu", {"widht": 0.5})
+    with pytest.raises(ValueError, match="unknown dnadet hyper-parameters"):
+        dnadet.build(16, 2, crop_size=8)
+    with pytest.raises(ValueError, match="bad transformation 'blur:3'"):
+        dnadet.build(16, 2, transforms=("jpeg:50", "blur:3"))
+    assert baselines.resolve("yu", {"width": 0.5})["width"] == 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# Marra et al.
+
+class BoxDenoiser(nn.Module):
+    """A 5x5 mean filter (reflect padding): leaves constant images untouched, so the residual of a
+    constant colour plus a pattern is the pattern's high-pass part."""
+
+    def denoise(self, x):
+        return F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), 5, stride=1)
+
+
+def patterned(pattern, n, seed, noise=10.0):
+    """uint8 (n,3,S,S): a random constant colour per image + the pattern + Gaussian noise (0-255)."""
+    g = torch.Generator().manual_seed(seed)
+    base = 60 + 130 * torch.rand(n, 3, 1, 1, generator=g)
+    x = base + pattern + noise * torch.randn(n, *pattern.shape, generator=g)
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def test_marra_fingerprint_recovers_the_additive_pattern():
+    g = torch.Generator().manual_seed(1)
+    patterns = [10 * torch.randn(3, 16, 16, generator=g) for _ in range(2)]
+    model = marra.build(16, 2, denoiser=BoxDenoiser())
+    model, info = marra.train(model, [patterned(p, 64, seed=i) for i, p in enumerate(patterns)],
+                              steps=0, batch_size=16, seed=0, device="cpu")
+    assert info["images"] == 128
+    for c, p in enumerate(patterns):
+        r = np.corrcoef(model.fingerprints[c].flatten().numpy(), p.flatten().numpy())[0, 1]
+        assert r > 0.9, (c, r)
+    # scoring fresh images by correlation with each fingerprint attributes them all correctly
+    fresh = torch.cat([patterned(p, 8, seed=10 + i) for i, p in enumerate(patterns)])
+    scores = marra.correlate(model, fresh, "cpu")
+    assert scores.shape == (16, 2)
+    assert (scores.argmax(1) == torch.arange(2).repeat_interleave(8)).all()
+
+
+def test_marra_embedding_cosine_is_the_pearson_correlation_of_residuals():
+    model = marra.build(16, 2, denoiser=BoxDenoiser())
+    images = random_pool(3, 16, seed=4)
+    e = marra.embed(model, images, "cpu")
+    r = model.residual(images, "cpu").flatten(1).double().numpy()
+    assert e.shape == (3, 3 * 16 * 16)
+    cosine = F.cosine_similarity(e[0:1], e[1:3]).numpy()
+    np.testing.assert_allclose(cosine, np.corrcoef(r)[0, 1:3], atol=1e-5)
+    np.testing.assert_allclose(e.norm(dim=1).numpy(), 1.0, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Yu et al.
+
+def checkerboards(n, cell, seed):
+    """uint8 (n,3,16,16): a random constant colour per image +- 40 in a checkerboard of cell px."""
+    g = torch.Generator().manual_seed(seed)
+    i = torch.arange(16) // cell
+    board = 40.0 * (2 * ((i[:, None] + i[None, :]) % 2) - 1)
+    base = 60 + 130 * torch.rand(n, 3, 1, 1, generator=g)
+    return (base + board).round().clamp(0, 255).to(torch.uint8)
+
+
+def test_yu_shapes_and_equalized_learning_rate():
+    assert [yu.channels(level, 1.0) for level in range(7)] == [512, 512, 256, 128, 64, 32, 16]
+    model = yu.build(16, 3, width=1 / 16)
+    # 16x16: fromRGB to level 3, blocks at 16 and 8, then the 4x4 conv and two dense layers
+    assert model.from_rgb.weight.shape == (8, 3, 1, 1)
+    assert [tuple(b.weight.shape[:2]) for blk in model.blocks for b in blk] == \
+        [(8, 8), (16, 8), (16, 16), (32, 16)]
+    assert model.dense.weight.shape[:2] == (32, 32 * 16)
+    for layer in model.modules():
+        if isinstance(layer, EqualizedConv2d):
+            fan_in = layer.weight[0].numel()
+            gain = 1.0 if layer is model.out else math.sqrt(2)
+            assert layer.runtime_scale == pytest.approx(gain / math.sqrt(fan_in))
+    big = model.dense.weight   # N(0, 1) stored weights; He's constant applied at run time
+    assert big.std().item() == pytest.approx(1.0, abs=0.05)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert model(x).shape == (2, 3)
+    assert yu.embed(model, random_pool(5, 16), "cpu").shape == (5, 32)
+
+
+def test_yu_separates_two_checkerboard_classes_in_few_steps():
+    model = yu.build(16, 2, seed=0, width=1 / 16)
+    data = [checkerboards(32, 1, seed=0), checkerboards(32, 2, seed=1)]
+    model, info = yu.train(model, data, steps=120, batch_size=16, seed=0, device="cpu", width=1 / 16)
+    assert info["accuracy"] > 0.9, info
+    assert not model.training
+    with torch.no_grad():
+        pred = model(torch.cat([checkerboards(8, 1, 5), checkerboards(8, 2, 6)]).float() / 127.5 - 1)
+    assert (pred.argmax(1) == torch.arange(2).repeat_interleave(8)).float().mean() >= 0.9
+
+
+def test_yu_same_seed_same_weights_and_rng_left_alone():
+    data = [checkerboards(8, 1, seed=0), checkerboards(8, 2, seed=1)]
+    state = torch.get_rng_state()
+
+    def run(seed):
+        model = yu.build(16, 2, seed=seed, width=1 / 16)
+        return state_copy(yu.train(model, data, 3, 4, seed, "cpu", width=1 / 16)[0])
+
+    a, b, c = run(0), run(0), run(1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_yu_embed_is_deterministic_and_independent_of_batching():
+    model = yu.build(16, 2, width=1 / 16).train()   # embed switches to eval and back
+    images = random_pool(6, 16, seed=2)
+    e1, e2 = yu.embed(model, images, "cpu"), yu.embed(model, images, "cpu")
+    assert torch.equal(e1, e2) and model.training
+    torch.testing.assert_close(yu.embed(model, images[:2], "cpu"), e1[:2])
+
+
+# ---------------------------------------------------------------------------------------------
+# DNA-Det
+
+def test_dnadet_transformation_registry():
+    specs = dnadet.paper_transforms()
+    assert len(specs) == len(set(specs)) == 162
+    kinds = {s.split(":")[0] for s in specs}
+    assert kinds == set(dnadet.KINDS)
+    x = random_pool(1, 16, seed=3)[0]
+    gen = torch.Generator().manual_seed(0)
+    for spec in ("jpeg:30", "djpeg:50:95", "gblur:29", "mblur:5", "resize:lanczos:0.25", "noise:5"):
+        y = dnadet.apply_transform(spec, x, gen)
+        assert y.dtype == torch.uint8 and y.shape == x.shape and not torch.equal(x, y), spec
+    for bad in ("jpeg:101", "gblur:4", "resize:cubic:0.5", "resize:nearest:1.5", "noise"):
+        with pytest.raises(ValueError, match="bad transformation"):
+            dnadet.parse_transform(bad)
+
+
+def test_dnadet_pretraining_tells_transformations_apart():
+    specs = ("gblur:5", "noise:30", "jpeg:10")
+    hp = dict(width=1 / 8, transforms=specs, pretrain_steps=40, pretrain_batch=24,
+              pretrain_lr=1e-2, pretrain_crop=16)
+    model = dnadet.build(16, 2, seed=0, **hp)
+    images = random_pool(32, 16, seed=0)
+    info = dnadet.pretrain(model, images, torch.Generator().manual_seed(0), "cpu",
+                           **baselines.resolve("dnadet", hp))
+    assert info["pretrain_accuracy"] > 0.7, info
+    gen = torch.Generator().manual_seed(9)
+    fresh = random_pool(10, 16, seed=1)
+    x = torch.stack([dnadet.apply_transform(s, im, gen) for s in specs for im in fresh])
+    model.eval()
+    with torch.no_grad():
+        pred = model.pretrain_head(model.features(x.float() / 127.5 - 1)).argmax(1)
+    assert (pred == torch.arange(3).repeat_interleave(10)).float().mean() > 0.6   # chance: 1/3
+
+
+def test_supcon_loss_matches_a_hand_computed_case():
+    angles = torch.tensor([0.0, 0.3, 2.0, 2.5], dtype=torch.float64)
+    z = torch.stack([angles.cos(), angles.sin()], 1)
+    labels = torch.tensor([0, 0, 1, 1])
+    t = 0.07
+    total = 0.0
+    for i in range(4):   # each anchor has exactly one positive: the other member of its class
+        p = i ^ 1
+        den = sum(math.exp(float(z[i] @ z[a]) / t) for a in range(4) if a != i)
+        total += -math.log(math.exp(float(z[i] @ z[p]) / t) / den)
+    assert dnadet.supcon_loss(z, labels, t).item() == pytest.approx(total / 4, rel=1e-9)
+    # anchors without positives do not count
+    lonely = dnadet.supcon_loss(z[:3], labels[:3], t)
+    den0 = sum(math.exp(float(z[0] @ z[a]) / t) for a in (1, 2))
+    den1 = sum(math.exp(float(z[1] @ z[a]) / t) for a in (0, 2))
+    expect = -(math.log(math.exp(float(z[0] @ z[1]) / t) / den0)
+               + math.log(math.exp(float(z[1] @ z[0]) / t) / den1)) / 2
+    assert lonely.item() == pytest.approx(expect, rel=1e-9)
+
+
+def test_uncertainty_weighted_sum_matches_its_formula():
+    losses = torch.tensor([1.5, 0.3])
+    s = torch.tensor([0.2, -0.4], requires_grad=True)
+    total = dnadet.uncertainty_weighted(losses, s)
+    expect = sum(0.5 * math.exp(-si) * li + 0.5 * si for li, si in zip([1.5, 0.3], [0.2, -0.4]))
+    assert total.item() == pytest.approx(expect, rel=1e-6)
+    total.backward()   # d/ds_i = (1 - exp(-s_i) L_i) / 2: a loss pulls its weight towards 1/L
+    torch.testing.assert_close(s.grad, 0.5 * (1 - torch.exp(-s.detach()) * losses))
+
+
+TINY = dict(width=1 / 8, transforms=("gblur:3", "noise:20"), pretrain_steps=2, pretrain_batch=4,
+            pretrain_crop=16, upscale=2, crop=16, crops_per_image=2)
+
+
+def test_dnadet_training_is_seeded_and_embed_deterministic():
+    data = [random_pool(4, 16, seed=0), random_pool(4, 16, seed=1), random_pool(4, 16, seed=2)]
+    state = torch.get_rng_state()
+
+    def run(seed):
+        model = dnadet.build(16, 3, seed=seed, **TINY)
+        return dnadet.train(model, data, 3, 6, seed, "cpu", **TINY)
+
+    (m1, info), (m2, _), (m3, _) = run(0), run(0), run(1)
+    a, b, c = state_copy(m1), state_copy(m2), state_copy(m3)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(math.isfinite(info[k]) for k in ("loss", "ce", "supcon", "pretrain_loss"))
+    assert info["weight_ce"] != 0.5   # the uncertainty weights moved
+    images = random_pool(5, 16, seed=7)
+    e1, e2 = dnadet.embed(m1, images, "cpu"), dnadet.embed(m1, images, "cpu")
+    assert e1.shape == (5, 64) and torch.equal(e1, e2)
+    torch.testing.assert_close(dnadet.embed(m1, images[:2], "cpu"), e1[:2])
