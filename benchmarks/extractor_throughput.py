@@ -20,15 +20,13 @@ import time
 
 import torch
 
+from device_peak import peak_flops, share
 from modelfp import denoise
 from modelfp import extractor as ex
 from modelfp.archspace import space
 from modelfp.feed import SyntheticZoo
 from modelfp.synthetic import SyntheticNet
 
-# Dense peak of the device's tensor cores / FMA units at the precision we train in (float32; TF32
-# tensor cores where torch allows them), from the vendors' data sheets. Unknown devices: no peak.
-PEAKS_TFLOPS = {"H200": 67.0, "H100": 67.0, "A100": 19.5, "RTX 3090": 35.6, "L40S": 91.6}
 
 SETTINGS = {  # name: the extractor options of that preset
     "paper": dict(backbone="resnet50", transform="abs", normalize=False, pooling="avg", image_size=128),
@@ -39,13 +37,6 @@ SETTINGS = {  # name: the extractor options of that preset
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def _peak(device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((tflops * 1e12 for key, tflops in PEAKS_TFLOPS.items() if key in name), None)
 
 
 def _forward_flops(net: torch.nn.Module, size: int, device) -> float:
@@ -120,7 +111,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
-    peak = _peak(device)
+    peak = peak_flops(device)
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"peak {'%.1f TFLOP/s' % (peak / 1e12) if peak else 'unknown'}")
@@ -129,7 +120,6 @@ def main(argv=None):
     print(f"{'setting':8} {'batch':>5} {'train img/s':>12} {'embed img/s':>12} "
           f"{'GFLOP/img':>9} {'train TFLOP/s':>14} {'embed TFLOP/s':>14} {'train % peak':>12}")
     for r in rows:
-        share = f"{100 * r['train_flops'] / peak:.1f}" if peak else "-"
         print(f"{r['name']:8} {r['batch']:>5} {r['train_ips']:>12.1f} {r['embed_ips']:>12.1f} "
               f"{r['gflop_image']:>9.2f} {r['train_flops'] / 1e12:>14.3f} {r['embed_flops'] / 1e12:>14.3f} {share:>12}")
     paper, demo = rows

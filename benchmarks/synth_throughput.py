@@ -7,6 +7,8 @@ The last line is the ratio that decides the trainer's path: chosen (auto) path /
 
     python benchmarks/synth_throughput.py [--device auto] [--seeds 4] [--steps 30] [--size 32]
                                           [--batch-size 8] [--threads N]
+    # on a GPU, the paper's setting and the projection of its 5,760-model zoo:
+    PYTHONPATH=src python3 benchmarks/synth_throughput.py --seeds 20 --size 128 --batch-size 16
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 
 import torch
 
+from device_peak import peak_flops, share
 from modelfp.archspace import parse
 from modelfp.synthetic import TrainConfig, resolve_path, train_architecture, training_flops
 
@@ -62,6 +65,8 @@ def main():
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--zoo-models", type=int, default=5760, help="models of the projected zoo (288 x 20)")
+    parser.add_argument("--zoo-steps", type=int, default=2000, help="steps per model of the projection")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -73,8 +78,9 @@ def main():
     chosen = resolve_path("auto", device, args.size)
     print(f"device {device}, threads {torch.get_num_threads()}, M={args.seeds} seeds, "
           f"{args.steps} steps, batch {args.batch_size}, {args.size}x{args.size}; auto path: {chosen}")
+    peak = peak_flops(device)
     print(f"{'family':34s} {'GFLOP/step':>10s} {'loop mod/h':>11s} {'grouped mod/h':>14s} "
-          f"{'grouped/loop':>12s} {'GFLOP/s':>8s}")
+          f"{'grouped/loop':>12s} {'GFLOP/s':>8s} {'% peak':>7s}")
     totals = {"loop": 0.0, "grouped": 0.0}
     for arch_id in FAMILIES:
         arch = parse(arch_id)
@@ -85,7 +91,8 @@ def main():
         best = min(t.values())
         print(f"{arch_id:34s} {flops / 1e9:10.3f} {3600 * len(seeds) / t['loop']:11.0f} "
               f"{3600 * len(seeds) / t['grouped']:14.0f} {t['loop'] / t['grouped']:12.2f} "
-              f"{flops * args.steps * len(seeds) / best / 1e9:8.1f}")
+              f"{flops * args.steps * len(seeds) / best / 1e9:8.1f} "
+              f"{share(flops * args.steps * len(seeds) / best, peak):>7s}")
     if device.type == "cpu":
         arch = parse(FAMILIES[4])
         nchw = _time(arch, seeds, cfg, device, "loop", channels_last=False)
@@ -105,6 +112,12 @@ def main():
                   f"1 job x 2 threads")
     print(f"grouped / loop speed over all families: {totals['loop'] / totals['grouped']:.2f}x")
     print(f"chosen path ({chosen}) / loop: {totals['loop'] / totals[chosen]:.2f}x")
+    # the families stand for the zoo's architectures equally: seconds per model at these steps,
+    # scaled to the paper's zoo (288 x 20 = 5,760 models) at max_steps (2,000: the floor may stop earlier)
+    per_model = totals[chosen] / (len(FAMILIES) * len(seeds)) * (args.zoo_steps / args.steps)
+    print(f"projected {args.zoo_models} models x {args.zoo_steps} steps at {args.size}x{args.size}, "
+          f"batch {args.batch_size}, {chosen} path: {per_model * args.zoo_models / 3600:.1f} device-hours "
+          f"(paper: 133 GPU-hours on an RTX 3090)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ def test_pool_from_a_folder_of_mixed_images(tmp_path):
     Image.new("RGBA", (50, 50), (0, 0, 255, 255)).save(tmp_path / "photos" / "c.png")
     out = tmp_path / "pool"
     assert main(["pool", "--name", "p", "--source", "folder", "--root", str(tmp_path / "photos"),
-                 "--image-size", "16", "--val-fraction", "0.34", "--out-dir", str(out)]) == 0
+                 "--on-bad-image", "error", "--image-size", "16", "--val-fraction", "0.34", "--seed", "0",
+                 "--out-dir", str(out)]) == 0
     train, val = read_pool(out, "train"), read_pool(out, "val")
     assert len(train) + len(val) == 3 and train.shape[1:] == (3, 16, 16)
     assert json.loads((out / "manifest.json").read_text())["meta"]["name"] == "p"
@@ -28,7 +29,8 @@ def test_bad_image_stops_with_the_file_named_or_is_skipped_when_asked(tmp_path, 
         Image.new("RGB", (20, 20), (i, 0, 0)).save(src / f"ok{i}.png")
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     args = ["pool", "--name", "p", "--source", "folder", "--root", str(src), "--image-size", "8",
-            "--out-dir", str(tmp_path / "pool")]
+            "--val-fraction", "0.05", "--seed", "0", "--out-dir", str(tmp_path / "pool"),
+            "--on-bad-image", "error"]
     assert main(args) == 2
     assert "broken.jpg" in caplog.text
     caplog.clear()
@@ -39,9 +41,20 @@ def test_bad_image_stops_with_the_file_named_or_is_skipped_when_asked(tmp_path, 
 
 def test_missing_folder_is_one_clear_error(tmp_path, caplog):
     assert main(["pool", "--name", "celeba", "--source", "folder", "--root", str(tmp_path / "nope"),
-                 "--image-size", "8", "--out-dir", str(tmp_path / "pool")]) == 2
+                 "--on-bad-image", "error", "--image-size", "8", "--val-fraction", "0.05", "--seed", "0",
+                 "--out-dir", str(tmp_path / "pool")]) == 2
     assert "celeba" in caplog.text and "nope" in caplog.text
 
+
+
+def test_a_pool_source_without_its_configured_options_is_one_clear_error(tmp_path, caplog):
+    """--count (embedded) and --on-bad-image (folder) have no default: the config's pools.<name> sets them."""
+    common = ["--image-size", "8", "--val-fraction", "0.05", "--seed", "0", "--out-dir", str(tmp_path / "pool")]
+    assert main(["pool", "--name", "e", "--source", "embedded", "--photos", "x", *common]) == 2
+    assert "--count" in caplog.text
+    assert main(["pool", "--name", "f", "--source", "folder", "--root", str(tmp_path), *common]) == 2
+    assert "--on-bad-image" in caplog.text
+    assert not (tmp_path / "pool").exists()
 
 def _evaluation(path, acc):
     path.write_text("group,models,verification_acc,verification_auc,identification_acc,identification_f1\n"

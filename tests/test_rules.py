@@ -4,16 +4,19 @@ A rule that calls a modelfp verb taking --device runs CUDA-capable code, so it m
 `gpu` resource (that is how `--resources gpu=1` and the Slurm profile's --gpus reach it); every
 rule that runs a command has a log and a benchmark. Rules own their files: every file a verb writes
 is passed from the rule's {output} (no path is spelled in a shell command), and every flag a rule
-spells is an option of its verb.
+spells is an option of its verb, and every required option of a verb (a value the config sets) is
+passed by its rule.
 """
 import argparse
 import re
+import shlex
+import shutil
 
 import pytest
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
-from conftest import ROOT
+from conftest import ROOT, WORKFLOW_FILES, snakemake
 from modelfp.cli import build_parser
 
 VERB = re.compile(r"python -m modelfp ([\w-]+)")
@@ -93,3 +96,33 @@ def test_every_flag_a_rule_spells_is_an_option_of_its_verb(rules):
         options = {o for a in verbs[verb]._actions for o in a.option_strings}
         unknown = set(FLAG.findall(rule.shellcmd)) - options
         assert not unknown, f"rule {rule.name} passes {sorted(unknown)}, which `modelfp {verb}` does not take"
+
+
+@pytest.fixture(scope="module")
+def dry_run_commands(tmp_path_factory):
+    """The shell commands of every job of the smoke run (a fresh copy: no results, so every rule,
+    pool included, has jobs), cut at the log redirection: [verb, arg, ...] each."""
+    root = tmp_path_factory.mktemp("workflow")
+    for name in WORKFLOW_FILES:
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, root / name)
+    out = snakemake(root, "all", "zoo_k3", "--dry-run", "--printshellcmds", "--cores", "2",
+                    "--configfile", "configs/smoke.yaml").stdout
+    commands = []
+    for cmd in re.findall(r"python -m modelfp .*", out):
+        words = shlex.split(cmd)[3:]
+        commands.append(words[:words.index(">")] if ">" in words else words)
+    return commands
+
+
+def test_every_rule_passes_every_required_option_of_its_verb(rules, dry_run_commands):
+    """A verb's required options are the values the config sets (no argparse default to drift from
+    config.yaml): each job's command spells all of them and parses."""
+    verbs = _verbs()
+    called = {VERB.search(r.shellcmd).group(1) for r in rules if r.shellcmd and VERB.search(r.shellcmd)}
+    assert called <= {words[0] for words in dry_run_commands}, "a rule's verb has no job in the dry run"
+    for words in dry_run_commands:
+        parser = verbs[words[0]]
+        required = {a.option_strings[0] for a in parser._actions if a.required and a.option_strings}
+        missing = required - set(words)
+        assert not missing, f"`modelfp {words[0]}` is not passed its required {sorted(missing)}: {words}"
+        build_parser().parse_args(words)        # every value parses too (exits on an error)

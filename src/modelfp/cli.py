@@ -2,6 +2,11 @@
 
 Every workflow rule calls one verb, so each step runs and is tested without Snakemake. Verbs read
 and write files; the computation lives in the modules they call.
+
+A value the config sets (config.yaml, workflow/schemas/config.schema.yaml) is a required option
+with no default here: the rule passes it, so the config is its one source (tests/test_rules.py
+checks that every rule passes every required option of its verb). The people's commands
+(`tool.py`: gallery, identify, verify) keep their defaults.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ def _set_threads(n: int | None):
 
 def cmd_pool(args):
     from . import pools
+    # the options of one source only (the config's pools.<name> keys); argparse cannot require them
+    needed = ("root", "on_bad_image") if args.source == "folder" else ("photos", "count")
+    missing = [f"--{k.replace('_', '-')}" for k in needed if getattr(args, k) is None]
+    if missing:
+        raise ValueError(f"pool {args.name}: --source {args.source} needs {' and '.join(missing)}")
     if args.source == "folder":
         images, report = pools.build_folder_pool(args.name, args.root, args.image_size,
                                                  on_bad_image=args.on_bad_image)
@@ -586,12 +596,10 @@ def cmd_calibrate(args):
 
 def cmd_attribution_table(args):
     from . import tables
-    if args.table in tables.PAPER_ABLATIONS:
-        rows = tables.ablation_table(args.table, [(label, paper or None, tables.read_evaluation(path))
-                                                  for label, paper, path in args.row])
-    else:
-        rows = tables.comparison_table(args.table, {label: tables.read_evaluation(path)
-                                                    for label, _, path in args.row})
+    # an empty PAPER_LABEL declares a row without paper numbers; any other must be the paper's
+    make = tables.ablation_table if args.table in tables.PAPER_ABLATIONS else tables.comparison_table
+    rows = make(args.table, [(label, paper or None, tables.read_evaluation(path))
+                             for label, paper, path in args.row])
     tables.write_table(rows, args.out_csv, args.out_md, tables.TITLES[args.table], args.note)
     log.info("%s -> %s, %s", tables.TITLES[args.table], args.out_csv, args.out_md)
 
@@ -671,15 +679,15 @@ def _figure_outputs(p):
 
 def _compute_args(p):
     """Where a computing verb runs: --device (auto = CUDA when present) and torch threads."""
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", required=True, help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=None)
 
 
 def _spectra_args(p):
-    p.add_argument("--n-images", type=int, default=100, help="N images per model (Table II)")
-    p.add_argument("--n-images-sweep", type=int, nargs="*", default=[], help="Ns of Table XI")
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--residual", choices=("predicted", "difference"), default="predicted")
+    p.add_argument("--n-images", type=int, required=True, help="N images per model (Table II)")
+    p.add_argument("--n-images-sweep", type=int, nargs="*", required=True, help="Ns of Table XI")
+    p.add_argument("--image-size", type=int, required=True)
+    p.add_argument("--residual", choices=("predicted", "difference"), required=True)
     _compute_args(p)
 
 
@@ -693,11 +701,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=("folder", "embedded"), required=True)
     p.add_argument("--root", help="folder of images (source=folder)")
     p.add_argument("--photos", help="embedded photo set (source=embedded)")
-    p.add_argument("--count", type=int, default=2000, help="patches to crop (source=embedded)")
+    p.add_argument("--count", type=int, help="patches to crop (source=embedded)")
     p.add_argument("--image-size", type=int, required=True)
-    p.add_argument("--val-fraction", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--on-bad-image", choices=("error", "skip"), default="error")
+    p.add_argument("--val-fraction", type=float, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--on-bad-image", choices=("error", "skip"), help="(source=folder)")
     p.add_argument("--out-dir", required=True, help="writes OUT_DIR/manifest.json and its shards")
     p.set_defaults(func=cmd_pool)
 
@@ -708,15 +716,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", nargs="+", required=True, help="pool folders (train/val splits are used)")
     p.add_argument("--out", nargs="+", required=True,
                    help="one checkpoint per architecture and seed, architecture-major")
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-steps", type=int, default=2000)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--eta", type=float, default=0.005, help="residual floor (see README)")
-    p.add_argument("--check-every", type=int, default=25)
-    p.add_argument("--val-images", type=int, default=32)
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--path", choices=("auto", "grouped", "loop"), default="auto")
+    p.add_argument("--image-size", type=int, required=True)
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--max-steps", type=int, required=True)
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--eta", type=float, required=True, help="residual floor (see README)")
+    p.add_argument("--check-every", type=int, required=True)
+    p.add_argument("--val-images", type=int, required=True)
+    p.add_argument("--width", type=int, required=True)
+    p.add_argument("--path", choices=("auto", "grouped", "loop"), required=True)
     _compute_args(p)
     p.set_defaults(func=cmd_synthesize)
 
@@ -729,14 +737,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", nargs="+", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--external", help="an external DnCNN checkpoint to use instead of training")
-    p.add_argument("--sigma", type=float, default=1.0, help="noise std on the 0-255 scale")
-    p.add_argument("--patch", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--depth", type=int, default=17)
-    p.add_argument("--features", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sigma", type=float, required=True, help="noise std on the 0-255 scale")
+    p.add_argument("--patch", type=int, required=True)
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--depth", type=int, required=True)
+    p.add_argument("--features", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
     _compute_args(p)
     p.set_defaults(func=cmd_train_denoiser)
 
@@ -775,7 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, help="writes OUT_DIR/NAME/*.png")
     p.add_argument("--kind", choices=("jpeg", "crop"), required=True)
     p.add_argument("--level", type=float, required=True, help="JPEG quality or crop area fraction")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, required=True)
     p.set_defaults(func=cmd_perturb)
 
     p = sub.add_parser("testbed-train", help="train one generative model of the test bed")
@@ -784,8 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", nargs="*", default=[])
     p.add_argument("--image-size", type=int, help="(not with --base: a variant keeps its base's)")
     p.add_argument("--steps", type=int, help="training steps (with --base: in --lora)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--hp", default="{}", help="family hyper-parameters as JSON")
     p.add_argument("--base", help="a trained test model to fine-tune with LoRA (lineage variant)")
     p.add_argument("--lora", default="{}", help="LoRA options as JSON: steps, part, parts, rank, alpha, lr")
@@ -797,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--generator", required=True)
     p.add_argument("--n", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--meta", required=True)
     p.add_argument("--sheet", required=True)
@@ -826,7 +834,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--denoiser")
     p.add_argument("--init", help="an extractor file to start from (fine-tuning)")
     p.add_argument("--untrained", action="store_true", help="save at initialisation (the random-init control)")
-    p.add_argument("--options", default="{}", help="extractor options as JSON (the config's extractor keys)")
+    p.add_argument("--options", required=True, help="extractor options as JSON (the config's extractor keys)")
     p.add_argument("--out", required=True)
     p.add_argument("--state", help="resumable training state, written after every epoch")
     p.add_argument("--history", help="per-epoch csv of losses and accuracy")
@@ -838,7 +846,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "FOLDER"))
     p.add_argument("--train-fraction", type=float, required=True,
                    help="share of each model's images kept for training (modelfp.splits); the rest are embedded")
-    p.add_argument("--window", type=int, default=3, help="n for n x n windows (1: centre crop)")
+    p.add_argument("--window", type=int, required=True, help="n for n x n windows (1: centre crop)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out-dir", required=True, help="writes OUT_DIR/NAME.npz")
     _compute_args(p)
@@ -847,10 +855,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="verification, identification, SS/DBI per group (csv), t-SNE")
     p.add_argument("--embeddings", required=True, help="folder of NAME.npz")
     p.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "GROUP"))
-    p.add_argument("--pairs-same", type=int, default=5000)
-    p.add_argument("--pairs-diff", type=int, default=5000)
-    p.add_argument("--gallery", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pairs-same", type=int, required=True)
+    p.add_argument("--pairs-diff", type=int, required=True)
+    p.add_argument("--gallery", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out-png", nargs=2, metavar=("CLASSICAL", "EMERGING"),
                    help="also plot each group's t-SNE (png)")
     p.add_argument("--title", default="t-SNE of fingerprints")

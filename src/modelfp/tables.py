@@ -156,13 +156,27 @@ def _r(value, digits=2):
     return round(float(value), digits) if value is not None and np.isfinite(value) else ""
 
 
+def paper_numbers(table: str, paper_label: str | None):
+    """The paper's numbers of `table`'s row `paper_label`; None where the label is None or "" (a row
+    declared to have no paper counterpart: a control, a seed count the paper did not run). Any other
+    label must be one of the paper's rows: a ValueError names it and the known ones, so a typo never
+    gives a row silently blank paper columns."""
+    if not paper_label:
+        return None
+    known = PAPER_ABLATIONS[table] if table in PAPER_ABLATIONS else PAPER_COMPARISON[table][2]
+    if paper_label not in known:
+        raise ValueError(f"{table}: no paper row {paper_label!r}; the paper's rows are {list(known)} "
+                         f"(give an empty paper label for a row without one)")
+    return known[paper_label]
+
+
 def ablation_table(table: str, rows: list[tuple[str, str | None, dict | None]]) -> list[dict]:
     """Tables IV-VII: rows (label, paper label, evaluation) -> our four metrics on all test models
-    beside the paper's row of `paper label` (None: no paper counterpart)."""
+    beside the paper's row of `paper label` (None or "": no paper counterpart; `paper_numbers`)."""
     out = []
     for label, paper_label, ev in rows:
         ours = (ev or {}).get("all", {})
-        paper = PAPER_ABLATIONS[table].get(paper_label, (None,) * 4)
+        paper = paper_numbers(table, paper_label) or (None,) * 4
         row = {"row": label, "paper_row": paper_label or ""}
         for metric, p in zip(ABLATION_METRICS, paper):
             row[metric] = _r(ours.get(metric))
@@ -171,11 +185,17 @@ def ablation_table(table: str, rows: list[tuple[str, str | None, dict | None]]) 
     return out
 
 
-def comparison_table(table: str, ours: dict[str, dict | None]) -> list[dict]:
-    """Tables VIII-X: every method of the paper (its numbers; ours where we have them), then our
-    controls. ours: {method label: evaluation or None}."""
+def comparison_table(table: str, rows: list[tuple[str, str | None, dict | None]]) -> list[dict]:
+    """Tables VIII-X: every method of the paper (its numbers; ours where a row names it as its paper
+    label), then our rows without a paper label (the controls), under their own labels.
+    rows: (label, paper label or None/"", evaluation or None); an unknown paper label raises
+    (`paper_numbers`)."""
     m1, m2, paper = PAPER_COMPARISON[table]
     digits = 2 if table != "table_x" else 3
+    ours = {}
+    for label, paper_label, ev in rows:
+        paper_numbers(table, paper_label)
+        ours[paper_label or label] = ev
     out = []
     for method in list(paper) + [m for m in ours if m not in paper]:
         ev = ours.get(method) or {}

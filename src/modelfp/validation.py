@@ -123,7 +123,7 @@ def add_command(sub) -> None:
                    help="a variant, its evaluation csv on the validation view and that view's embeddings folder")
     p.add_argument("--pair", nargs=4, action="append", metavar=("NAME", "DIFFERS", "A", "B"),
                    help="a same-design pair: its name, seed|data, and its two models (repeat)")
-    p.add_argument("--gallery", type=int, default=evaluate.GALLERY_SIZE)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gallery", type=int, required=True, help="evaluation.gallery")
+    p.add_argument("--seed", type=int, required=True, help="evaluation.seed")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_validation_table)
