@@ -27,7 +27,7 @@ import torch
 from modelfp import denoise, evaluate, splits
 from modelfp import extractor as ex
 from modelfp.feed import SyntheticZoo
-from modelfp.pools import list_images, load_image, read_pool
+from modelfp.pools import load_image, read_pool
 from modelfp.synthetic import fit_to_size
 
 
@@ -36,7 +36,7 @@ def validation_set(results: Path, models: list[str] | None, train_fraction: floa
     if models:
         folders = [f for f in folders if f.name in models]
     return {f.name: [load_image(p, None) for p in
-                     splits.split(list_images(f / "images"), f / "images", train_fraction)[splits.EVAL]]
+                     splits.folder_side(f / "images", train_fraction, splits.EVAL)[0]]
             for f in folders}
 
 

@@ -25,7 +25,7 @@ from modelfp import denoise
 from modelfp import extractor as ex
 from modelfp.archspace import space
 from modelfp.feed import SyntheticZoo
-from modelfp.synthetic import SyntheticNet
+from modelfp.synthetic import SyntheticNet, forward_flops
 
 
 SETTINGS = {  # name: the extractor options of that preset
@@ -37,24 +37,6 @@ SETTINGS = {  # name: the extractor options of that preset
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def _forward_flops(net: torch.nn.Module, size: int, device) -> float:
-    """Forward FLOPs of `net` for one image (2 x multiply-adds of conv and linear layers)."""
-    flops = 0
-
-    def count(mod, inp, out):
-        nonlocal flops
-        if isinstance(mod, torch.nn.Conv2d):
-            flops += 2 * out.numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
-        elif isinstance(mod, torch.nn.Linear):
-            flops += 2 * out.numel() * mod.in_features
-    hooks = [m.register_forward_hook(count) for m in net.modules()]
-    with torch.no_grad():
-        net.eval()(torch.zeros(1, 3, size, size, device=device))
-    for h in hooks:
-        h.remove()
-    return flops
 
 
 def measure(name: str, device, steps: int, batch: int, n_models: int) -> dict:
@@ -90,8 +72,9 @@ def measure(name: str, device, steps: int, batch: int, n_models: int) -> dict:
     _sync(device)
     embed_ips = len(images) / (time.perf_counter() - t0)
     # the frozen denoiser runs forward only; the backbone forward and backward (~3x forward)
-    den_flops = _forward_flops(model.front.denoiser, size, device)
-    net_flops = _forward_flops(model.backbone, size, device)
+    x = torch.zeros(1, 3, size, size, device=device)
+    den_flops = forward_flops(model.front.denoiser.eval(), x)
+    net_flops = forward_flops(model.backbone.eval(), x)
     return dict(name=name, batch=p * k, train_ips=train_ips, embed_ips=embed_ips,
                 train_flops=(den_flops + 3 * net_flops) * train_ips,
                 embed_flops=(den_flops + net_flops) * embed_ips,
@@ -121,7 +104,7 @@ def main(argv=None):
           f"{'GFLOP/img':>9} {'train TFLOP/s':>14} {'embed TFLOP/s':>14} {'train % peak':>12}")
     for r in rows:
         print(f"{r['name']:8} {r['batch']:>5} {r['train_ips']:>12.1f} {r['embed_ips']:>12.1f} "
-              f"{r['gflop_image']:>9.2f} {r['train_flops'] / 1e12:>14.3f} {r['embed_flops'] / 1e12:>14.3f} {share:>12}")
+              f"{r['gflop_image']:>9.2f} {r['train_flops'] / 1e12:>14.3f} {r['embed_flops'] / 1e12:>14.3f} {share(r['train_flops'], peak):>12}")
     paper, demo = rows
     print(f"ratio demo/paper: training {demo['train_ips'] / paper['train_ips']:.1f}x, "
           f"embedding {demo['embed_ips'] / paper['embed_ips']:.1f}x images/s")

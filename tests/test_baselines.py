@@ -152,7 +152,8 @@ def test_yu_embed_is_deterministic_and_independent_of_batching():
     images = random_pool(6, 16, seed=2)
     e1, e2 = yu.embed(model, images, "cpu"), yu.embed(model, images, "cpu")
     assert torch.equal(e1, e2) and model.training
-    torch.testing.assert_close(yu.embed(model, images[:2], "cpu"), e1[:2])
+    # another batch shape may pick other conv kernels: float32 rounding ~1e-5 through a few layers
+    torch.testing.assert_close(yu.embed(model, images[:2], "cpu"), e1[:2], rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,4 +244,5 @@ def test_dnadet_training_is_seeded_and_embed_deterministic():
     images = random_pool(5, 16, seed=7)
     e1, e2 = dnadet.embed(m1, images, "cpu"), dnadet.embed(m1, images, "cpu")
     assert e1.shape == (5, 64) and torch.equal(e1, e2)
-    torch.testing.assert_close(dnadet.embed(m1, images[:2], "cpu"), e1[:2])
+    # another batch shape may pick other conv kernels: float32 rounding ~1e-5 through a few layers
+    torch.testing.assert_close(dnadet.embed(m1, images[:2], "cpu"), e1[:2], rtol=1e-4, atol=1e-4)

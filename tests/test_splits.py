@@ -79,7 +79,7 @@ def test_a_folder_without_evaluation_images_is_a_clear_error(tmp_path):
     stem = next(n for n in NAMES if splits.side(n, 0.5) == splits.TRAIN)
     folder = _write_pngs(tmp_path / "m", [stem])
     with pytest.raises(ValueError, match=r"m: none of its 1 images falls on the eval side"):
-        cli._split_paths(folder, 0.5, splits.EVAL)
+        splits.folder_side(folder, 0.5, splits.EVAL)
 
 
 def test_embed_and_finetune_read_disjoint_images_of_the_same_folder(tmp_path, monkeypatch):

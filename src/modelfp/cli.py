@@ -407,30 +407,6 @@ def _save_npz(path, **arrays):
     os.replace(tmp, path)
 
 
-def _folder_paths(folder):
-    """The image paths of a folder (sorted, recursive); errors name the folder."""
-    from .pools import list_images
-    if not Path(folder).is_dir():
-        raise FileNotFoundError(f"{folder}: no such image folder")
-    paths = list_images(folder)
-    if not paths:
-        raise ValueError(f"{folder}: holds no images (png, jpg, ...)")
-    return paths
-
-
-def _split_paths(folder, train_fraction, side):
-    """(paths of one side, count of all) of a test model's image folder (modelfp.splits): the one
-    function that fine-tuning, the baselines (training side) and `embed` (evaluation side) read
-    test models through, so their images are disjoint."""
-    from . import splits
-    paths = _folder_paths(folder)
-    chosen = splits.split(paths, folder, splits.check_fraction(train_fraction))[side]
-    if not chosen:
-        raise ValueError(f"{folder}: none of its {len(paths)} images falls on the {side} side at "
-                         f"train_fraction {train_fraction}; add images or change evaluation.train_fraction")
-    return chosen, len(paths)
-
-
 def _split_options(opts: dict):
     """(ExtractorConfig, TrainConfig) from one dict of the config's extractor keys."""
     from dataclasses import fields
@@ -460,12 +436,12 @@ def cmd_train_extractor(args):
         source = ex.ZooSource(zoo, fit_to_size(_read_pools(args.pool, "train"), size), device)
     else:
         from .pools import load_image
-        from .splits import TRAIN
+        from .splits import TRAIN, folder_side
         if args.train_fraction is None:
             raise ValueError("train-extractor --images needs --train-fraction (evaluation.train_fraction)")
         names, images = [], []
         for name, folder in args.images:
-            paths, total = _split_paths(folder, args.train_fraction, TRAIN)
+            paths, total = folder_side(folder, args.train_fraction, TRAIN)
             log.info("  %-24s %4d of %d images (training side, train_fraction %g)", name, len(paths), total,
                      args.train_fraction)
             imgs = [load_image(p, None) for p in paths]
@@ -521,11 +497,11 @@ def cmd_embed(args):
     import torch
     from . import extractor as ex
     from .pools import load_image
-    from .splits import EVAL
+    from .splits import EVAL, folder_side
     _set_threads(args.threads)
     model = ex.load(args.extractor, _device(args.device))
     for name, folder in args.model:
-        paths, total = _split_paths(folder, args.train_fraction, EVAL)
+        paths, total = folder_side(folder, args.train_fraction, EVAL)
         # a chunk of images at a time: 1,000 megapixel images would not fit in memory at once
         emb = torch.cat([ex.embed(model, [load_image(p, None) for p in paths[i:i + EMBED_CHUNK]], args.window,
                                   args.batch_size) for i in range(0, len(paths), EMBED_CHUNK)])
@@ -533,20 +509,6 @@ def cmd_embed(args):
                   paths=[str(p) for p in paths])
         log.info("  %-24s %4d of %d images (evaluation side, train_fraction %g) -> %s", name, len(paths),
                  total, args.train_fraction, tuple(emb.shape))
-
-
-def _embeddings(folder, names):
-    """(stacked embeddings, per-image model names) of `names` under an embeddings folder."""
-    import numpy as np
-    embs, labels = [], []
-    for name in names:
-        path = Path(folder) / f"{name}.npz"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no embeddings of test model {name!r}; run the embed rule")
-        e = np.load(path)["embeddings"]
-        embs.append(e)
-        labels += [name] * len(e)
-    return np.concatenate(embs), np.array(labels)
 
 
 def cmd_evaluate(args):
@@ -562,7 +524,7 @@ def cmd_evaluate(args):
         if len(names) < 2:
             log.warning("group %s has %d test model(s): no metrics (need 2)", group, len(names))
             continue
-        emb, labels = _embeddings(args.embeddings, names)
+        emb, labels = evaluate.read_embeddings(args.embeddings, names)
         row = evaluate.evaluate_group(emb, labels, n_same=args.pairs_same, n_diff=args.pairs_diff,
                                       gallery_size=args.gallery, seed=args.seed)
         rows.append({"group": group, "models": len(names), "images": len(labels), **row})
@@ -614,18 +576,18 @@ def cmd_trace(args):
     for name, ref in derived:
         if ref not in refs:
             raise ValueError(f"derived set {name}: its reference {ref!r} is not among --reference {refs}")
-    ref_emb, ref_labels = _embeddings(args.embeddings, refs)
+    ref_emb, ref_labels = evaluate.read_embeddings(args.embeddings, refs)
     names, gallery = evaluate.gallery_fingerprints(ref_emb, ref_labels)
     rows = []
     for name, ref in derived:
-        emb, _ = _embeddings(args.embeddings, [name])
+        emb, _ = evaluate.read_embeddings(args.embeddings, [name])
         pred = names[np.argmax(evaluate.cosine_matrix(emb, gallery), axis=1)]
         rows.append({"set": name, "reference": ref, "images": len(emb),
                      "attributed_to_reference": round(100 * float(np.mean(pred == ref)), 2),
                      "most_attributed": str(max(set(pred), key=list(pred).count))})
         log.info("  %-24s -> %s: %.1f%% of its images", name, ref, rows[-1]["attributed_to_reference"])
     tables.write_csv(rows, args.out_csv)
-    der_emb, der_labels = _embeddings(args.embeddings, [n for n, _ in derived])
+    der_emb, der_labels = evaluate.read_embeddings(args.embeddings, [n for n, _ in derived])
     # colour = reference model (a derived set takes its reference's colour), marker = reference/derived
     to_ref = dict(derived)
     colours = np.concatenate([ref_labels, [to_ref[n] for n in der_labels]])

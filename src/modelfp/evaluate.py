@@ -44,6 +44,20 @@ TSNE_PERPLEXITY = 30.0  # scikit-learn's default, lowered for small sets (must s
 MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
 
 
+def read_embeddings(folder, names) -> tuple[np.ndarray, np.ndarray]:
+    """(stacked embeddings, per-image model names) of `names` in an embeddings folder of the embed
+    rule (one `<name>.npz` per model)."""
+    embs, labels = [], []
+    for name in names:
+        path = Path(folder) / f"{name}.npz"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no embeddings of model {name!r}; run the embed rule")
+        e = np.load(path)["embeddings"]
+        embs.append(e)
+        labels += [name] * len(e)
+    return np.concatenate(embs), np.array(labels)
+
+
 def _embeddings(emb, labels) -> tuple[np.ndarray, np.ndarray]:
     """float64 (n, d) embeddings and (n,) labels, checked for shape and finiteness."""
     if hasattr(emb, "detach"):

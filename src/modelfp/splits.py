@@ -52,3 +52,20 @@ def split(paths, root, train_fraction: float) -> dict[str, list[Path]]:
     for p in paths:
         out[side(image_key(p, root), train_fraction)].append(Path(p))
     return out
+
+
+def folder_side(folder, train_fraction: float, side: str) -> tuple[list[Path], int]:
+    """(paths of one side, count of all images) of a model's image folder: the one function through
+    which fine-tuning, the baselines (training side) and embedding (evaluation side) read test
+    images, so their images are disjoint. Errors name the folder."""
+    from .pools import list_images
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder}: no such image folder")
+    paths = list_images(folder)
+    if not paths:
+        raise ValueError(f"{folder}: holds no images (png, jpg, ...)")
+    chosen = split(paths, folder, check_fraction(train_fraction))[side]
+    if not chosen:
+        raise ValueError(f"{folder}: none of its {len(paths)} images falls on the {side} side at "
+                         f"train_fraction {train_fraction}; add images or change evaluation.train_fraction")
+    return chosen, len(paths)

@@ -338,11 +338,10 @@ def load(path, device="cpu") -> SyntheticNet:
     return model.eval()
 
 
-def training_flops(arch: Arch, image_size: int, batch_size: int, width: int = WIDTH) -> float:
-    """FLOPs of one training step of one model (forward + backward ~ 3x forward multiply-adds x 2)."""
-    model = SyntheticNet(arch, width=width)
+def forward_flops(net: nn.Module, x: torch.Tensor) -> float:
+    """FLOPs of net(x) (2 x the multiply-adds of its convolutions, transposed convolutions and
+    linear layers), counted with forward hooks; the net's mode is left as it was."""
     flops = 0
-    x = torch.zeros(1, 3, image_size, image_size)
 
     def count(mod, inp, out):
         nonlocal flops
@@ -350,11 +349,21 @@ def training_flops(arch: Arch, image_size: int, batch_size: int, width: int = WI
             flops += 2 * out.numel() * mod.in_channels // mod.groups * math.prod(mod.kernel_size)
         elif isinstance(mod, nn.ConvTranspose2d):
             flops += 2 * inp[0].numel() * mod.out_channels // mod.groups * math.prod(mod.kernel_size)
+        elif isinstance(mod, nn.Linear):
+            flops += 2 * out.numel() * mod.in_features
 
-    hooks = [m.register_forward_hook(count) for m in model.modules()
-             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    with torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
-    return 3.0 * flops * batch_size
+    hooks = [m.register_forward_hook(count) for m in net.modules()
+             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return float(flops)
+
+
+def training_flops(arch: Arch, image_size: int, batch_size: int, width: int = WIDTH) -> float:
+    """FLOPs of one training step of one model (forward + backward ~ 3x forward multiply-adds x 2)."""
+    model = SyntheticNet(arch, width=width)
+    return 3.0 * forward_flops(model, torch.zeros(1, 3, image_size, image_size)) * batch_size

@@ -80,18 +80,6 @@ def _summary(path) -> dict:
     return rows["all"]
 
 
-def _load(folder, names):
-    embs, labels = [], []
-    for name in names:
-        path = Path(folder) / f"{name}.npz"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no embeddings of validation model {name!r}; run the embed rule")
-        e = np.load(path)["embeddings"]
-        embs.append(e)
-        labels += [name] * len(e)
-    return np.concatenate(embs), np.array(labels)
-
-
 def cmd_validation_table(args):
     from . import tables
     pairs = []
@@ -103,7 +91,7 @@ def cmd_validation_table(args):
     rows = []
     for variant, evaluation_csv, embeddings in args.variant:
         if members:
-            emb, labels = _load(embeddings, members)
+            emb, labels = evaluate.read_embeddings(embeddings, members)
         else:
             emb, labels = np.zeros((0, 1)), np.array([], dtype=str)
         row = choices_row(variant, _summary(evaluation_csv), emb, labels, pairs, args.gallery, args.seed)
