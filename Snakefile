@@ -24,6 +24,7 @@ include: "workflow/rules/testbed.smk"
 include: "workflow/rules/fidelity.smk"
 include: "workflow/rules/perturb.smk"
 include: "workflow/rules/extractor.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/attribution.smk"
 include: "workflow/rules/validation.smk"
 
@@ -55,6 +56,7 @@ rule all:
         "results/figures/fig_8_block_count.png",
         "results/figures/fig_16_robustness.png",
         "results/figures/tsne/all/tsne_emerging.png",
+        *[f"results/figures/tsne/baseline_{m}/tsne_emerging.png" for m in BASE["methods"]],
         "results/extractors/all/model.pt",
         *(["results/figures/fig_9_lineage.png"] if TB["lineage"] else []),
         *(["results/figures/fig_15_configurations.png"] if TB["configurations"] else []),
@@ -161,6 +163,12 @@ rule table_vii:
     """Table VII: the sliding window at inference."""
     input:
         "results/tables/table_vii.csv",
+
+
+rule baselines:
+    """The trained baselines of Tables VIII-X (baselines.methods)."""
+    input:
+        [baseline_file(m) for m in BASE["methods"]],
 
 
 rule table_viii:

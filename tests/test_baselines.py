@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from modelfp import baselines
+from modelfp import baselines, variants
 from modelfp.baselines import dnadet, marra, yu
 from modelfp.testbed.progan import EqualizedConv2d
 
@@ -23,12 +23,35 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 # Registry
 
 def test_registry_names_map_to_modules_with_the_interface():
-    assert set(baselines.BASELINES) == {"marra", "yu", "dnadet"}
+    assert set(baselines.BASELINES) == {"marra", "yu", "dnadet", "repmix", "abady", "pose"}
+    assert set(variants.BASELINE_LABELS) == set(baselines.BASELINES)
     for name, module in baselines.BASELINES.items():
         assert baselines.baseline(name) is module
         assert isinstance(module.DEFAULTS, dict)
         assert all(callable(getattr(module, f)) for f in ("build", "train", "embed"))
         assert baselines.resolve(name, {}) == module.DEFAULTS
+
+
+# each method at toy size: (image size, hp)
+TOY = {"yu": (16, dict(width=1 / 16)),
+       "dnadet": (16, dict(width=1 / 8, transforms=("gblur:3", "noise:20"), upscale=2)),
+       "repmix": (32, dict(backbone="resnet18", embedding=16, resize=32, crop=28)),
+       "abady": (32, dict(backbone="efficientnet_b0", dim=16)),
+       "pose": (32, dict(width=1 / 16, embedding=16))}
+
+
+@pytest.mark.parametrize("name", sorted(baselines.BASELINES))
+def test_every_embed_is_deterministic_in_eval_mode_and_independent_of_batching(name):
+    size, hp = TOY.get(name, (16, {}))
+    extra = {"denoiser": BoxDenoiser()} if baselines.needs_denoiser(name) else {}
+    module = baselines.baseline(name)
+    model = module.build(size, 2, seed=0, **extra, **hp).train()   # embed switches to eval and back
+    images = random_pool(6, size, seed=2)
+    e1, e2 = module.embed(model, images, "cpu"), module.embed(model, images, "cpu")
+    assert e1.dtype == torch.float32 and e1.shape[0] == 6 and e1.dim() == 2
+    assert torch.equal(e1, e2) and model.training
+    # another batch shape may pick other conv kernels: float32 rounding ~1e-5 through many layers
+    torch.testing.assert_close(module.embed(model, images[:2], "cpu"), e1[:2], rtol=1e-4, atol=1e-4)
 
 
 def test_unknown_names_and_hyperparameters_are_rejected():
@@ -146,18 +169,6 @@ def test_yu_same_seed_same_weights_and_rng_left_alone():
     assert not all(torch.equal(a[k], c[k]) for k in a)
     assert torch.equal(torch.get_rng_state(), state)
 
-
-def test_yu_embed_is_deterministic_and_independent_of_batching():
-    model = yu.build(16, 2, width=1 / 16).train()   # embed switches to eval and back
-    images = random_pool(6, 16, seed=2)
-    e1, e2 = yu.embed(model, images, "cpu"), yu.embed(model, images, "cpu")
-    assert torch.equal(e1, e2) and model.training
-    # another batch shape may pick other conv kernels: float32 rounding ~1e-5 through a few layers
-    torch.testing.assert_close(yu.embed(model, images[:2], "cpu"), e1[:2], rtol=1e-4, atol=1e-4)
-
-
-# ---------------------------------------------------------------------------------------------
-# DNA-Det
 
 def test_dnadet_transformation_registry():
     specs = dnadet.paper_transforms()

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -109,3 +110,40 @@ def test_embed_and_finetune_read_disjoint_images_of_the_same_folder(tmp_path, mo
         assert mine and embedded
         assert not mine & embedded
         assert mine | embedded == set(pools.list_images(f))
+
+
+def test_a_baseline_trains_on_the_training_side_only_and_embeds_the_other(tmp_path, monkeypatch):
+    """train-baseline (marra: each known model's fingerprint is the mean residual of the images it
+    read) reads exactly the training side; `embed` of the trained-baseline file the other side."""
+    from modelfp import baselines
+    from modelfp.baselines import marra
+    folders = [_write_pngs(tmp_path / name, NAMES[:12], seed=s) for s, name in enumerate(("a", "b"))]
+    den = denoise.init_model(depth=3, features=4, seed=0)
+    denoise.save(den, tmp_path / "den.pt")
+    loaded = []
+    real_load = pools.load_image
+    monkeypatch.setattr(pools, "load_image", lambda p, size: loaded.append(Path(p)) or real_load(p, size))
+    images = [arg for f in folders for arg in ("--images", f.name, str(f))]
+    assert cli.main(["train-baseline", "--name", "marra", *images, "--train-fraction", "0.5", "--image-size", "16",
+                     "--steps", "0", "--batch-size", "4", "--seed", "0", "--hp", "{}", "--denoiser",
+                     str(tmp_path / "den.pt"), "--out", str(tmp_path / "marra.pt"), "--device", "cpu"]) == 0
+    trained = set(loaded)
+    model = baselines.load(tmp_path / "marra.pt")
+    for c, f in enumerate(folders):
+        train_side = splits.folder_side(f, 0.5, splits.TRAIN)[0]
+        assert {p for p in trained if p.parent == f} == set(train_side)
+        own = torch.stack([real_load(p, None) for p in train_side])
+        expected = model.model.residual(own, "cpu").mean(0)
+        torch.testing.assert_close(model.model.fingerprints[c], expected)
+    models = [arg for f in folders for arg in ("--model", f.name, str(f))]
+    assert cli.main(["embed", "--extractor", str(tmp_path / "marra.pt"), *models, "--train-fraction", "0.5",
+                     "--window", "1", "--out-dir", str(tmp_path / "emb"), "--device", "cpu"]) == 0
+    for f in folders:
+        npz = np.load(tmp_path / "emb" / f"{f.name}.npz")
+        embedded = {Path(p) for p in npz["paths"]}
+        assert embedded == set(splits.folder_side(f, 0.5, splits.EVAL)[0])
+        assert not embedded & trained
+        # the embedding is marra's own feature minus the centre (the mean feature of its training images)
+        imgs = torch.stack([real_load(p, None) for p in sorted(embedded, key=lambda p: list(npz["paths"]).index(str(p)))])
+        torch.testing.assert_close(torch.from_numpy(npz["embeddings"]),
+                                   marra.embed(model.model, imgs, "cpu") - model.centre, atol=1e-5, rtol=0)

@@ -435,18 +435,7 @@ def cmd_train_extractor(args):
         zoo = SyntheticZoo.from_files(args.synthetic, device=device)
         source = ex.ZooSource(zoo, fit_to_size(_read_pools(args.pool, "train"), size), device)
     else:
-        from .pools import load_image
-        from .splits import TRAIN, folder_side
-        if args.train_fraction is None:
-            raise ValueError("train-extractor --images needs --train-fraction (evaluation.train_fraction)")
-        names, images = [], []
-        for name, folder in args.images:
-            paths, total = folder_side(folder, args.train_fraction, TRAIN)
-            log.info("  %-24s %4d of %d images (training side, train_fraction %g)", name, len(paths), total,
-                     args.train_fraction)
-            imgs = [load_image(p, None) for p in paths]
-            names.append(name)
-            images.append(torch.stack([ex.windows(img, size, 1)[0] for img in imgs]))
+        names, images = _training_side(args.images, args.train_fraction, size)
         source = ex.FolderSource(images, names, device)
     if args.init:
         model = ex.load(args.init, device)
@@ -490,6 +479,61 @@ def cmd_train_extractor(args):
         os.remove(args.state)                    # the final file is written: the state is done with
 
 
+def _training_side(pairs, fraction, size):
+    """[(name, folder)] -> (names, one uint8 (n,3,size,size) tensor per model): the training side of
+    each folder (modelfp.splits), each image's centre window (resized up when smaller)."""
+    import torch
+    from . import extractor as ex
+    from .pools import load_image
+    from .splits import TRAIN, folder_side
+    if fraction is None:
+        raise ValueError("--images needs --train-fraction (evaluation.train_fraction)")
+    names, images = [], []
+    for name, folder in pairs:
+        paths, total = folder_side(folder, fraction, TRAIN)
+        log.info("  %-24s %4d of %d images (training side, train_fraction %g)", name, len(paths), total, fraction)
+        names.append(name)
+        images.append(torch.stack([ex.windows(load_image(p, None), size, 1)[0] for p in paths]))
+    return names, images
+
+
+def cmd_train_baseline(args):
+    """Train one baseline of Tables VIII-X on the known (classical) models' training images, then
+    store it with its centre (the mean feature of those images) as a trained-baseline file."""
+    import torch
+    from . import baselines, denoise
+    _set_threads(args.threads)
+    device = _device(args.device)
+    module = baselines.baseline(args.name)
+    hp = baselines.resolve(args.name, json.loads(args.hp))
+    names, images = _training_side(args.images, args.train_fraction, args.image_size)
+    extra = {}
+    if baselines.needs_denoiser(args.name):
+        if not args.denoiser:
+            raise ValueError(f"train-baseline {args.name}: needs --denoiser (the workflow's DnCNN)")
+        extra["denoiser"] = denoise.load(args.denoiser, device)
+    model = module.build(args.image_size, len(names), args.seed, **extra, **hp).to(device)
+    log.info("baseline %s: %d known models, %d training images of %d px, %d steps of %d", args.name, len(names),
+             sum(len(x) for x in images), args.image_size, args.steps, args.batch_size)
+
+    def progress(step, loss):
+        log.info("  step %6d  loss %.4f", step, loss)
+
+    model, info = module.train(model, images, args.steps, args.batch_size, args.seed, device, progress, **hp)
+    # the centre: the mean feature of its own training images (as Only-Syn's extractor is centred)
+    centre = module.embed(model.eval(), torch.cat(images), device).double().mean(0).float()
+    baselines.save(args.out, args.name, model, args.image_size, names, hp, centre, info,
+                   denoiser=extra.get("denoiser"))
+    log.info("baseline %s trained in %.1f s -> %s", args.name, info.get("seconds", float("nan")), args.out)
+
+
+def load_fingerprinter(path, device):
+    """A fingerprint-extractor file or a trained-baseline file, ready for `extractor.embed`."""
+    from . import baselines
+    from . import extractor as ex
+    return baselines.load(path, device) if baselines.is_baseline_file(path) else ex.load(path, device)
+
+
 EMBED_CHUNK = 64      # images loaded at a time by `embed`
 
 
@@ -499,7 +543,7 @@ def cmd_embed(args):
     from .pools import load_image
     from .splits import EVAL, folder_side
     _set_threads(args.threads)
-    model = ex.load(args.extractor, _device(args.device))
+    model = load_fingerprinter(args.extractor, _device(args.device))
     for name, folder in args.model:
         paths, total = folder_side(folder, args.train_fraction, EVAL)
         # a chunk of images at a time: 1,000 megapixel images would not fit in memory at once
@@ -803,8 +847,24 @@ def build_parser() -> argparse.ArgumentParser:
     _compute_args(p)
     p.set_defaults(func=cmd_train_extractor)
 
+    p = sub.add_parser("train-baseline", help="train a baseline of Tables VIII-X on known models' training images")
+    p.add_argument("--name", required=True, help="the baseline (modelfp.baselines.BASELINES)")
+    p.add_argument("--images", nargs=2, action="append", required=True, metavar=("NAME", "FOLDER"),
+                   help="a known model's image folder (repeat): only its training side is read")
+    p.add_argument("--train-fraction", type=float, required=True,
+                   help="share of each folder's images on the training side (modelfp.splits)")
+    p.add_argument("--image-size", type=int, required=True, help="training window side (baselines.image_size)")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--hp", required=True, help="the method's hyper-parameters as JSON (its DEFAULTS overridden)")
+    p.add_argument("--denoiser", help="the workflow's DnCNN (methods on noise residuals: marra)")
+    p.add_argument("--out", required=True)
+    _compute_args(p)
+    p.set_defaults(func=cmd_train_baseline)
+
     p = sub.add_parser("embed", help="fingerprints of test models' images with sliding windows")
-    p.add_argument("--extractor", required=True)
+    p.add_argument("--extractor", required=True, help="a fingerprint-extractor or trained-baseline file")
     p.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "FOLDER"))
     p.add_argument("--train-fraction", type=float, required=True,
                    help="share of each model's images kept for training (modelfp.splits); the rest are embedded")

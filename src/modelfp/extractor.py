@@ -54,12 +54,19 @@ TORCHVISION = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.
 # reference of Tables VIII-X: the same residual-spectrum input, compared by cosine)
 BACKBONES = (*TORCHVISION, "small_cnn", "none")
 POOLINGS = ("avg", "flatten")
+# what the losses see (Eq. 14): "bnneck" - CE on the batch-normalised fingerprint, triplet on the
+# fingerprint itself; "projection" - the paper's wording: a projection head (Linear-BN-ReLU-Linear
+# to PROJECTION_DIM) whose output is the fingerprint and carries the triplet loss, CE on the pooled
+# backbone features
+HEADS = ("bnneck", "projection")
+PROJECTION_DIM = 128
 STATS_IMAGES = 512          # training images measured for the per-position input statistics
 # training images whose mean fingerprint is the centre: fixed, not in the config, so the centre is
 # part of the method; 512 puts the mean's standard error at 1/sqrt(512) ~ 4% of the per-image
 # spread, small beside the common component it removes, at a few batches of inference
 CENTRE_IMAGES = STATS_IMAGES
 CENTRE_SEED_OFFSET = 3      # its draw uses TrainConfig.seed + 3 (+1 training, +2 input statistics)
+BANK_SEED_OFFSET = 4        # the spectrum bank's images: TrainConfig.seed + 4
 STD_FLOOR = 1e-6
 
 log = logging.getLogger(__name__)
@@ -72,6 +79,7 @@ class ExtractorConfig:
     transform: str = "abs"          # spectrum.fft_magnitude: abs | log1p | log
     normalize: bool = False         # standardise each frequency position (training statistics)
     pooling: str = "avg"            # avg (paper) | flatten
+    head: str = "bnneck"            # bnneck | projection (HEADS)
     image_size: int = 128           # the training window; test images are windowed to it
     residual: str = "predicted"     # denoise.noise_residual mode
 
@@ -82,6 +90,8 @@ class ExtractorConfig:
             raise ValueError(f"extractor transform must be one of {TRANSFORMS}, not {self.transform!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"extractor pooling must be one of {POOLINGS}, not {self.pooling!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"extractor head must be one of {HEADS}, not {self.head!r}")
         if self.image_size < 8:
             raise ValueError(f"extractor image_size must be >= 8, not {self.image_size}")
 
@@ -98,11 +108,19 @@ class TrainConfig:
     margin: float = MARGIN
     seed: int = 0
     augment: dict = field(default_factory=dict)   # {} or {"jpeg": [lo, hi], "crop": [lo, hi], "p": p}
+    # 0: every batch is made afresh by the source (Eq. 11 each step); n > 0: a bank of n input
+    # spectra per training model, made once before training (`SpectrumBank`), batches drawn from it
+    bank: int = 0
 
     def __post_init__(self):
         if self.epochs < 1 or self.steps_per_epoch < 1:
             raise ValueError(f"extractor training needs epochs >= 1 and steps_per_epoch >= 1; got "
                              f"{self.epochs}, {self.steps_per_epoch}")
+        if self.bank < 0:
+            raise ValueError(f"extractor bank must be >= 0 (0: no bank), not {self.bank}")
+        if self.bank and self.augment:
+            raise ValueError("extractor bank and augment exclude each other: augmentations act on images "
+                             "made afresh each step; set bank: 0 for an immunized variant")
         unknown = set(self.augment) - {"jpeg", "crop", "p"}
         if unknown:
             raise ValueError(f"unknown augmentation keys {sorted(unknown)}; known: jpeg, crop, p")
@@ -134,9 +152,13 @@ class SpectrumInput(nn.Module):
         return fft_magnitude(r, self.transform)
 
     @torch.no_grad()
-    def forward(self, x):
-        s = self.spectrum(x)
+    def standardise(self, s):
+        """Spectra (`spectrum`) -> the network's input: standardised per position when configured."""
         return (s - self.mean) / self.std if self.normalize else s
+
+    @torch.no_grad()
+    def forward(self, x):
+        return self.standardise(self.spectrum(x))
 
     @torch.no_grad()
     def fit_statistics(self, images: torch.Tensor, batch_size: int = 64) -> None:
@@ -203,8 +225,14 @@ class Extractor(nn.Module):
         # BN-neck (Luo et al. 2019, "Bag of tricks" for re-identification): CE sees batch-normalised
         # features, the triplet loss and the fingerprint the raw ones; the two losses then stop
         # pulling the same vector in different directions, and CE learns much faster
-        self.neck = nn.BatchNorm1d(self.dim)
-        self.head = nn.Linear(self.dim, len(self.classes), bias=False)
+        self.pooled_dim = self.dim
+        if cfg.head == "projection":
+            self.neck = nn.Sequential(nn.Linear(self.dim, self.dim), nn.BatchNorm1d(self.dim),
+                                      nn.ReLU(inplace=True), nn.Linear(self.dim, PROJECTION_DIM))
+            self.dim = PROJECTION_DIM
+        else:
+            self.neck = nn.BatchNorm1d(self.dim)
+        self.head = nn.Linear(self.pooled_dim, len(self.classes), bias=False)
         # the mean training fingerprint (`fit_centre`); stored by `save` as its own field, not in
         # the state dict, so files and training states without it still load
         self.register_buffer("centre", torch.zeros(self.dim), persistent=False)
@@ -212,16 +240,22 @@ class Extractor(nn.Module):
         self.openset_threshold: float | None = None  # calibrated open-set threshold (identify)
 
     def features(self, images):
-        return self.backbone(self.front(images))
+        return self.fingerprint_and_logits(self.front(images))[0]
 
     def forward(self, images):
-        h = self.features(images)
-        return h, self.head(self.neck(h))
+        return self.fingerprint_and_logits(self.front(images))
+
+    def fingerprint_and_logits(self, x):
+        """Network input x (`front`'s output) -> (fingerprint h, logits over the training models)."""
+        pooled = self.backbone(x)
+        if self.cfg.head == "projection":
+            return self.neck(pooled), self.head(pooled)
+        return pooled, self.head(self.neck(pooled))
 
     def new_head(self, classes: list[str]) -> None:
         """A fresh classification head over other models (fine-tuning on known generators)."""
         self.classes = list(classes)
-        self.head = nn.Linear(self.dim, len(self.classes), bias=False).to(next(self.parameters()).device)
+        self.head = nn.Linear(self.pooled_dim, len(self.classes), bias=False).to(next(self.parameters()).device)
 
 
 def build(denoiser, cfg: ExtractorConfig, classes: list[str], seed: int) -> Extractor:
@@ -311,6 +345,24 @@ class FolderSource:
         return as_unit_range(torch.cat(pick).to(self.device))
 
 
+class SpectrumBank:
+    """`per_class` input spectra (`SpectrumInput.spectrum`, before standardisation) of each class of
+    `source`, made once with torch.Generator(seed); a batch draws, for each label, one of its class's
+    spectra. Each training step then costs the network alone (no synthetic model, denoiser or FFT),
+    at the price of a finite set of images per model. Memory: classes x per_class x 3 x S x S floats."""
+
+    def __init__(self, source, front: SpectrumInput, per_class: int, seed: int, batch_size: int = 64):
+        self.classes, self.device, self.per_class = list(source.classes), source.device, per_class
+        gen = torch.Generator().manual_seed(seed)
+        labels = torch.arange(len(self.classes)).repeat_interleave(per_class)
+        self.spectra = torch.cat([front.spectrum(source(labels[i:i + batch_size].to(self.device), gen))
+                                  for i in range(0, len(labels), batch_size)])
+
+    def __call__(self, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        pick = torch.randint(self.per_class, (len(labels),), generator=gen).to(labels.device)
+        return self.spectra[labels * self.per_class + pick]
+
+
 def augment(images: torch.Tensor, spec: dict, gen: torch.Generator) -> torch.Tensor:
     """The "immunized" training of Appendix B: each image, with probability spec["p"], JPEG at a
     quality drawn from spec["jpeg"] and/or a RandomResizedCrop at a scale drawn from spec["crop"]."""
@@ -366,6 +418,11 @@ def train(model: Extractor, source, cfg: TrainConfig, device, state_path=None, p
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     fingerprint = {"train": asdict(cfg), "classes": len(source.classes), "model": asdict(model.cfg)}
     history, start = [], 0
+    bank = None
+    if cfg.bank:
+        # made before any resumed state is read, from its own seed: a resumed run rebuilds the same bank
+        model.eval()
+        bank = SpectrumBank(source, model.front, cfg.bank, cfg.seed + BANK_SEED_OFFSET)
     if state_path and Path(state_path).exists():
         state = checkpoints.load(state_path, STATE_FORMAT, "extractor training state")
         if state["fingerprint"] != fingerprint:
@@ -383,11 +440,15 @@ def train(model: Extractor, source, cfg: TrainConfig, device, state_path=None, p
         t0 = time.perf_counter()
         for step in range(cfg.steps_per_epoch):
             labels = next(sampler)
-            images = source(labels.to(source.device), gen)
-            if cfg.augment:
-                images = augment(images, cfg.augment, gen)
+            if bank is not None:
+                x = model.front.standardise(bank(labels.to(bank.device), gen).to(device))
+            else:
+                images = source(labels.to(source.device), gen)
+                if cfg.augment:
+                    images = augment(images, cfg.augment, gen)
+                x = model.front(images.to(device))
             labels = labels.to(device)
-            h, logits = model(images.to(device))
+            h, logits = model.fingerprint_and_logits(x)
             loss, ce, tri = attribution_loss(h, logits, labels, cfg.margin)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -440,7 +501,7 @@ def embed(model: Extractor, images, n_windows: int, batch_size: int = 64) -> tor
     """Fingerprints (N, dim) of a list of uint8 (3,H,W) images (any sizes): the mean feature of
     each image's n x n windows (fewer for small images, see `windows`), minus the model's centre."""
     model.eval()
-    device = next(model.parameters()).device
+    device = next(iter(model.buffers())).device      # every fingerprinter has buffers (the centre)
     size = model.cfg.image_size
     crops, owner = [], []
     for i, img in enumerate(images):

@@ -13,6 +13,10 @@ A variant is named in the config and maps to its synthetic models, pools and tra
     reference    no network: the input spectrum itself is the fingerprint (the training-free
                  control of Tables VIII-X)
 
+Beside them, `baseline_<method>` names a trained baseline of Tables VIII-X (modelfp.baselines) in
+the same embeddings / evaluation layout: not an extractor variant (`variant` rejects it), but a
+name the embed, evaluate and t-SNE rules accept (`FINGERPRINTER_PATTERN`).
+
 The controls are built from the same feed (the per-position input statistics) but never trained.
 
 `canonical` maps a variant that equals `all` under the preset (e.g. seeds_20 of a 20-seed zoo,
@@ -39,7 +43,19 @@ class Variant:
     backbone: str | None = None  # overrides the config's backbone (the reference: "none")
 
 
-_PATTERN = re.compile(r"all|immunized|finetune|random|reference|wo_[KLSUAN]|seeds_\d+|pool_\w+|blocks_[123]")
+PATTERN = r"all|immunized|finetune|random|reference|wo_[KLSUAN]|seeds_\d+|pool_\w+|blocks_[123]"
+BASELINE_PREFIX = "baseline_"
+# the paper's row label of each baseline of Tables VIII-X (here, not in modelfp.baselines, so that the
+# workflow reads it without importing torch)
+BASELINE_LABELS = {"marra": "Marra et al.", "yu": "Yu et al.", "dnadet": "DNA-Det", "repmix": "RepMix",
+                   "abady": "Abady et al.", "pose": "POSE"}
+FINGERPRINTER_PATTERN = f"{PATTERN}|{BASELINE_PREFIX}[a-z]+"   # what embed / evaluate / tsne take
+_PATTERN = re.compile(PATTERN)
+
+
+def baseline_variant(method: str) -> str:
+    """The embeddings / evaluation name of a trained baseline."""
+    return f"{BASELINE_PREFIX}{method}"
 
 
 def variant(name: str, zoo: list[str], seeds: int, pools: list[str]) -> Variant:
@@ -72,7 +88,7 @@ def variant(name: str, zoo: list[str], seeds: int, pools: list[str]) -> Variant:
 
 def canonical(name: str, zoo: list[str], seeds: int, pools: list[str]) -> str:
     """"all" when variant `name` trains exactly what `all` trains, else `name`."""
-    if name in ("all", "immunized", "finetune", "random", "reference"):
+    if name in ("all", "immunized", "finetune", "random", "reference") or name.startswith(BASELINE_PREFIX):
         return name
     v, a = variant(name, zoo, seeds, pools), variant("all", zoo, seeds, pools)
     same = (v.archs, v.seeds, v.pools) == (a.archs, a.seeds, a.pools)

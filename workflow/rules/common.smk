@@ -1,7 +1,7 @@
 # Helpers that compute paths and parameters; rules stay thin.
 from pathlib import Path
 
-from modelfp import archspace
+from modelfp import archspace, variants
 
 wildcard_constraints:
     arch=archspace.ID_PATTERN,
@@ -9,7 +9,8 @@ wildcard_constraints:
     pool=r"[A-Za-z0-9_]+",
     model=r"[A-Za-z0-9_.+-]+",
     bed=r"testbed|validation",
-    variant=r"all|immunized|finetune|random|reference|wo_[KLSUAN]|seeds_\d+|pool_\w+|blocks_[123]",
+    variant=variants.FINGERPRINTER_PATTERN,
+    baseline=r"[a-z]+",
     view=r"w\d+|jpeg-[0-9.]+|crop-[0-9.]+|val-w\d+",
 
 SYN = config["synthesis"]
@@ -377,15 +378,52 @@ def view_models(view):
     return TB["models"] + [m for m in extra if m not in TB["models"]]
 
 
+def fingerprinter_file(variant):
+    """The file that embeds for a variant: a trained extractor, or a trained baseline (baseline_<method>)."""
+    if variant.startswith(variants.BASELINE_PREFIX):
+        return baseline_file(variant.removeprefix(variants.BASELINE_PREFIX))
+    return f"results/extractors/{variant}/trained.pt"
+
+
 def embed_inputs(w):
-    """What `embed` needs for a view: the extractor, and the test (or validation) models' folders
-    (model:<name>) or one perturbation level (`perturbed`, a folder per model: `perturb` writes
-    OUT_DIR/NAME)."""
-    inputs = {"extractor": f"results/extractors/{w.variant}/trained.pt"}
+    """What `embed` needs for a view: the extractor (or trained baseline), and the test (or
+    validation) models' folders (model:<name>) or one perturbation level (`perturbed`, a folder per
+    model: `perturb` writes OUT_DIR/NAME)."""
+    inputs = {"extractor": fingerprinter_file(w.variant)}
     if view_bed(w.view) == "validation" or w.view.startswith("w"):
         return {**inputs, **model_inputs(view_models(w.view), view_bed(w.view))}
     kind, level = w.view.split("-", 1)
     return {**inputs, "perturbed": f"results/perturbed/{kind}/{level}"}
+
+
+# --- the baselines of Tables VIII-X (modelfp.baselines) ---------------------------------------
+BASE = config["baselines"]
+_missing_recipes = [m for m in BASE["methods"] if m not in BASE["recipes"]]
+if _missing_recipes:
+    raise ValueError(f"config: baselines.methods lists {_missing_recipes} without an entry under "
+                     f"baselines.recipes (steps, batch_size, hp)")
+
+
+def baseline_file(method):
+    return f"results/baselines/{method}/model.pt"
+
+
+def baseline_inputs(w):
+    """A baseline's training data: the classical test models' folders (it reads their training side)."""
+    inputs = model_inputs(classical_models())
+    if w.baseline == "marra":
+        inputs["denoiser"] = DENOISER
+    return inputs
+
+
+def baseline_args(w, input):
+    import json
+
+    recipe = BASE["recipes"][w.baseline]
+    denoiser = f" --denoiser {input.denoiser}" if "denoiser" in input.keys() else ""
+    return (f"{model_args(input, flag='--images')} --train-fraction {EVAL['train_fraction']} "
+            f"--image-size {BASE['image_size']} --steps {recipe['steps']} --batch-size {recipe['batch_size']} "
+            f"--seed {BASE['seed']} --hp '{json.dumps(recipe.get('hp', {}), separators=(',', ':'))}'{denoiser}")
 
 
 def embed_args(w, input):
@@ -452,8 +490,11 @@ def table_rows(table):
         paper = {1: "w/o slide window", 2: "2x2", 3: "3x3", 4: "4x4"}
         return [("w/o slide window" if n == 1 else f"{n}x{n}", paper.get(n, ""), evaluation_csv("all", f"w{n}"))
                 for n in EVAL["windows"]]
-    # Tables VIII-X: the paper's two variants of ours, then the two controls (no paper row)
-    return [("Ours (Only-Syn)", "Ours (Only-Syn)", evaluation_csv("all")),
+    # Tables VIII-X: the configured baselines under the paper's labels, the paper's two variants of
+    # ours, then the two controls (no paper row)
+    return [(variants.BASELINE_LABELS[m], variants.BASELINE_LABELS[m], evaluation_csv(variants.baseline_variant(m)))
+            for m in BASE["methods"]] + [
+            ("Ours (Only-Syn)", "Ours (Only-Syn)", evaluation_csv("all")),
             ("Ours (Fine-tune)", "Ours (Fine-tune)", evaluation_csv("finetune")),
             ("Training-free reference", "", evaluation_csv("reference")),
             ("Random-init extractor", "", evaluation_csv("random"))]

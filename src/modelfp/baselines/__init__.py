@@ -21,20 +21,41 @@ compared by cosine, exactly like Only-Syn):
         gradients, deterministic (batching does not change them)
 
 `BASELINES` maps a name to its module; `baseline(name)` and `resolve(name, hp)` reject unknown
-names and unknown hyper-parameters with the list of known ones.
+names and unknown hyper-parameters with the list of known ones. Each method's row label in Tables
+VIII-X is `variants.BASELINE_LABELS`.
+
+A trained baseline is one file (`save` / `load`, format modelfp.baseline/1): its name, hp, image
+size, classes, weights (for marra also its denoiser) and its centre - the mean feature of its own
+training images, subtracted from every feature exactly as Only-Syn's extractor does (the same
+treatment for every method: cosines of centred features). `load` returns a `BaselineExtractor`,
+which `extractor.embed` (sliding windows, centring) accepts like a trained extractor, so the
+baselines' rows and Only-Syn's are computed by the same code.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+import inspect
+import logging
+from types import ModuleType, SimpleNamespace
 
+import torch
+import torch.nn as nn
+
+from .. import checkpoints, denoise
+from ..pools import to_uint8
 from ..testbed import common as _testbed
-from . import dnadet, marra, yu
+from . import abady, dnadet, marra, pose, repmix, yu
+
+FORMAT = "modelfp.baseline/1"
+log = logging.getLogger(__name__)
 
 BASELINES: dict[str, ModuleType] = {
     "marra": marra,     # Marra et al. 2019: mean noise residual, Pearson correlation
     "yu": yu,           # Yu et al. 2019: ProGAN-discriminator attribution network
     "dnadet": dnadet,   # DNA-Det 2022: transformation pre-training + CE and SupCon on crops
+    "repmix": repmix,   # RepMix 2022: ResNet, Dirichlet feature mixing, gated attribution/detection heads
+    "abady": abady,     # Abady et al. 2024: EfficientNet contrastive embedding + siamese verifier
+    "pose": pose,       # POSE 2023: DCT input, growing augmentation networks, CE + triplet
 }
 
 
@@ -48,3 +69,66 @@ def baseline(name: str) -> ModuleType:
 def resolve(name: str, hp: dict) -> dict:
     """The baseline's DEFAULTS overridden by hp; unknown names or hyper-parameters are an error."""
     return _testbed.resolve(name, baseline(name).DEFAULTS, hp)
+
+
+def needs_denoiser(name: str) -> bool:
+    """Whether the method's `build` takes the workflow's denoiser (marra: residuals)."""
+    return "denoiser" in inspect.signature(baseline(name).build).parameters
+
+
+class BaselineExtractor(nn.Module):
+    """A trained baseline as a fingerprint extractor: features of [-1, 1] images (B,3,S,S) at its
+    image size, the method's own `embed` on them; `centre` is subtracted by `extractor.embed`."""
+
+    def __init__(self, name: str, model: nn.Module, image_size: int, centre: torch.Tensor | None = None,
+                 meta: dict | None = None):
+        super().__init__()
+        self.name, self.model, self.module = name, model, baseline(name)
+        self.cfg = SimpleNamespace(image_size=image_size, backbone=name)
+        self.register_buffer("device_anchor", torch.zeros(()))    # marks the device, parameter-free methods too
+        with torch.no_grad():
+            probe = self.module.embed(model.eval(), torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8), "cpu")
+        self.dim = probe.shape[1]
+        self.register_buffer("centre", torch.zeros(self.dim) if centre is None else centre.reshape(self.dim).float())
+        self.meta = meta or {}
+        self.threshold = self.openset_threshold = None
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.module.embed(self.model, to_uint8(images), self.device_anchor.device).to(images.device)
+
+
+def save(path, name: str, model: nn.Module, image_size: int, classes: list[str], hp: dict, centre: torch.Tensor,
+         info: dict, denoiser=None) -> None:
+    """Atomic write of a trained baseline (see the module docstring)."""
+    checkpoints.save({"format": FORMAT, "name": name, "hp": hp, "image_size": image_size, "classes": list(classes),
+                      "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                      "denoiser": None if denoiser is None else denoise.to_payload(denoiser),
+                      "centre": centre.detach().cpu().float(), "info": info}, path)
+
+
+def load(path, device="cpu") -> BaselineExtractor:
+    """A trained baseline file as a `BaselineExtractor` in eval mode; clear errors for other files."""
+    payload = checkpoints.load(path, FORMAT, "trained-baseline file", "cpu")
+    try:
+        name = payload["name"]
+        extra = {}
+        if needs_denoiser(name):
+            extra["denoiser"] = denoise.from_payload(payload["denoiser"], f"{path} (its denoiser)")
+        model = baseline(name).build(payload["image_size"], len(payload["classes"]), 0, **extra, **payload["hp"])
+        model.load_state_dict(payload["state_dict"])
+        wrapped = BaselineExtractor(name, model, payload["image_size"], payload["centre"],
+                                    {"classes": payload["classes"], "info": payload["info"], "hp": payload["hp"]})
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{path}: damaged {FORMAT} file ({err}); rerun the rule that trains it "
+                         f"(train_baseline)") from err
+    return wrapped.to(device).eval()
+
+
+def is_baseline_file(path) -> bool:
+    """Whether `path` is a trained-baseline file (else: a fingerprint-extractor file, or an error later)."""
+    try:
+        payload = checkpoints.read(path, "model file")
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
