@@ -25,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_registry_names_map_to_modules_with_the_interface():
     assert set(baselines.BASELINES) == {"marra", "yu", "dnadet", "repmix", "abady", "pose"}
     assert set(variants.BASELINE_LABELS) == set(baselines.BASELINES)
+    assert set(variants.BASELINE_VERIFIERS) == {n for n, m in baselines.BASELINES.items() if hasattr(m, "pair_score")}
     for name, module in baselines.BASELINES.items():
         assert baselines.baseline(name) is module
         assert isinstance(module.DEFAULTS, dict)
@@ -257,3 +258,16 @@ def test_dnadet_training_is_seeded_and_embed_deterministic():
     assert e1.shape == (5, 64) and torch.equal(e1, e2)
     # another batch shape may pick other conv kernels: float32 rounding ~1e-5 through a few layers
     torch.testing.assert_close(dnadet.embed(m1, images[:2], "cpu"), e1[:2], rtol=1e-4, atol=1e-4)
+
+
+def test_the_pair_scorer_sees_the_raw_embeddings_the_verifier_was_trained_on():
+    from modelfp.baselines import abady
+    size, hp = TOY["abady"]
+    model = abady.build(size, 2, seed=0, **hp)
+    centre = torch.randn(model_dim := abady.embed(model, random_pool(1, size), "cpu").shape[1])
+    wrapped = baselines.BaselineExtractor("abady", model, size, centre)
+    raw_a, raw_b = torch.randn(5, model_dim), torch.randn(5, model_dim)
+    scores = baselines.pair_scorer(wrapped)((raw_a - centre).numpy(), (raw_b - centre).numpy())
+    torch.testing.assert_close(torch.from_numpy(scores), abady.pair_score(model, raw_a, raw_b, "cpu"),
+                               atol=1e-5, rtol=0)
+    assert baselines.pair_scorer(baselines.BaselineExtractor("yu", yu.build(16, 2, width=1 / 16), 16)) is None

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from modelfp import evaluate
 from modelfp.evaluate import (best_threshold_accuracy, cluster_scores, cosine_matrix, evaluate_group,
                               gallery_fingerprints, identification, plot_tsne, verification,
                               verification_pairs)
@@ -216,3 +217,17 @@ def test_plot_tsne_writes_files_and_separates_clusters(tmp_path):
     assert np.all(labels[d.argmin(1)] == labels)
     with pytest.raises(ValueError, match="perplexity"):
         plot_tsne(emb, labels, tmp_path / "x.png", "x", seed=0, perplexity=60)
+
+
+def test_verification_with_a_cosine_pair_score_equals_the_default():
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(40, 8)) + np.repeat(rng.normal(size=(4, 8)), 10, axis=0)
+    labels = np.repeat(list("abcd"), 10)
+
+    def cosine(a, b):
+        return np.einsum("nd,nd->n", a, b) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    default = evaluate.verification(emb, labels, 30, 30, seed=1)
+    own = evaluate.verification(emb, labels, 30, 30, seed=1, pair_score=cosine)
+    assert own["auc"] == pytest.approx(default["auc"]) and own["accuracy"] == pytest.approx(default["accuracy"])
+    flipped = evaluate.verification(emb, labels, 30, 30, seed=1, pair_score=lambda a, b: -cosine(a, b))
+    assert flipped["auc"] == pytest.approx(1 - default["auc"])

@@ -563,6 +563,12 @@ def cmd_evaluate(args):
             raise ValueError(f"test model {name}: group must be classical or emerging, not {group!r}")
         groups[group].append(name)
     groups["all"] = [n for n, _ in args.model]
+    verifier = None
+    if args.verifier:
+        from . import baselines
+        verifier = baselines.pair_scorer(baselines.load(args.verifier))
+        if verifier is None:
+            raise ValueError(f"{args.verifier}: its method has no pair verifier of its own (only abady has)")
     rows = []
     for group, names in groups.items():
         if len(names) < 2:
@@ -571,6 +577,9 @@ def cmd_evaluate(args):
         emb, labels = evaluate.read_embeddings(args.embeddings, names)
         row = evaluate.evaluate_group(emb, labels, n_same=args.pairs_same, n_diff=args.pairs_diff,
                                       gallery_size=args.gallery, seed=args.seed)
+        if verifier is not None:
+            own = evaluate.verification(emb, labels, args.pairs_same, args.pairs_diff, args.seed, pair_score=verifier)
+            row.update(verifier_verification_acc=100 * own["accuracy"], verifier_verification_auc=100 * own["auc"])
         rows.append({"group": group, "models": len(names), "images": len(labels), **row})
         log.info("%-9s verification %.2f / AUC %.2f (threshold %.4f), identification %.2f / F1 %.2f, "
                  "open-set AUROC %.2f (threshold %.4f), SS %.3f, DBI %.3f",
@@ -884,6 +893,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-png", nargs=2, metavar=("CLASSICAL", "EMERGING"),
                    help="also plot each group's t-SNE (png)")
     p.add_argument("--title", default="t-SNE of fingerprints")
+    p.add_argument("--verifier", help="a trained-baseline file whose method has its own pair verifier "
+                                      "(abady): its scores on the same pairs go to verifier_verification_*")
     p.add_argument("--out-csv", required=True)
     p.set_defaults(func=cmd_evaluate)
 

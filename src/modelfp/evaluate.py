@@ -238,8 +238,10 @@ def best_threshold_accuracy(scores, same, balanced: bool = False) -> tuple[float
 
 
 def verification(emb, labels, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_PAIRS,
-                 seed: int = 0) -> dict:
-    """1:1 model verification (Table IX): cosine scores of random pairs (`verification_pairs`).
+                 seed: int = 0, pair_score=None) -> dict:
+    """1:1 model verification (Table IX): cosine scores of random pairs (`verification_pairs`), or
+    pair_score(emb_i, emb_j) -> scores when given (a method's own verifier, e.g. Abady's siamese
+    network), on the very same pairs.
 
     Returns accuracy (best over thresholds) and AUC as fractions in [0, 1], the threshold, n_pairs.
     """
@@ -247,8 +249,11 @@ def verification(emb, labels, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_P
     if n_same < 1 or n_diff < 1:
         raise ValueError(f"verification needs n_same >= 1 and n_diff >= 1; got {n_same}, {n_diff}")
     i, j, same = verification_pairs(labels, n_same, n_diff, seed)
-    unit = _l2_normalise(emb)
-    scores = np.einsum("nd,nd->n", unit[i], unit[j])
+    if pair_score is not None:
+        scores = np.asarray(pair_score(emb[i], emb[j]), dtype=np.float64)
+    else:
+        unit = _l2_normalise(emb)
+        scores = np.einsum("nd,nd->n", unit[i], unit[j])
     accuracy, threshold = best_threshold_accuracy(scores, same)
     return {"accuracy": accuracy, "auc": float(roc_auc_score(same, scores)), "threshold": threshold,
             "n_pairs": int(len(same))}

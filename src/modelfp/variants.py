@@ -49,6 +49,7 @@ BASELINE_PREFIX = "baseline_"
 # workflow reads it without importing torch)
 BASELINE_LABELS = {"marra": "Marra et al.", "yu": "Yu et al.", "dnadet": "DNA-Det", "repmix": "RepMix",
                    "abady": "Abady et al.", "pose": "POSE"}
+BASELINE_VERIFIERS = ("abady",)    # methods with a pair verifier of their own (`pair_score`)
 FINGERPRINTER_PATTERN = f"{PATTERN}|{BASELINE_PREFIX}[a-z]+"   # what embed / evaluate / tsne take
 _PATTERN = re.compile(PATTERN)
 

@@ -28,7 +28,7 @@ rule embed:
 
 rule evaluate:
     input:
-        "results/embeddings/{variant}/{view}",
+        unpack(evaluate_inputs),
     output:
         "results/evaluation/{variant}/{view}.csv",
     log:
@@ -37,11 +37,13 @@ rule evaluate:
         "results/benchmarks/evaluation/{variant}_{view}.tsv"
     params:
         args=evaluate_args,
+        verifier=verifier_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp evaluate --embeddings {input} {params.args} --out-csv {output} > {log} 2>&1"
+        "python -m modelfp evaluate --embeddings {input.embeddings} {params.args}{params.verifier} "
+        "--out-csv {output} > {log} 2>&1"
 
 
 rule tsne:

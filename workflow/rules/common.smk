@@ -434,6 +434,20 @@ def embed_args(w, input):
     return f"{models} --train-fraction {EVAL['train_fraction']}"
 
 
+def evaluate_inputs(w):
+    """The embeddings of a variant in a view, and for a baseline with its own pair verifier (Abady's
+    siamese network) its trained file, whose scores are reported beside the cosine's."""
+    inputs = {"embeddings": f"results/embeddings/{w.variant}/{w.view}"}
+    method = w.variant.removeprefix(variants.BASELINE_PREFIX)
+    if w.variant.startswith(variants.BASELINE_PREFIX) and method in variants.BASELINE_VERIFIERS:
+        inputs["verifier"] = baseline_file(method)
+    return inputs
+
+
+def verifier_args(w, input):
+    return f" --verifier {input.verifier}" if "verifier" in input.keys() else ""
+
+
 def evaluate_args(w=None):
     """The evaluated models with their groups: the test bed's, or in a val-w<n> view the validation
     set's (each in its family's group, so its rows read like the test bed's)."""

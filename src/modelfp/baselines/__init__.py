@@ -132,3 +132,19 @@ def is_baseline_file(path) -> bool:
     except ValueError:
         return False
     return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def pair_scorer(model: BaselineExtractor):
+    """The method's own pair verifier on (centred) fingerprints as a function (a, b) -> scores
+    (numpy (N, dim) each -> (N,)), or None for methods compared by cosine only. The centre is added
+    back: the verifier was trained on the method's raw embeddings."""
+    score = getattr(model.module, "pair_score", None)
+    if score is None:
+        return None
+    centre = model.centre.detach().cpu().numpy()
+
+    def scorer(a, b):
+        with torch.no_grad():
+            return score(model.model, torch.from_numpy(a + centre).float(), torch.from_numpy(b + centre).float(),
+                         model.device_anchor.device).numpy()
+    return scorer
