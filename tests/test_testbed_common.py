@@ -60,3 +60,13 @@ def test_loss_log_of_a_short_run_and_of_no_run():
     assert calls == [(3, 2.0)] and log.summary() == {"bpd": 2.0, "bpd_first": 3.0}
     assert LossLog(0, None, ("loss", "kl")).summary() == {"loss": None, "kl": None,
                                                          "loss_first": None, "kl_first": None}
+
+
+def test_check_options_names_unknown_hp_and_sampling_keys_and_accepts_known_ones():
+    from modelfp.testbed import check_options
+    check_options("test_models.x", "ddpm", {"T": 100}, {"sampler": ["ddpm", "ddim"], "steps": 10, "image_size": 48})
+    check_options("test_models.y", "dcgan", {}, {"batch_size": 8})
+    with pytest.raises(ValueError, match=r"test_models.x: unknown vae hp \['betaa'\]; known: .*'beta'"):
+        check_options("test_models.x", "vae", {"betaa": 2.0}, {})
+    with pytest.raises(ValueError, match=r"test_models.x: unknown flow sampling options \['temp'\]; known: \['temperature'\]"):
+        check_options("test_models.x", "flow", {}, {"temp": 0.5})

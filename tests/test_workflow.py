@@ -311,3 +311,11 @@ def test_one_table_target_plans_only_what_it_needs(workflow_copy):
     # Table VII: one extractor (all), embedded and evaluated with each window of the preset
     assert counts["train_extractor"] == 1 and counts["embed"] == 2 and counts["evaluate"] == 2
     assert "perturb_test_models" not in counts and "figure_16" not in counts
+
+
+def test_typos_in_a_generators_sampling_options_stop_the_run_at_start_up(workflow_copy):
+    (workflow_copy / "bad.yaml").write_text(
+        "test_models:\n  ddpm_varied: {base: ddpm, sampling: {samplr: ddim}}\n")
+    result = snakemake(workflow_copy, "zoo", "--dry-run", "--cores", "1", *SMOKE, "bad.yaml", check=False)
+    assert result.returncode != 0
+    assert "test_models.ddpm_varied: unknown ddpm sampling options ['samplr']" in result.stdout

@@ -228,6 +228,11 @@ def check_test_models(names, bed="testbed"):
             if spec["generator"] not in FAMILIES:
                 raise ValueError(f"{what} {name!r}: unknown generator family {spec['generator']!r}; "
                                  f"known: {sorted(FAMILIES)}")
+        if "generator" in spec or "base" in spec:
+            from modelfp.testbed import check_options
+
+            check_options(f"{BED_ENTRIES[bed][0]}.{name}", test_model_family(name, bed), spec.get("hp", {}),
+                          spec.get("sampling", {}))
         elif not Path(spec["path"]).is_dir():
             raise ValueError(
                 f"{what} {name!r}: folder {spec['path']!r} does not exist.\n"
@@ -402,6 +407,14 @@ _missing_recipes = [m for m in BASE["methods"] if m not in BASE["recipes"]]
 if _missing_recipes:
     raise ValueError(f"config: baselines.methods lists {_missing_recipes} without an entry under "
                      f"baselines.recipes (steps, batch_size, hp)")
+if BASE["methods"]:
+    from modelfp import baselines as _baselines
+
+    for _m in BASE["methods"]:
+        try:
+            _baselines.resolve(_m, BASE["recipes"][_m].get("hp", {}))      # a typo stops the run here
+        except ValueError as err:
+            raise ValueError(f"config: baselines.recipes.{_m}.hp: {err}") from None
 
 
 def baseline_file(method):

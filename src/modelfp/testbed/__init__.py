@@ -28,6 +28,7 @@ its Table III group: "classical" (CNN GANs: what baselines and the Fine-tune var
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 
 from .. import checkpoints
@@ -51,6 +52,20 @@ FAMILIES = {f.name: f for f in (
     Family("ddpm", "diffusion", "emerging", "diffusion"),
     Family("vit", "vit", "emerging", "transformer"),
 )}
+
+
+def check_options(entry: str, generator: str, hp: dict, sampling: dict) -> None:
+    """Config typos caught at start-up: `hp` keys must be the family's DEFAULTS, `sampling` keys
+    options of its `sample` (a list value is drawn per image; each element must be allowed too)."""
+    module = family(generator)
+    unknown_hp = sorted(set(hp) - set(module.DEFAULTS))
+    if unknown_hp:
+        raise ValueError(f"config: {entry}: unknown {generator} hp {unknown_hp}; known: {sorted(module.DEFAULTS)}")
+    options = [p for p in inspect.signature(module.sample).parameters if p not in ("model", "G", "n", "seed",
+                                                                                   "device")]
+    unknown = sorted(set(sampling) - set(options))
+    if unknown:
+        raise ValueError(f"config: {entry}: unknown {generator} sampling options {unknown}; known: {options}")
 
 
 def family(name: str):
