@@ -36,13 +36,13 @@ localrules:
     zoo_summary,
     spectral_effects,
     ffd_tables,
-    closest_spectra,
+    fig_10,
     calibrate_extractor,
     attribution_table,
-    figure_8,
-    figure_9,
-    figure_15,
-    figure_16,
+    fig_8,
+    fig_9,
+    fig_15,
+    fig_16,
 
 
 rule all:
@@ -128,12 +128,6 @@ rule table_xi:
         "results/tables/table_xi.csv",
 
 
-rule fig_10:
-    """Figure 10: test models' spectra beside their closest synthetic model."""
-    input:
-        "results/figures/fig_10_closest_spectra.png",
-
-
 rule perturbations:
     """The test models' images under every JPEG quality and crop scale of Figure 16."""
     input:
@@ -187,30 +181,6 @@ rule table_x:
     """Table X: silhouette score and Davies-Bouldin index of the fingerprints per group."""
     input:
         "results/tables/table_x.csv",
-
-
-rule fig_8:
-    """Figure 8: synthesis time and verification accuracy versus the maximum block count."""
-    input:
-        "results/figures/fig_8_block_count.png",
-
-
-rule fig_9:
-    """Figure 9: LoRA variants of base generators beside their bases (lineage)."""
-    input:
-        "results/figures/fig_9_lineage.png",
-
-
-rule fig_15:
-    """Figure 15: fingerprints of fixed and varied generation configurations."""
-    input:
-        "results/figures/fig_15_configurations.png",
-
-
-rule fig_16:
-    """Figure 16: identification under JPEG and crop-resize, plain and immunized extractors."""
-    input:
-        "results/figures/fig_16_robustness.png",
 
 
 rule extractors:

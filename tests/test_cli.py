@@ -67,7 +67,7 @@ def test_table_and_figure_verbs_write_exactly_the_files_they_are_given(tmp_path)
     out = tmp_path / "out"
     assert main(["attribution-table", "--table", "table_iv", "--row", "w/o K", "w/o K", ev[0],
                  "--row", "All", "All", ev[1], "--out-csv", str(out / "a.csv"), "--out-md", str(out / "b.md")]) == 0
-    assert main(["figure-16", "--point", "plain", "jpeg", "90", ev[0], "--point", "immunized", "jpeg", "90", ev[1],
+    assert main(["fig-16", "--point", "plain", "jpeg", "90", ev[0], "--point", "immunized", "jpeg", "90", ev[1],
                  "--out-png", str(out / "c.png"), "--out-pdf", str(out / "d.pdf"), "--out-csv", str(out / "e.csv")]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.md", "c.png", "d.pdf", "e.csv"]
     assert (out / "b.md").read_text().startswith("# Table IV")

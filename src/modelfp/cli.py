@@ -786,7 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-md", nargs=2, required=True, metavar=("TABLE_II", "TABLE_XI"))
     p.set_defaults(func=cmd_ffd_tables)
 
-    p = sub.add_parser("closest-spectra", help="Figure 10: test models beside their closest synthetic model")
+    p = sub.add_parser("fig-10", help="Figure 10: test models beside their closest synthetic model")
     p.add_argument("--synthetic", required=True)
     p.add_argument("--real", required=True)
     p.add_argument("--out-png", required=True)
@@ -925,13 +925,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-png", required=True)
     p.set_defaults(func=cmd_trace)
 
-    p = sub.add_parser("figure-8", help="Figure 8: synthesis time and accuracy versus block count")
+    p = sub.add_parser("fig-8", help="Figure 8: synthesis time and accuracy versus block count")
     p.add_argument("--zoo-summary", nargs="+", required=True)
     p.add_argument("--evaluation", nargs=2, action="append", required=True, metavar=("BLOCKS", "CSV"))
     _figure_outputs(p)
     p.set_defaults(func=cmd_figure_8)
 
-    p = sub.add_parser("figure-16", help="Figure 16: identification under JPEG and crop, plain and immunized")
+    p = sub.add_parser("fig-16", help="Figure 16: identification under JPEG and crop, plain and immunized")
     p.add_argument("--point", nargs=4, action="append", required=True,
                    metavar=("EXTRACTOR", "KIND", "LEVEL", "CSV"))
     _figure_outputs(p)

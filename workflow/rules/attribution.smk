@@ -92,9 +92,10 @@ rule attribution_table:
         "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
-rule figure_8:
+rule fig_8:
+    """Figure 8: synthesis time and verification accuracy versus the maximum block count."""
     input:
-        unpack(figure_8_inputs),
+        unpack(fig_8_inputs),
     output:
         png=report("results/figures/fig_8_block_count.png", caption="../report/fig_8.rst", category="Figures"),
         pdf="results/figures/fig_8_block_count.pdf",
@@ -104,18 +105,19 @@ rule figure_8:
     benchmark:
         "results/benchmarks/figures/fig_8.tsv"
     params:
-        evaluations=figure_8_args,
+        evaluations=fig_8_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp figure-8 --zoo-summary {input.zoo} {params.evaluations} "
+        "python -m modelfp fig-8 --zoo-summary {input.zoo} {params.evaluations} "
         "--out-png {output.png} --out-pdf {output.pdf} --out-csv {output.csv} > {log} 2>&1"
 
 
-rule figure_16:
+rule fig_16:
+    """Figure 16: identification under JPEG and crop-resize, plain and immunized extractors."""
     input:
-        unpack(figure_16_inputs),
+        unpack(fig_16_inputs),
     output:
         png=report("results/figures/fig_16_robustness.png", caption="../report/fig_16.rst", category="Figures"),
         pdf="results/figures/fig_16_robustness.pdf",
@@ -125,16 +127,17 @@ rule figure_16:
     benchmark:
         "results/benchmarks/figures/fig_16.tsv"
     params:
-        points=figure_16_args,
+        points=fig_16_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp figure-16 {params.points} --out-png {output.png} --out-pdf {output.pdf} "
+        "python -m modelfp fig-16 {params.points} --out-png {output.png} --out-pdf {output.pdf} "
         "--out-csv {output.csv} > {log} 2>&1"
 
 
-rule figure_9:
+rule fig_9:
+    """Figure 9: LoRA variants of base generators beside their bases (lineage)."""
     input:
         f"results/embeddings/all/{DEFAULT_VIEW}",
     output:
@@ -155,7 +158,8 @@ rule figure_9:
         "> {log} 2>&1"
 
 
-rule figure_15:
+rule fig_15:
+    """Figure 15: fingerprints of fixed and varied generation configurations."""
     input:
         f"results/embeddings/all/{DEFAULT_VIEW}",
     output:

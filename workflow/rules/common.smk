@@ -547,24 +547,24 @@ FIGURE_8_BLOCKS = (1, 2, 3)
 FIGURE_16_EXTRACTORS = {"plain": "all", "immunized": "immunized"}     # curve name: variant
 
 
-def figure_8_inputs(w=None):
+def fig_8_inputs(w=None):
     """Both zoo summaries (synthesis time) and the evaluation of each blocks_<k> variant (blocks:<k>)."""
     return {"zoo": ["results/synthetic/summary.csv", "results/synthetic/summary_k3.csv"],
             **named_inputs("blocks", ((k, evaluation_csv(f"blocks_{k}")) for k in FIGURE_8_BLOCKS))}
 
 
-def figure_8_args(w, input):
+def fig_8_args(w, input):
     return " ".join(f"--evaluation {k} {csv}" for k, csv in named(input, "blocks"))
 
 
-def figure_16_inputs(w=None):
+def fig_16_inputs(w=None):
     """The evaluation of each curve's extractor in each perturbation view, as <curve>:<view>."""
     return {key: path for name, v in FIGURE_16_EXTRACTORS.items()
             for key, path in named_inputs(name, ((view, evaluation_csv(v, view))
                                                  for view in perturbation_views())).items()}
 
 
-def figure_16_args(w, input):
+def fig_16_args(w, input):
     return " ".join(f"--point {name} {view.replace('-', ' ', 1)} {csv}"
                     for name in FIGURE_16_EXTRACTORS for view, csv in named(input, name))
 

@@ -46,7 +46,8 @@ rule ffd_tables:
         "> {log} 2>&1"
 
 
-rule closest_spectra:
+rule fig_10:
+    """Figure 10: test models' spectra beside their closest synthetic model."""
     input:
         synthetic="results/spectra/synthetic.npz",
         real="results/spectra/test_models.npz",
@@ -61,5 +62,5 @@ rule closest_spectra:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp closest-spectra --synthetic {input.synthetic} --real {input.real} "
+        "python -m modelfp fig-10 --synthetic {input.synthetic} --real {input.real} "
         "--out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
