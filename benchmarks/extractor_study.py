@@ -54,6 +54,10 @@ SETTINGS = {
     "projection_head": {"head": "projection"},
     "resnet18": {"backbone": "resnet18"},
     "size_64": {"image_size": 64},
+    # round 2: the levers that helped alone (resnet18: AUC; no_normalize: identification; steps)
+    "resnet18_no_normalize": {"backbone": "resnet18", "normalize": False},
+    "resnet18_900": {"backbone": "resnet18", "steps": 900, "curve": 300},
+    "resnet18_no_normalize_900": {"backbone": "resnet18", "normalize": False, "steps": 900, "curve": 300},
     # what it learns from: seeds per architecture on 24 architectures, and better-trained models
     "a24_seeds2": {"archs": 24, "seeds": 2, "steps": 600},
     "a24_seeds5": {"archs": 24, "seeds": 5, "steps": 600},

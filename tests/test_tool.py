@@ -1,9 +1,18 @@
-"""The people's command line (gallery add / identify / verify) and the Attributor API behind it:
-folders, bad images as one line each, refused small images, wrong gallery/extractor files."""
+"""The people's command line (gallery add / list / remove, identify, verify, export) and the
+Attributor API behind it: files, folders and patterns in; bad images as one row each; refused small
+images; wrong gallery/extractor files; table / csv / json out; top-k; summaries; the exported form."""
+import base64
+import csv
+import dataclasses
 import io
+import json
+import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from modelfp import denoise, extractor as ex
@@ -54,9 +63,14 @@ def gallery(tmp_path, extractor_file):
     return path
 
 
-def _identify(capsys, extractor_file, gallery, *images):
-    code = main(["identify", *map(str, images), "--extractor", extractor_file, "--gallery", gallery])
-    return code, capsys.readouterr().out.strip().splitlines()
+def _rows(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _identify(capsys, extractor_file, gallery, *images, options=()):
+    """Exit code and the csv rows (the format when piped) of `modelfp identify`."""
+    code = main(["identify", *map(str, images), "--extractor", extractor_file, "--gallery", gallery, *options])
+    return code, _rows(capsys.readouterr().out)
 
 
 def test_a_folder_is_read_recursively_and_each_image_answered(tmp_path, capsys, extractor_file, gallery):
@@ -65,10 +79,10 @@ def test_a_folder_is_read_recursively_and_each_image_answered(tmp_path, capsys, 
     expected = [_save(folder / "a.png", "stripes", 10), _save(folder / "deep" / "er" / "b.png", "checker", 11),
                 _save(folder / "deep" / "c.jpg", "stripes", 12)]
     (folder / "notes.txt").write_text("not an image, not listed")
-    code, lines = _identify(capsys, extractor_file, gallery, folder)
+    code, rows = _identify(capsys, extractor_file, gallery, folder)
     assert code == 0
-    assert sorted(line.split("\t")[0] for line in lines) == sorted(expected)
-    assert all(line.split("\t")[1] in ("stripes", "checker", "unknown") for line in lines)
+    assert sorted(r["path"] for r in rows) == sorted(expected)
+    assert all(r["model"] in ("stripes", "checker", "unknown") and not r["error"] for r in rows)
 
 
 def test_bad_files_get_one_line_each_and_the_good_ones_are_still_answered(tmp_path, capsys, extractor_file,
@@ -84,29 +98,29 @@ def test_bad_files_get_one_line_each_and_the_good_ones_are_still_answered(tmp_pa
     empty = tmp_path / "q" / "empty.png"
     empty.write_bytes(b"")
     missing = tmp_path / "q" / "missing.png"
-    code, lines = _identify(capsys, extractor_file, gallery, good[0], corrupt, truncated, empty, missing, good[1])
+    code, rows = _identify(capsys, extractor_file, gallery, good[0], corrupt, truncated, empty, missing, good[1])
     assert code == 1
-    assert [line.split("\t")[0] for line in lines] == [good[0], str(corrupt), str(truncated), str(empty),
-                                                         str(missing), good[1]]
-    by_path = dict(line.split("\t", 1) for line in lines)
+    assert [r["path"] for r in rows] == [good[0], str(corrupt), str(truncated), str(empty), str(missing), good[1]]
+    error = {r["path"]: r["error"] for r in rows}
     for bad in (corrupt, truncated, empty, missing):
-        assert by_path[str(bad)].startswith("error: ") and "; " in by_path[str(bad)]
-    assert "corrupt" in by_path[str(corrupt)] and "truncated" in by_path[str(truncated)]
-    assert "empty" in by_path[str(empty)] and "no such file" in by_path[str(missing)]
+        assert "; " in error[str(bad)] and not next(r for r in rows if r["path"] == str(bad))["model"]
+    assert "corrupt" in error[str(corrupt)] and "truncated" in error[str(truncated)]
+    assert "empty" in error[str(empty)] and "no such file" in error[str(missing)]
     for path in good:
-        assert by_path[path].split("\t")[0] in ("stripes", "checker", "unknown")
-    assert "on_bad_image" not in "\n".join(lines)
+        assert not error[path] and next(r for r in rows if r["path"] == path)["model"] in ("stripes", "checker",
+                                                                                         "unknown")
+    assert "on_bad_image" not in str(error)
 
 
 def test_an_image_smaller_than_the_window_is_refused_not_upscaled(tmp_path, capsys, extractor_file, gallery):
     capsys.readouterr()
     small = _save(tmp_path / "small.png", "stripes", 30, size=(20, SIZE - 4))
     ok = _save(tmp_path / "ok.png", "stripes", 31, size=(SIZE, SIZE))      # exactly the window: accepted
-    code, lines = _identify(capsys, extractor_file, gallery, small, ok)
+    code, rows = _identify(capsys, extractor_file, gallery, small, ok)
     assert code == 1
-    assert lines[0].startswith(f"{small}\terror: ") and f"at least {SIZE}x{SIZE} pixels" in lines[0]
-    assert f"{SIZE - 4}x20 pixels" in lines[0] and "not upscaled" in lines[0]
-    assert lines[1].split("\t")[1] in ("stripes", "checker", "unknown")
+    assert rows[0]["path"] == small and f"at least {SIZE}x{SIZE} pixels" in rows[0]["error"]
+    assert f"{SIZE - 4}x20 pixels" in rows[0]["error"] and "not upscaled" in rows[0]["error"]
+    assert rows[1]["model"] in ("stripes", "checker", "unknown") and not rows[1]["error"]
 
 
 def test_a_gallery_path_that_is_an_image_is_one_line_and_exit_2(tmp_path, capsys, caplog, extractor_file):
@@ -140,22 +154,23 @@ def test_the_api_gives_the_answers_the_command_line_prints(tmp_path, capsys, ext
     queries = [_save(tmp_path / "q" / f"{m}{i}.png", m, 40 + i) for m in ("stripes", "checker") for i in range(2)]
     bad = tmp_path / "q" / "empty.png"
     bad.write_bytes(b"")
-    code, lines = _identify(capsys, extractor_file, gallery, *queries, bad)
+    code, rows = _identify(capsys, extractor_file, gallery, *queries, bad)
     records = Attributor(extractor_file).identify([*queries, bad], gallery)
-    assert code == 1 and len(records) == len(lines) == 5
-    for record, line in zip(records, lines):
+    assert code == 1 and len(records) == len(rows) == 5
+    for record, row in zip(records, rows):
         if record.error:
-            assert line == f"{record.path}\terror: {record.error}"
+            assert (row["path"], row["error"], row["model"]) == (record.path, record.error, "")
         else:
-            assert line == (f"{record.path}\t{record.model}\t{record.score:.4f}\t"
-                            f"(nearest: {record.nearest}, threshold {THRESHOLD:.4f})")
+            assert row == {"path": record.path, "model": record.model, "score": f"{record.score:.6f}",
+                           "nearest": record.nearest, "threshold": f"{THRESHOLD:.6f}",
+                           "source": str(tmp_path / "q"), "error": ""}
     # the toy models' traces are easy: each query is nearest to its own model
     assert [r.nearest for r in records[:4]] == ["stripes", "stripes", "checker", "checker"]
 
 
 def test_gallery_add_twice_extends_the_counts(tmp_path, capsys, extractor_file):
     path = str(tmp_path / "g.gallery")
-    args = ["--extractor", extractor_file, "--gallery", path]
+    args = ["--extractor", extractor_file, "--gallery", path, "--format", "table"]
     first = [_save(tmp_path / f"s{i}.png", "stripes", i) for i in range(2)]
     assert main(["gallery", "add", "stripes", *first, *args]) == 0
     assert main(["gallery", "add", "stripes", _save(tmp_path / "s2.png", "stripes", 2), *args]) == 0
@@ -170,7 +185,7 @@ def test_gallery_add_twice_extends_the_counts(tmp_path, capsys, extractor_file):
     assert main(["gallery", "add", "checker", str(tmp_path / "empty.png"),
                  _save(tmp_path / "c1.png", "checker", 1), *args]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{tmp_path / 'empty.png'}\terror: ") and out[1].startswith("checker: 2 images")
+    assert out[0].startswith(f"{tmp_path / 'empty.png'}  error: ") and out[1].startswith("checker: 2 images")
 
 
 def test_grayscale_rgba_and_16_bit_pngs_are_accepted(tmp_path, capsys, extractor_file, gallery):
@@ -183,20 +198,32 @@ def test_grayscale_rgba_and_16_bit_pngs_are_accepted(tmp_path, capsys, extractor
     deep = tmp_path / "deep.png"
     Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(deep)
     assert Image.open(gray).mode == "L" and Image.open(rgba).mode == "RGBA" and Image.open(deep).mode == "I;16"
-    code, lines = _identify(capsys, extractor_file, gallery, gray, rgba, deep)
-    assert code == 0 and len(lines) == 3 and not any("error" in line for line in lines)
+    code, rows = _identify(capsys, extractor_file, gallery, gray, rgba, deep)
+    assert code == 0 and len(rows) == 3 and not any(r["error"] for r in rows)
 
 
 def test_verify_answers_two_images_and_reports_a_bad_one(tmp_path, capsys, extractor_file):
     a = _save(tmp_path / "a.png", "stripes", 60)
     assert main(["verify", a, a, "--extractor", extractor_file]) == 0
-    assert capsys.readouterr().out == f"same model\tscore 1.0000\tthreshold {THRESHOLD:.4f}\n"
+    assert _rows(capsys.readouterr().out) == [{"a": a, "b": a, "verdict": "same model", "same": "true",
+                                               "score": "1.000000", "threshold": f"{THRESHOLD:.6f}", "error": ""}]
+    assert main(["verify", a, a, "--extractor", extractor_file, "--format", "table"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split() == [a, a, "same", "model", "1.0000"]
+    assert table[2] == f"threshold {THRESHOLD:.4f} (same model at or above it)"
     v = Attributor(extractor_file).verify(a, a)
     assert v.same and v.score == pytest.approx(1.0, abs=1e-5) and v.error is None
     assert main(["verify", a, str(tmp_path / "missing.png"), "--extractor", extractor_file]) == 1
-    assert capsys.readouterr().out.startswith(f"{tmp_path / 'missing.png'}\terror: no such file")
-    assert main(["verify", a, str(tmp_path), "--extractor", extractor_file]) == 1
-    assert "verify compares two image files" in capsys.readouterr().out
+    row, = _rows(capsys.readouterr().out)
+    assert row["b"] == str(tmp_path / "missing.png") and row["error"].startswith("no such file") and not row["score"]
+    # a folder: each of its images against the other side
+    b = _save(tmp_path / "more" / "b.png", "checker", 61)
+    c = _save(tmp_path / "more" / "c.png", "stripes", 62)
+    assert main(["verify", a, str(tmp_path / "more"), "--extractor", extractor_file]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert [(r["a"], r["b"]) for r in rows] == [(a, b), (a, c)]
+    v = Attributor(extractor_file).verify(a, str(tmp_path))      # the API's verify: two files
+    assert v.error.endswith("verify compares two image files; name one")
 
 
 def test_an_uncalibrated_extractor_needs_a_threshold(tmp_path, caplog, capsys, extractor_file):
@@ -208,7 +235,7 @@ def test_an_uncalibrated_extractor_needs_a_threshold(tmp_path, caplog, capsys, e
     assert main(["verify", a, a, "--extractor", str(raw)]) == 2
     assert "no verification threshold" in caplog.text
     assert main(["verify", a, a, "--extractor", str(raw), "--threshold", "0.9"]) == 0
-    assert capsys.readouterr().out.startswith("same model")
+    assert _rows(capsys.readouterr().out)[0]["verdict"] == "same model"
 
 
 def _calibrated(tmp_path, extractor_file, name, verification, openset):
@@ -231,13 +258,14 @@ def test_identify_answers_unknown_below_the_open_set_threshold(tmp_path, capsys,
             assert main(["gallery", "add", model, *paths, "--extractor", path, "--gallery", gallery]) == 0
         capsys.readouterr()
         assert main(["identify", query, "--extractor", path, "--gallery", gallery]) == 0
-        path_, answer, printed, rest = capsys.readouterr().out.strip().split("\t")
-        assert (path_, answer) == (query, expected) and float(printed) == pytest.approx(score, abs=1e-4)
-        assert rest == f"(nearest: stripes, threshold {openset:.4f})"
+        row, = _rows(capsys.readouterr().out)
+        assert (row["path"], row["model"], row["nearest"]) == (query, expected, "stripes")
+        assert float(row["score"]) == pytest.approx(score, abs=1e-5)
+        assert float(row["threshold"]) == pytest.approx(openset, abs=1e-6)
         # --threshold overrides the calibrated one
         assert main(["identify", query, "--extractor", path, "--gallery", gallery,
                      "--threshold", str(score + 1e-3)]) == 0
-        assert capsys.readouterr().out.split("\t")[1] == "unknown"
+        assert _rows(capsys.readouterr().out)[0]["model"] == "unknown"
 
 
 def _gallery(att, files):
@@ -255,7 +283,7 @@ def test_verify_uses_the_verification_threshold_not_the_open_set_one(tmp_path, c
         openset = score - 1e-3 if verdict == "different models" else score + 1e-3
         path = _calibrated(tmp_path, extractor_file, f"ver{verification}.pt", verification, openset)
         assert main(["verify", a, b, "--extractor", path]) == 0
-        assert capsys.readouterr().out.startswith(f"{verdict}\tscore ")
+        assert _rows(capsys.readouterr().out)[0]["verdict"] == verdict
 
 
 def test_a_file_calibrated_without_an_open_set_threshold_needs_one_for_identify(tmp_path, caplog, capsys,
@@ -271,3 +299,267 @@ def test_a_file_calibrated_without_an_open_set_threshold_needs_one_for_identify(
     assert "no open-set threshold" in caplog.text and "--threshold" in caplog.text
     assert main(["identify", a, "--extractor", str(old), "--gallery", gallery, "--threshold", "0.5"]) == 0
     assert main(["verify", a, a, "--extractor", str(old)]) == 0          # verify has its threshold
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs: patterns, a folder of folders; gallery list and remove
+
+def _gallery_models(capsys, path) -> dict:
+    capsys.readouterr()
+    assert main(["gallery", "list", "--gallery", path, "--format", "json"]) == 0
+    return {m["model"]: m["images"] for m in json.loads(capsys.readouterr().out)["models"]}
+
+
+def test_a_folder_of_folders_makes_one_gallery_model_per_sub_folder(tmp_path, capsys, extractor_file):
+    root = tmp_path / "known"
+    for model, n in (("stripes", 3), ("checker", 2)):
+        for i in range(n):
+            _save(root / model / ("deep" if i == 0 else "") / f"{i}.png", model, i)   # sub-sub-folders count too
+    (root / ".cache").mkdir()
+    _save(root / ".cache" / "x.png")                                  # hidden: not a model
+    loose = _save(root / "loose.png")                                 # outside any model: an error row
+    other = tmp_path / "more"
+    _save(other / "checker" / "9.png", "checker", 9)                  # same name under a second root: one model
+    path = str(tmp_path / "g.gallery")
+    code = main(["gallery", "add", "--from-folders", str(root), str(other), "--extractor", extractor_file,
+                 "--gallery", path])
+    rows = _rows(capsys.readouterr().out)
+    assert code == 1
+    assert [r["path"] for r in rows if r["error"]] == [loose] and "sub-folder" in rows[0]["error"]
+    assert sorted((r["model"], Path(r["path"]).name) for r in rows if not r["error"]) == [
+        ("checker", "0.png"), ("checker", "1.png"), ("checker", "9.png"),
+        ("stripes", "0.png"), ("stripes", "1.png"), ("stripes", "2.png")]
+    assert _gallery_models(capsys, path) == {"checker": 3, "stripes": 3}
+    # NAME IMAGES and --from-folders exclude each other; neither is a usage error
+    for argv in (["gallery", "add", "x", loose, "--from-folders", str(root)], ["gallery", "add"]):
+        assert main([*argv, "--extractor", extractor_file, "--gallery", path]) == 2
+
+
+def test_gallery_remove_removes_and_list_shows_what_is_left(tmp_path, capsys, caplog, extractor_file, gallery):
+    assert _gallery_models(capsys, gallery) == {"stripes": 3, "checker": 3}
+    assert main(["gallery", "remove", "stripes", "--gallery", gallery]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"removed stripes (3 images) from {gallery}"
+    assert _gallery_models(capsys, gallery) == {"checker": 3}
+    code, rows = _identify(capsys, extractor_file, gallery, _save(tmp_path / "q.png", "stripes", 5),
+                           options=["--threshold", "-1", "--top-k", "3"])
+    assert code == 0 and rows[0]["model"] == "checker" and rows[0]["nearest_2"] == ""
+    before = Path(gallery).read_bytes()
+    caplog.clear()
+    assert main(["gallery", "remove", "checker", "nosuch", "--gallery", gallery]) == 2   # all or nothing
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "'nosuch'" in errors[0] and "it has: checker" in errors[0]
+    assert Path(gallery).read_bytes() == before
+    assert main(["gallery", "list", "--gallery", gallery, "--format", "table"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["MODEL", "IMAGES"] and table[1].split() == ["checker", "3"]
+
+
+def test_glob_patterns_are_expanded_and_one_that_matches_nothing_is_an_error_row(tmp_path, capsys,
+                                                                                 extractor_file, gallery):
+    top = [_save(tmp_path / "q" / f"{i}.png", "stripes", 90 + i) for i in range(2)]
+    deep = _save(tmp_path / "q" / "sub" / "2.png", "checker", 92)
+    jpg = _save(tmp_path / "q" / "3.jpg", "checker", 93)
+    capsys.readouterr()
+    code, rows = _identify(capsys, extractor_file, gallery, tmp_path / "q" / "*.png")
+    assert code == 0 and [r["path"] for r in rows] == top
+    assert {r["source"] for r in rows} == {str(tmp_path / "q" / "*.png")}
+    code, rows = _identify(capsys, extractor_file, gallery, tmp_path / "q" / "**" / "*.png")
+    assert code == 0 and sorted(r["path"] for r in rows) == sorted([*top, deep])
+    code, rows = _identify(capsys, extractor_file, gallery, tmp_path / "q" / "s*")     # a folder matched
+    assert code == 0 and [r["path"] for r in rows] == [deep]
+    code, rows = _identify(capsys, extractor_file, gallery, tmp_path / "q" / "*.jpg", tmp_path / "nothing*" / "*.png")
+    assert code == 1 and [r["path"] for r in rows] == [jpg, str(tmp_path / "nothing*" / "*.png")]
+    assert rows[1]["error"].startswith("no file or folder matches this pattern")
+    # a file whose name has pattern characters is that file, not a pattern
+    odd = _save(tmp_path / "odd[1].png", "stripes", 94)
+    code, rows = _identify(capsys, extractor_file, gallery, odd)
+    assert code == 0 and [r["path"] for r in rows] == [odd]
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs: formats, top-k, summaries, progress
+
+def test_csv_json_and_table_say_the_same(tmp_path, capsys, extractor_file, gallery):
+    queries = [_save(tmp_path / "q" / f"{m}{i}.png", m, 100 + i) for m in ("stripes", "checker") for i in range(2)]
+    (tmp_path / "q" / "empty.png").write_bytes(b"")
+    capsys.readouterr()
+    out = {}
+    for fmt in ("csv", "json", "table"):
+        code = main(["identify", str(tmp_path / "q"), "--extractor", extractor_file, "--gallery", gallery,
+                     "--format", fmt, "--top-k", "2"])
+        assert code == 1
+        out[fmt] = capsys.readouterr()
+    rows = _rows(out["csv"].out)
+    doc = json.loads(out["json"].out)
+    expected = sorted([*queries, str(tmp_path / "q" / "empty.png")])
+    assert [r["path"] for r in rows] == [r["path"] for r in doc["images"]] == expected
+    for row, record in zip(rows, doc["images"]):
+        assert row["model"] == (record["model"] or "") and row["error"] == (record["error"] or "")
+        if not record["error"]:
+            assert float(row["score"]) == pytest.approx(record["score"], abs=1e-6)
+            assert [row["nearest"], row["nearest_2"]] == [c["model"] for c in record["top"]]
+            assert float(row["score_2"]) == pytest.approx(record["top"][1]["score"], abs=1e-6)
+    table = out["table"].out.splitlines()
+    assert table[0].split() == ["IMAGE", "ANSWER", "SCORE", "NEAREST", "NEXT"]
+    for row, line in zip(rows, table[1:]):
+        if row["error"]:
+            assert line == f"{row['path']}  error: {row['error']}"
+        else:
+            assert line.split()[:4] == [row["path"], row["model"], f"{float(row['score']):.4f}", row["nearest"]]
+    # the summary: after the table, inside the json, on stderr with csv (the csv stays one table)
+    summary = doc["summary"]
+    assert summary == [{"folder": str(tmp_path / "q"), "images": 5, "failed": 1,
+                        "unknown": sum(r["model"] == "unknown" for r in rows),
+                        "models": summary[0]["models"]}]
+    assert sum(summary[0]["models"].values()) + summary[0]["unknown"] == 4
+    line = f"{tmp_path / 'q'}: 5 images; "
+    assert line in out["csv"].err and line in out["table"].out and "failed 1" in out["csv"].err
+
+
+def test_top_k_lists_the_best_models_best_first(tmp_path, extractor_file):
+    att = Attributor(extractor_file)
+    files = {m: [_save(tmp_path / m / f"{i}.png", m, i) for i in range(2)] for m in ("stripes", "checker")}
+    files["noise"] = [_save(tmp_path / "noise" / "0.png", "noise", 0, size=(30, 26))]
+    gallery = _gallery(att, files)
+    queries = [_save(tmp_path / "q" / f"{i}.png", m, 110 + i) for i, m in enumerate(("stripes", "checker", "noise"))]
+    names, prints = gallery.fingerprints()
+    fingerprints = torch.stack([h for _, h in att.embed(queries, gallery.windows)])
+    for k in (1, 2, 3, 5):
+        records = att.identify(queries, gallery, -1.0, top_k=k)
+        for record, h in zip(records, fingerprints):
+            expected = sorted(zip((prints @ h).tolist(), names), reverse=True)[:k]
+            assert [(c.model, c.score) for c in record.top] == [(n, pytest.approx(s, abs=1e-6)) for s, n in expected]
+            assert record.nearest == record.top[0].model and record.score == record.top[0].score
+    with pytest.raises(ValueError, match="top_k"):
+        att.identify(queries, gallery, top_k=0)
+
+
+def test_default_format_and_progress_follow_the_terminal(tmp_path, capsys, monkeypatch, extractor_file, gallery):
+    query = _save(tmp_path / "q.png", "stripes", 120)
+    capsys.readouterr()
+    argv = ["identify", query, "--extractor", extractor_file, "--gallery", gallery]
+    assert main(argv) == 0
+    piped = capsys.readouterr()
+    assert piped.out.startswith("path,model,score") and "img" not in piped.err      # csv, no progress bar
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(argv) == 0
+    terminal = capsys.readouterr()
+    assert terminal.out.startswith("IMAGE") and "identify:" in terminal.err and "/1 [" in terminal.err
+
+
+def test_records_are_plain_dataclasses_and_the_api_is_importable_from_the_package(tmp_path, extractor_file,
+                                                                                    gallery):
+    import modelfp
+    assert modelfp.Attributor is Attributor
+    query = _save(tmp_path / "q.png", "stripes", 130)
+    record, = modelfp.Attributor(extractor_file).identify([query], gallery, top_k=2)
+    assert dataclasses.is_dataclass(record) and isinstance(record.top[0], modelfp.Candidate)
+    assert json.loads(json.dumps(dataclasses.asdict(record)))["top"][1]["model"] in ("stripes", "checker")
+
+
+# ---------------------------------------------------------------------------------------------
+# The exported form and the report
+
+@pytest.fixture(scope="module")
+def cnn_file(tmp_path_factory):
+    """A small CNN extractor with batch-norm statistics, standardisation and a centre that are not
+    their defaults, so an export that dropped or reordered any buffer would change the fingerprints."""
+    model = ex.build(denoise.init_model(depth=3, features=4, seed=1),
+                     ex.ExtractorConfig(backbone="small_cnn", transform="log1p", normalize=True, pooling="flatten",
+                                        image_size=SIZE), ["a", "b", "c"], seed=1)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if buffer.is_floating_point():
+                buffer.copy_(torch.rand(buffer.shape, generator=gen) + 0.5)
+    model.threshold, model.openset_threshold = 0.3, 0.2
+    path = tmp_path_factory.mktemp("cnn") / "model.pt"
+    ex.save(model, path, variant="cnn", options={"note": "test"})
+    return str(path)
+
+
+def test_the_exported_extractor_gives_the_same_fingerprints_as_the_original(tmp_path, capsys, cnn_file):
+    out = tmp_path / "shared"
+    assert main(["export", cnn_file, str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((out / "config.json").read_text())          # plain JSON, no pickle anywhere
+    assert config["threshold"] == 0.3 and config["meta"]["options"] == {"note": "test"}
+    from safetensors.torch import load_file
+    assert "centre" in load_file(out / "model.safetensors")
+    images = [_save(tmp_path / "i" / f"{i}.png", ("stripes", "checker")[i % 2], i, size=(24 + i, 20)) for i in range(4)]
+    original, exported = Attributor(cnn_file), Attributor(out)
+    a = torch.stack([h for _, h in original.embed(images)])
+    b = torch.stack([h for _, h in exported.embed(images)])
+    assert torch.equal(a, b)                                          # bit-identical, same machine and threads
+    assert exported.model.openset_threshold == 0.2 and exported.digest == original.digest
+    # a gallery made with one form answers with the other; the config file names the folder too
+    gallery = str(tmp_path / "g.gallery")
+    assert main(["gallery", "add", "m", *images[:2], "--extractor", cnn_file, "--gallery", gallery]) == 0
+    capsys.readouterr()
+    for form in (str(out), str(out / "config.json")):
+        code, rows = _identify(capsys, form, gallery, *images[2:])
+        assert code == 0 and [r["nearest"] for r in rows] == ["m", "m"]
+        assert [float(r["score"]) for r in rows] == pytest.approx(
+            [float(r.score) for r in original.identify(images[2:], gallery)], abs=1e-6)
+
+
+def test_a_damaged_export_is_one_line_and_exit_2(tmp_path, caplog, cnn_file):
+    out = tmp_path / "shared"
+    assert main(["export", cnn_file, str(out)]) == 0
+    png = _save(tmp_path / "x.png")
+    weights = (out / "model.safetensors").read_bytes()
+    (out / "model.safetensors").write_bytes(weights[:-8] + bytes(8))
+    broken = tmp_path / "config-only"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    for folder, message in ((out, "sha256 differs"), (broken, "no model.safetensors"),
+                            (tmp_path / "empty-dir", "no config.json")):
+        Path(folder).mkdir(exist_ok=True)
+        caplog.clear()
+        assert main(["verify", png, png, "--extractor", str(folder)]) == 2
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and "\n" not in errors[0] and message in errors[0], errors
+
+
+def test_the_report_is_one_self_contained_page_with_a_thumbnail_per_answered_image(tmp_path, capsys,
+                                                                                   extractor_file, gallery):
+    for m in ("stripes", "checker"):
+        for i in range(3):
+            _save(tmp_path / "q" / f"{m}{i}.png", m, 140 + i, size=(24, 40))
+    (tmp_path / "q" / "empty.png").write_bytes(b"")
+    report = tmp_path / "out" / "report.html"
+    capsys.readouterr()
+    assert main(["identify", str(tmp_path / "q"), "--extractor", extractor_file, "--gallery", gallery,
+                 "--report", str(report)]) == 1
+    rows = [r for r in _rows(capsys.readouterr().out) if not r["error"]]
+    page = report.read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == len(rows) == 6 and page.count("<img") == 6
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert not re.search(r'(src|href)="(?!data:)', page) and "<script" not in page   # nothing fetched
+    thumb = Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1])))
+    assert thumb.format == "PNG" and thumb.size == (40, 24)           # small images are not enlarged
+    # one grid per gallery model and unknown, each holding the images answered so, best score first
+    for model in ("stripes", "checker", "unknown"):
+        n = sum(r["model"] == model for r in rows)
+        assert f"{model}: {n} images</h2>" in page
+    assert page.count("<circle") == 6 and "<svg" in page and "Could not be used: 1" in page
+
+
+def test_a_gallery_tied_to_the_extractor_file_digest_still_loads(tmp_path, extractor_file, gallery):
+    """Galleries written before weights digests name the extractor file's sha256; they keep working
+    (and carry the weights digest once saved again), and another extractor is still refused."""
+    import hashlib
+    from modelfp import attributor
+    att = Attributor(extractor_file)
+    old = attributor.read_gallery(gallery)
+    old.extractor = hashlib.sha256(Path(extractor_file).read_bytes()).hexdigest()[:16]
+    attributor.save_gallery(old, gallery)
+    assert att.load_gallery(gallery).counts() == {"stripes": 3, "checker": 3}
+    att.gallery_add(gallery, "checker", [_save(tmp_path / "c.png", "checker", 150)])
+    assert attributor.read_gallery(gallery).extractor == att.digest
+    old.extractor = "0" * 16
+    attributor.save_gallery(old, gallery)
+    with pytest.raises(ValueError, match="another extractor"):
+        att.load_gallery(gallery)

@@ -51,3 +51,15 @@ def test_bad_variants_are_named():
         variant("seeds_30", ZOO, 20, POOLS)
     with pytest.raises(ValueError, match="at least 2"):
         variant("wo_A", ["K1-L1-Spost-Unearest-Arelu-Nbn"], 1, POOLS)
+
+
+def test_with_an_ablation_budget_ablations_equal_to_all_share_their_own_all_row():
+    for name in ("seeds_20", "blocks_2", "pool_celeba", "all_ablation"):
+        assert canonical(name, ZOO, 20, ["celeba"], ablation_budget=True) == "all_ablation"
+        assert canonical(name, ZOO, 20, ["celeba"]) == "all"        # one budget: the row is `all` itself
+    assert canonical("all", ZOO, 20, ["celeba"], ablation_budget=True) == "all"
+    assert canonical("seeds_10", ZOO, 20, ["celeba"], ablation_budget=True) == "seeds_10"
+    trains = {n: variant(n, ZOO, 20, ["celeba"]) for n in ("all", "all_ablation", "wo_K", "immunized",
+                                                          "finetune", "random", "reference")}
+    assert (trains["all"].archs, trains["all"].seeds) == (trains["all_ablation"].archs, trains["all_ablation"].seeds)
+    assert {n for n, v in trains.items() if v.ablation} == {"all_ablation", "wo_K", "immunized"}

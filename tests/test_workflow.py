@@ -236,19 +236,22 @@ def _check_attribution(root):
     run = lambda *a: subprocess.run([sys.executable, "-m", "modelfp", *a], capture_output=True, text=True,
                                     cwd=root)
     for m, paths in images.items():
-        out = run("gallery", "add", m, *map(str, paths[:3]), "--extractor", model, "--gallery", gallery)
+        out = run("gallery", "add", m, *map(str, paths[:3]), "--extractor", model, "--gallery", gallery,
+                  "--format", "table")
         assert out.returncode == 0 and f"{m}: 3 images" in out.stdout, out.stderr
-    out = run("gallery", "add", "dcgan", str(images["dcgan"][3]), "--extractor", model, "--gallery", gallery)
+    out = run("gallery", "add", "dcgan", str(images["dcgan"][3]), "--extractor", model, "--gallery", gallery,
+              "--format", "table")
     assert "dcgan: 4 images" in out.stdout and "(2 models)" in out.stdout
     out = run("identify", *map(str, images["vit"][3:]), "--extractor", model, "--gallery", gallery,
               "--threshold", "-1")
-    lines = out.stdout.strip().splitlines()
-    assert out.returncode == 0 and len(lines) == 3 and all(line.split("\t")[1] in ("dcgan", "vit") for line in lines)
+    rows = list(csv.DictReader(out.stdout.splitlines()))      # csv when piped
+    assert out.returncode == 0 and len(rows) == 3 and all(r["model"] in ("dcgan", "vit") for r in rows)
     out = run("identify", str(images["vit"][3]), "--extractor", model, "--gallery", gallery, "--threshold", "1.01")
-    assert out.stdout.split("\t")[1] == "unknown"
+    assert next(csv.DictReader(out.stdout.splitlines()))["model"] == "unknown"
     out = run("verify", str(images["vit"][0]), str(images["vit"][0]), "--extractor", model)
-    assert out.returncode == 0 and out.stdout.startswith("same model") and "score 1.0000" in out.stdout
-    assert f"threshold {calibrated.threshold:.4f}" in out.stdout
+    row = next(csv.DictReader(out.stdout.splitlines()))
+    assert out.returncode == 0 and row["verdict"] == "same model" and float(row["score"]) == pytest.approx(1, abs=1e-4)
+    assert float(row["threshold"]) == pytest.approx(calibrated.threshold, abs=1e-6)
     # wrong files get one clear line, no traceback
     out = run("verify", str(images["vit"][0]), str(images["vit"][1]), "--extractor",
               str(root / "results/denoiser/dncnn.pt"))
@@ -298,7 +301,8 @@ def test_demo_preset_plans_one_synthesis_job_per_slice(workflow_copy):
 def test_every_paper_artifact_target_resolves_in_a_dry_run(workflow_copy):
     targets = ["table_ii", "table_xi", "fig_10", "fig_11", "fig_13", "fig_14", "zoo", "zoo_k3",
                "denoiser", "testbed", "perturbations", "table_iv", "table_v", "table_vi", "table_vii",
-               "table_viii", "table_ix", "table_x", "fig_8", "fig_9", "fig_15", "fig_16", "extractors"]
+               "table_viii", "table_ix", "table_x", "fig_8", "fig_9", "fig_15", "fig_16", "extractors",
+               "fig_3", "fig_12"]
     result = snakemake(workflow_copy, *targets, "--dry-run", "--cores", "2", *SMOKE)
     assert "ffd_tables" in result.stdout and "fig_10" in result.stdout
     assert "train_extractor" in result.stdout and "attribution_table" in result.stdout

@@ -937,8 +937,10 @@ def build_parser() -> argparse.ArgumentParser:
     _figure_outputs(p)
     p.set_defaults(func=cmd_figure_16)
 
-    from . import validation
+    from . import blockswap, kernel_spectra, validation
     validation.add_command(sub)     # validation-table: the validation set's choices.csv (issue 11)
+    blockswap.add_command(sub)      # fig-3: swapped last blocks carry the fingerprint (issue 16)
+    kernel_spectra.add_command(sub)     # fig-12: kernel spectra beside the output's (issue 16)
 
     from . import tool
     tool.add_commands(sub)     # the people's commands: gallery add, identify, verify

@@ -276,8 +276,12 @@ def save(model: Extractor, path, **meta) -> None:
 
 
 def load(path, device="cpu") -> Extractor:
-    """An extractor in eval mode; `model.meta` holds what `save` stored. Clear errors for other files."""
-    payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file", "cpu")
+    """An extractor in eval mode; `model.meta` holds what `save` stored. Clear errors for other files.
+    `path` is a file of `save` or the folder (or its config.json) of `export`."""
+    if is_exported(path):
+        payload = exported_payload(path)
+    else:
+        payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file", "cpu")
     try:
         cfg = ExtractorConfig(**{**payload["config"], "weights": None})
         den = denoise.from_payload(payload["denoiser"], f"{path} (its denoiser)")
@@ -533,3 +537,94 @@ def fit_centre(model: Extractor, source, seed: int, n: int = CENTRE_IMAGES, batc
         total += model.features(images.to(device)).double().sum(0).cpu()
     model.centre.copy_((total / n).to(model.centre.dtype))
     return model.centre.detach().cpu().clone()
+
+
+# ---------------------------------------------------------------------------------------------
+# The exported form: safetensors weights plus a JSON config, for sharing an extractor. Nothing in
+# it is pickled, so loading it runs no code; `load` reads it like the .pt file, to the same bits.
+
+EXPORT_FORMAT = "modelfp.extractor-export/1"
+EXPORT_WEIGHTS = "model.safetensors"
+EXPORT_CONFIG = "config.json"
+EXPORT_HINT = (f"an exported extractor is a folder with {EXPORT_CONFIG} and {EXPORT_WEIGHTS} "
+               f"(`modelfp export EXTRACTOR OUT_DIR`)")
+
+
+def _json_plain(value):
+    """json.dumps fallback for meta values: tensors and arrays as lists, anything else as text."""
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+        return value.tolist()
+    return str(value)
+
+
+def export(model: Extractor, out_dir) -> tuple[Path, Path]:
+    """Write `model` as OUT_DIR/model.safetensors (every tensor `save` stores: weights, buffers,
+    the denoiser, the centre) and OUT_DIR/config.json (config, classes, thresholds, meta, the
+    weights' sha256), each atomically, the config last; returns (weights, config) paths."""
+    import hashlib
+    import json
+    import os
+
+    from safetensors.torch import save as st_save
+    den = denoise.to_payload(model.front.denoiser)
+    tensors = {f"extractor.{k}": v for k, v in model.state_dict().items() if not k.startswith("front.denoiser.")}
+    tensors |= {f"denoiser.{k}": v for k, v in den.pop("state_dict").items()}
+    tensors["centre"] = model.centre
+    blob = st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()},
+                   metadata={"format": EXPORT_FORMAT})
+    config = {"format": EXPORT_FORMAT, "config": asdict(model.cfg), "classes": model.classes, "denoiser": den,
+              "threshold": model.threshold, "openset_threshold": model.openset_threshold,
+              "meta": getattr(model, "meta", {}), "weights": EXPORT_WEIGHTS,
+              "weights_sha256": hashlib.sha256(blob).hexdigest()}
+    text = json.dumps(config, indent=2, default=_json_plain) + "\n"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = out / EXPORT_WEIGHTS, out / EXPORT_CONFIG
+    for path, data in zip(paths, (blob, text.encode())):
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return paths
+
+
+def is_exported(path) -> bool:
+    """Whether `path` names the exported form: its folder, its config.json or its weights."""
+    path = Path(path)
+    return path.is_dir() or path.suffix in (".json", ".safetensors")
+
+
+def exported_payload(path) -> dict:
+    """The dict `save` writes, rebuilt from an exported folder (or its config.json or weights
+    file); ValueError, one line naming the file, for anything else."""
+    import hashlib
+    import json
+
+    from safetensors.torch import load as st_load
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    config_path, weights_path = folder / EXPORT_CONFIG, folder / EXPORT_WEIGHTS
+    for needed in (config_path, weights_path):
+        if not needed.is_file():
+            raise ValueError(f"{path}: no {needed.name} in {folder}; {EXPORT_HINT}")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{config_path}: not a JSON file ({err}); {EXPORT_HINT}") from err
+    if not isinstance(config, dict) or config.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"{config_path}: not a modelfp exported extractor config (format {EXPORT_FORMAT} "
+                         f"expected); {EXPORT_HINT}")
+    blob = weights_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != config.get("weights_sha256"):
+        raise ValueError(f"{weights_path}: not the weights {config_path.name} was written with (sha256 "
+                         f"differs); export the extractor again")
+    try:
+        tensors = st_load(blob)
+        den = {**config["denoiser"], "state_dict": {k[len("denoiser."):]: v for k, v in tensors.items()
+                                                    if k.startswith("denoiser.")}}
+        state = {k[len("extractor."):]: v for k, v in tensors.items() if k.startswith("extractor.")}
+        return {"format": FORMAT, "config": config["config"], "classes": config["classes"], "denoiser": den,
+                "state_dict": state, "centre": tensors["centre"], "threshold": config.get("threshold"),
+                "openset_threshold": config.get("openset_threshold"), "meta": config.get("meta", {})}
+    except Exception as err:  # noqa: BLE001 - safetensors' errors, missing keys: the same clear line
+        raise ValueError(f"{folder}: damaged exported extractor ({type(err).__name__}: {err}); "
+                         f"export it again") from err

@@ -1,15 +1,24 @@
-"""The command line for people: `modelfp gallery add`, `modelfp identify`, `modelfp verify`.
+"""The command line for people: `modelfp gallery add | list | remove`, `identify`, `verify`, `export`.
 
-Thin verbs over `modelfp.attributor.Attributor`. Output on stdout, one tab-separated line per input
-image, in order; an image that cannot be used is the line `path<TAB>error: <what is wrong>; <what
-to do>` and the other images are still answered. Exit code: 0 when every input was answered, 1
-when some inputs failed, 2 for usage errors and unusable extractor or gallery files (one line on
-stderr, from `cli.main`).
+Thin verbs over `modelfp.attributor.Attributor`. Inputs are image files, folders (searched
+recursively) and glob patterns. Output on stdout in `--format table | csv | json` (default: table
+on a terminal, csv when piped): one row per input image (per pair for verify), in order; an image
+that cannot be used is a row with its `error` set, "what is wrong; what to do", and the other images
+are still answered. Summaries (per input folder, per gallery model) follow the table, are inside
+the json document, and go to stderr with csv, so the csv stays one table. A progress bar (tqdm) is
+shown when stderr is a terminal. Exit code: 0 when every input was answered, 1 when some inputs
+failed, 2 for usage errors and unusable extractor or gallery files (one line on stderr, from
+`cli.main`).
 """
 
 from __future__ import annotations
 
-from .cli import _device
+import csv
+import json
+import sys
+from dataclasses import asdict
+
+from .cli import _device, _set_threads
 
 # The attributor (torch, torchvision) is imported by the verbs, not here: building the parser of
 # `python -m modelfp` must stay cheap for the workflow's verbs (measured: +2.4 s per process).
@@ -19,82 +28,301 @@ def _attributor(args, **kw):
     from .attributor import Attributor
     if getattr(args, "window", None) is not None:
         kw["windows"] = args.window
+    _set_threads(args.threads)
     return Attributor(args.extractor, _device(args.device), **kw)
 
 
-IMAGES_HELP = "image files or folders (searched recursively)"
-EPILOG = ("Prints one tab-separated line per image; an image that cannot be used prints "
-          "'PATH<TAB>error: what is wrong; what to do' and the others are still answered. Exit code: "
-          "0 all answered, 1 some images failed, 2 usage error or unusable extractor/gallery file.")
+IMAGES_HELP = "image files, folders (searched recursively) or quoted glob patterns ('shots/**/*.png')"
+FORMATS = ("table", "csv", "json")
+EXTRACTOR_HELP = "a trained extractor: its .pt file, or the folder written by `modelfp export`"
+EPILOG = ("Prints one row per image (--format table on a terminal, csv when piped, or json); an image "
+          "that cannot be used is a row with its error column set ('what is wrong; what to do') and "
+          "the others are still answered. Exit code: 0 all answered, 1 some images failed, 2 usage "
+          "error or unusable extractor/gallery file.")
 
 
-def _print_failed(records) -> None:
-    for record in records:
-        print(f"{record.path}\terror: {record.error}")
+# ---------------------------------------------------------------------------------------------
+# Output: one table of rows (dicts), printed as an aligned table, csv or json
 
+def _format(args) -> str:
+    """--format, else table on a terminal and csv when piped (as common command-line tools do)."""
+    return args.format or ("table" if sys.stdout.isatty() else "csv")
+
+
+def _progress(att, inputs, desc: str):
+    """A tqdm bar over the images of `inputs` on a terminal (stderr), else None (quiet when piped)."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+    return tqdm(total=att.count(inputs), desc=desc, unit="img", leave=False)
+
+
+def _number(value, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _csv(rows: list[dict], columns: list[str]) -> None:
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(columns)
+    for row in rows:
+        out.writerow([_number(row.get(c), 6) for c in columns])
+
+
+def _json(document: dict) -> None:
+    json.dump(document, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+def _table(rows: list[dict], columns: list[str], headers: list[str]) -> None:
+    """Aligned columns; a row with an error is its first column then 'error: ...'."""
+    cells = [[_number(row.get(c), 4) for c in columns] for row in rows if not row.get("error")]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+    print(line(headers))
+    for row in rows:
+        if row.get("error"):
+            print(f"{row.get('path', row[columns[0]])}  error: {row['error']}")
+        else:
+            print(line([_number(row.get(c), 4) for c in columns]))
+
+
+def _summary_out(fmt: str):
+    """Where summaries go: after the table on stdout, to stderr with csv (the csv stays one table)."""
+    return sys.stderr if fmt == "csv" else sys.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# The verbs
 
 def cmd_gallery_add(args) -> int:
-    att = _attributor(args)
-    update = att.gallery_add(args.gallery, args.name, args.images)
-    _print_failed(update.failed)
-    if update.added:
-        print(f"{update.name}: {update.count} images in {update.path} ({update.models} models)")
+    from .attributor import models_in_folders
+    if args.from_folders and (args.name or args.images):
+        raise ValueError("gallery add takes NAME IMAGES... or --from-folders ROOT..., not both")
+    if args.from_folders:
+        models, failed = models_in_folders(args.from_folders)
+    elif args.name and args.images:
+        models, failed = {args.name: args.images}, []
     else:
-        print(f"{update.name}: no image added; {update.path} left as it was")
-    return 1 if update.failed else 0
+        raise ValueError("gallery add needs a model NAME and its IMAGES, or --from-folders ROOT (one model "
+                         "per sub-folder)")
+    fmt = _format(args)
+    att = _attributor(args)
+    inputs = [item for items in models.values() for item in items]
+    bar = _progress(att, inputs, "gallery add")
+    updates = att.gallery_add_models(args.gallery, models, bar.update if bar else None) if models else []
+    if bar:
+        bar.close()
+    rows = [{"model": "", "path": r.path, "error": r.error} for r in failed]
+    rows += [{"model": u.name, "path": path, "error": None} for u in updates for path in u.added]
+    rows += [{"model": u.name, "path": r.path, "error": r.error} for u in updates for r in u.failed]
+    written = any(u.added for u in updates)
+    lines = [f"{u.name}: {u.count} images in {u.path} ({u.models} models)" if u.added else
+             f"{u.name}: no image added" + ("" if written else f"; {args.gallery} left as it was")
+             for u in updates]
+    if not updates:
+        lines.append(f"no model found; {args.gallery} left as it was")
+    if fmt == "json":
+        _json({"gallery": args.gallery, "images": rows,
+               "models": [{"name": u.name, "added": len(u.added), "failed": len(u.failed), "images": u.count}
+                          for u in updates],
+               "models_in_gallery": updates[-1].models if updates else None})
+    elif fmt == "csv":
+        _csv(rows, ["model", "path", "error"])
+    else:
+        for row in rows:
+            if row["error"]:
+                print(f"{row['path']}  error: {row['error']}")
+    if fmt != "json":
+        print("\n".join(lines), file=_summary_out(fmt))
+    return 1 if any(row["error"] for row in rows) else 0
+
+
+def cmd_gallery_list(args) -> int:
+    from .attributor import read_gallery
+    gallery = read_gallery(args.gallery)
+    rows = [{"model": name, "images": count} for name, count in gallery.counts().items()]
+    fmt = _format(args)
+    if fmt == "json":
+        _json({"gallery": args.gallery, "extractor": gallery.extractor, "windows": gallery.windows,
+               "models": rows})
+    elif fmt == "csv":
+        _csv(rows, ["model", "images"])
+    else:
+        _table(rows, ["model", "images"], ["MODEL", "IMAGES"])
+        print(f"{args.gallery}: {len(rows)} models, {sum(r['images'] for r in rows)} images, "
+              f"{gallery.windows}x{gallery.windows} windows per image, extractor weights {gallery.extractor}")
+    return 0
+
+
+def cmd_gallery_remove(args) -> int:
+    from .attributor import remove_models
+    removed, gallery = remove_models(args.gallery, args.names)
+    for name, count in removed.items():
+        print(f"removed {name} ({count} images) from {args.gallery}")
+    print(f"{args.gallery}: {len(gallery.models)} models left")
+    return 0
+
+
+def _identification_rows(records, top_k: int) -> tuple[list[dict], list[str]]:
+    columns = ["path", "model", "score", "nearest", "threshold"]
+    columns += [f"{what}_{i}" for i in range(2, top_k + 1) for what in ("nearest", "score")]
+    rows = []
+    for r in records:
+        row = {"path": r.path, "model": r.model, "score": r.score, "nearest": r.nearest, "threshold": r.threshold,
+               "source": r.source, "error": r.error}
+        for i, c in enumerate(r.top[1:], start=2):
+            row[f"nearest_{i}"], row[f"score_{i}"] = c.model, c.score
+        rows.append(row)
+    return rows, [*columns, "source", "error"]
+
+
+def _summary_lines(summaries) -> list[str]:
+    lines = []
+    for s in summaries:
+        answers = [f"{m} {n}" for m, n in s.models.items()] + [f"unknown {s.unknown}"] * bool(s.unknown) \
+            + [f"failed {s.failed}"] * bool(s.failed)
+        lines.append(f"{s.folder}: {s.images} images; {', '.join(answers)}")
+    return lines
 
 
 def cmd_identify(args) -> int:
+    from .attributor import summarize
+    fmt = _format(args)
     att = _attributor(args)
-    records = att.identify(args.images, args.gallery, args.threshold)
-    for r in records:
-        if r.error:
-            _print_failed([r])
-        else:
-            print(f"{r.path}\t{r.model}\t{r.score:.4f}\t(nearest: {r.nearest}, threshold {r.threshold:.4f})")
+    bar = _progress(att, args.images, "identify")
+    records, items = [], []
+    each = att.identify_each(args.images, args.gallery, args.threshold, args.top_k, bar.update if bar else None)
+    if args.report:
+        from . import report_html
+        for r, image, h in each:
+            records.append(r)
+            items.append(report_html.ReportItem(r, report_html.thumbnail(image.image) if h is not None else None, h))
+    else:
+        records = [r for r, _, _ in each]
+    if bar:
+        bar.close()
+    rows, columns = _identification_rows(records, args.top_k)
+    summaries = summarize(records)
+    threshold = att.threshold(args.threshold, "open-set")
+    if fmt == "json":
+        _json({"gallery": args.gallery, "extractor": args.extractor, "threshold": threshold,
+               "images": [asdict(r) for r in records], "summary": [asdict(s) for s in summaries]})
+    elif fmt == "csv":
+        _csv(rows, columns)
+    else:
+        shown = ["path", "model", "score", "nearest"]
+        headers = ["IMAGE", "ANSWER", "SCORE", "NEAREST"]
+        if args.top_k > 1:
+            for row in rows:
+                row["others"] = ", ".join(f"{row[f'nearest_{i}']} {row[f'score_{i}']:.4f}"
+                                          for i in range(2, args.top_k + 1) if f"nearest_{i}" in row)
+            shown, headers = [*shown, "others"], [*headers, "NEXT"]
+        _table(rows, shown, headers)
+    if fmt != "json":
+        out = _summary_out(fmt)
+        print(f"\nsummary (threshold {threshold:.4f}; below it: unknown)", file=out)
+        print("\n".join(_summary_lines(summaries)), file=out)
+    if args.report:
+        from . import report_html
+        names, prints = att.load_gallery(args.gallery).fingerprints()
+        report_html.write(report_html.render(items, names, prints, gallery=args.gallery, extractor=args.extractor,
+                                             threshold=threshold), args.report)
+        print(f"report: {args.report}", file=sys.stderr)
     return 1 if any(r.error for r in records) else 0
 
 
 def cmd_verify(args) -> int:
+    fmt = _format(args)
     att = _attributor(args)
-    v = att.verify(args.image_a, args.image_b, args.threshold)
-    if v.failed:
-        _print_failed(v.failed)
-        return 1
-    verdict = "same model" if v.same else "different models"
-    print(f"{verdict}\tscore {v.score:.4f}\tthreshold {v.threshold:.4f}")
+    bar = _progress(att, [args.image_a, args.image_b], "verify")
+    pairs = att.verify_pairs([args.image_a], [args.image_b], args.threshold, bar.update if bar else None)
+    if bar:
+        bar.close()
+    rows = []
+    for v in pairs:
+        verdict = None if v.failed else "same model" if v.same else "different models"
+        row = {"a": v.a, "b": v.b, "verdict": verdict, "same": v.same, "score": v.score, "threshold": v.threshold,
+               "error": v.failed[0].error if v.failed else None}
+        if v.failed:
+            row["path"] = v.failed[0].path
+        rows.append(row)
+    if fmt == "json":
+        _json({"threshold": att.threshold(args.threshold), "pairs": [{k: v for k, v in row.items() if k != "path"}
+                                                                    for row in rows]})
+    elif fmt == "csv":
+        _csv([{**r, "same": None if r["same"] is None else str(r["same"]).lower()} for r in rows],
+             ["a", "b", "verdict", "same", "score", "threshold", "error"])
+    else:
+        _table(rows, ["a", "b", "verdict", "score"], ["IMAGE A", "IMAGE B", "VERDICT", "SCORE"])
+        print(f"threshold {att.threshold(args.threshold):.4f} (same model at or above it)")
+    return 1 if any(v.failed for v in pairs) else 0
+
+
+def cmd_export(args) -> int:
+    from . import extractor as ex
+    model = ex.load(args.extractor)
+    weights, config = ex.export(model, args.out_dir)
+    print(f"{weights} ({weights.stat().st_size / 1e6:.1f} MB) and {config}: {args.extractor} as safetensors "
+          f"weights and a JSON config; pass the folder as --extractor")
     return 0
 
 
+def _common(p, extractor=True, fmt=True) -> None:
+    if extractor:
+        p.add_argument("--extractor", required=True, help=EXTRACTOR_HELP)
+        p.add_argument("--device", default="auto")
+        p.add_argument("--threads", type=int, help="CPU threads for the extractor (default: torch's, all cores)")
+    if fmt:
+        p.add_argument("--format", choices=FORMATS, help="output format (default: table on a terminal, csv when piped)")
+
+
 def add_commands(sub) -> None:
-    """Register gallery / identify / verify on the `modelfp` sub-parsers `sub`."""
+    """Register gallery / identify / verify / export on the `modelfp` sub-parsers `sub`."""
     p = sub.add_parser("gallery", help="galleries of model fingerprints")
     gsub = p.add_subparsers(dest="gallery_command", required=True)
-    g = gsub.add_parser("add", help="add images of a model (builds or extends the gallery file)",
-                       epilog=EPILOG)
-    g.add_argument("name")
-    g.add_argument("images", nargs="+", help=IMAGES_HELP)
-    g.add_argument("--extractor", required=True)
+    g = gsub.add_parser("add", help="add images of a model, or of one model per sub-folder (builds or extends "
+                        "the gallery file)", epilog=EPILOG,
+                        usage="modelfp gallery add (NAME IMAGES... | --from-folders ROOT...) --extractor E --gallery G")
+    g.add_argument("name", nargs="?", help="the model's name")
+    g.add_argument("images", nargs="*", help=IMAGES_HELP)
+    g.add_argument("--from-folders", nargs="+", metavar="ROOT",
+                   help="folders of folders: each sub-folder of ROOT holds the images of one model, named "
+                        "after the sub-folder")
     g.add_argument("--gallery", required=True)
     g.add_argument("--window", type=int,
                    help="sliding windows per image side, for a new gallery (default: attributor.WINDOWS, 3)")
-    g.add_argument("--device", default="auto")
+    _common(g)
     g.set_defaults(func=cmd_gallery_add)
+    g = gsub.add_parser("list", help="the models of a gallery and their image counts")
+    g.add_argument("--gallery", required=True)
+    _common(g, extractor=False)
+    g.set_defaults(func=cmd_gallery_list)
+    g = gsub.add_parser("remove", help="remove models from a gallery")
+    g.add_argument("names", nargs="+", metavar="NAME")
+    g.add_argument("--gallery", required=True)
+    g.set_defaults(func=cmd_gallery_remove)
 
     p = sub.add_parser("identify", help="the nearest gallery model of each image, or unknown", epilog=EPILOG)
     p.add_argument("images", nargs="+", help=IMAGES_HELP)
-    p.add_argument("--extractor", required=True)
     p.add_argument("--gallery", required=True)
     p.add_argument("--threshold", type=float, help="default: the extractor's open-set threshold (below it: unknown)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--top-k", type=int, default=1, metavar="K", help="also list the K best models and scores")
+    p.add_argument("--report", metavar="OUT.html",
+                   help="also write a self-contained HTML page: thumbnails per model and unknown, a PCA map")
+    _common(p)
     p.set_defaults(func=cmd_identify)
 
-    p = sub.add_parser("verify", help="do two images come from the same model?", epilog=EPILOG)
-    p.add_argument("image_a")
-    p.add_argument("image_b")
-    p.add_argument("--extractor", required=True)
+    p = sub.add_parser("verify", help="do two images come from the same model? (folders: every pair)",
+                       epilog=EPILOG)
+    p.add_argument("image_a", help="an image, or a folder or pattern: each of its images is compared")
+    p.add_argument("image_b", help="the same, for the other side")
     p.add_argument("--threshold", type=float, help="default: the extractor's verification threshold")
     p.add_argument("--window", type=int,
                    help="sliding windows per image side (default: attributor.WINDOWS, 3)")
-    p.add_argument("--device", default="auto")
+    _common(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("export", help="write an extractor as safetensors weights and a JSON config (no pickle)")
+    p.add_argument("extractor", help=EXTRACTOR_HELP)
+    p.add_argument("out_dir", help="the folder to write model.safetensors and config.json into")
+    p.set_defaults(func=cmd_export)

@@ -19,8 +19,14 @@ name the embed, evaluate and t-SNE rules accept (`FINGERPRINTER_PATTERN`).
 
 The controls are built from the same feed (the per-position input statistics) but never trained.
 
+The ablations' budget: a preset may train Only-Syn (`all`, Tables VIII-X, the deployed extractor)
+longer than the ablations (`extractor.ablation_epochs`); the ablations (wo_*, seeds_*, pool_*,
+blocks_*, immunized) then share that smaller budget with their own "All" row, `all_ablation`: the
+same training set as `all`, at the ablations' budget (`Variant.ablation`).
+
 `canonical` maps a variant that equals `all` under the preset (e.g. seeds_20 of a 20-seed zoo,
-blocks_2, the pool_ of the only pool) to "all", so no extractor is trained twice.
+blocks_2, the pool_ of the only pool) to its All row - "all_ablation" when the ablations have their
+own budget, else "all" - so no extractor is trained twice.
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ class Variant:
     finetune: bool = False     # start from `all` and tune on the classical test models
     untrained: bool = False    # a control: saved at initialisation
     backbone: str | None = None  # overrides the config's backbone (the reference: "none")
+    ablation: bool = False     # trained for the ablations' budget (extractor.ablation_epochs)
 
 
-PATTERN = r"all|immunized|finetune|random|reference|wo_[KLSUAN]|seeds_\d+|pool_\w+|blocks_[123]"
+ABLATION_ALL = "all_ablation"
+PATTERN = r"all|all_ablation|immunized|finetune|random|reference|wo_[KLSUAN]|seeds_\d+|pool_\w+|blocks_[123]"
 BASELINE_PREFIX = "baseline_"
 # the paper's row label of each baseline of Tables VIII-X (here, not in modelfp.baselines, so that the
 # workflow reads it without importing torch)
@@ -63,7 +71,7 @@ def variant(name: str, zoo: list[str], seeds: int, pools: list[str]) -> Variant:
     """The variant `name` of a zoo (architecture ids, K in {1, 2, 3}) of `seeds` seeds per
     architecture, trained on `pools`; ValueError for unknown names or empty selections."""
     if not _PATTERN.fullmatch(name):
-        raise ValueError(f"unknown extractor variant {name!r}; known: all, wo_K, wo_L, wo_S, wo_U, "
+        raise ValueError(f"unknown extractor variant {name!r}; known: all, all_ablation, wo_K, wo_L, wo_S, wo_U, "
                          f"wo_A, wo_N, seeds_<n>, pool_<pool>, blocks_<1|2|3>, immunized, finetune, random, reference")
     archs = [archspace.parse(a) for a in zoo]
     base = [a for a in archs if a.blocks in archspace.BLOCKS]
@@ -84,13 +92,18 @@ def variant(name: str, zoo: list[str], seeds: int, pools: list[str]) -> Variant:
     return Variant(name, tuple(a.id for a in chosen), tuple(seed_list), tuple(pool_list),
                    augment=name == "immunized", finetune=name == "finetune",
                    untrained=name in ("random", "reference"),
-                   backbone="none" if name == "reference" else None)
+                   backbone="none" if name == "reference" else None,
+                   ablation=name not in ("all", "finetune", "random", "reference"))
 
 
-def canonical(name: str, zoo: list[str], seeds: int, pools: list[str]) -> str:
-    """"all" when variant `name` trains exactly what `all` trains, else `name`."""
+def canonical(name: str, zoo: list[str], seeds: int, pools: list[str], ablation_budget: bool = False) -> str:
+    """The variant that trains what `name` trains: for an ablation that equals `all` in training
+    data, its All row ("all_ablation" when the ablations have their own budget, else "all"); else `name`."""
     if name in ("all", "immunized", "finetune", "random", "reference") or name.startswith(BASELINE_PREFIX):
         return name
+    all_row = ABLATION_ALL if ablation_budget else "all"
+    if name == ABLATION_ALL:
+        return all_row
     v, a = variant(name, zoo, seeds, pools), variant("all", zoo, seeds, pools)
     same = (v.archs, v.seeds, v.pools) == (a.archs, a.seeds, a.pools)
-    return "all" if same else name
+    return all_row if same else name

@@ -292,6 +292,8 @@ check_test_models(TB["models"] + TB["lineage"] + TB["configurations"])
 
 # --- extractor variants and their evaluation ----------------------------------------------------
 EXT = config["extractor"]
+# the ablations train for their own, smaller budget when the preset gives one (modelfp.variants)
+ABLATION_BUDGET = EXT.get("ablation_epochs", EXT["epochs"]) != EXT["epochs"]
 EVAL = config["evaluation"]
 DEFAULT_VIEW = f"w{EVAL['window']}"
 DENOISER = "results/denoiser/dncnn.pt"
@@ -308,7 +310,8 @@ def evaluation_csv(name, view=DEFAULT_VIEW):
     """The evaluation of variant `name` (or of `all`, when it trains the same thing) in a view."""
     from modelfp.variants import canonical
 
-    return f"results/evaluation/{canonical(name, ZOO + ZOO_K3, SYN['seeds'], SYN['pools'])}/{view}.csv"
+    trained = canonical(name, ZOO + ZOO_K3, SYN["seeds"], SYN["pools"], ABLATION_BUDGET)
+    return f"results/evaluation/{trained}/{view}.csv"
 
 
 def classical_models():
@@ -328,7 +331,9 @@ def extractor_args(w, input):
     import json
 
     v = variant_of(w.variant)
-    opts = {k: val for k, val in EXT.items() if k not in ("immunize", "finetune")}
+    opts = {k: val for k, val in EXT.items() if k not in ("immunize", "finetune", "ablation_epochs")}
+    if v.ablation and "ablation_epochs" in EXT:
+        opts["epochs"] = EXT["ablation_epochs"]
     if v.augment:
         opts["augment"] = EXT["immunize"]
     if v.backbone:
@@ -504,7 +509,7 @@ def table_rows(table):
     """(our label, the paper's row label or '', evaluation csv) of a table's rows."""
     if table == "table_iv":
         return [(f"w/o {k}", f"w/o {k}", evaluation_csv(f"wo_{k}")) for k in "KLSUAN"] + [
-            ("All", "All", evaluation_csv("all"))]
+            ("All", "All", evaluation_csv(variants.ABLATION_ALL))]
     if table == "table_v":
         return [(f"{n}" + (" (all)" if n == SYN["seeds"] else ""),
                  "20" if n == SYN["seeds"] else (str(n) if n in (1, 10, 15, 20) else ""),
@@ -512,7 +517,7 @@ def table_rows(table):
     if table == "table_vi":
         both = " + ".join(SYN["pools"])
         return [(p, _pool_label(p), evaluation_csv(f"pool_{p}")) for p in SYN["pools"]] + [
-            (both, "CelebA + LSUN", evaluation_csv("all"))]
+            (both, "CelebA + LSUN", evaluation_csv(variants.ABLATION_ALL))]
     if table == "table_vii":
         paper = {1: "w/o slide window", 2: "2x2", 3: "3x3", 4: "4x4"}
         return [("w/o slide window" if n == 1 else f"{n}x{n}", paper.get(n, ""), evaluation_csv("all", f"w{n}"))
@@ -535,7 +540,12 @@ def table_inputs(w):
 def table_args(w, input):
     """`--row LABEL PAPER_LABEL CSV` for each declared row input, the paper's label from table_rows."""
     paper = {label: p for label, p, _ in table_rows(w.table)}
-    return " ".join(f"--row '{label}' '{paper[label]}' {csv}" for label, csv in named(input, "row"))
+    rows = " ".join(f"--row '{label}' '{paper[label]}' {csv}" for label, csv in named(input, "row"))
+    if ABLATION_BUDGET and w.table in ("table_iv", "table_v", "table_vi"):
+        steps = EXT["steps_per_epoch"]
+        rows += (f" --note 'Every row, All included, trained for {EXT['ablation_epochs'] * steps} steps, the "
+                 f"ablations common budget; Only-Syn of Tables VIII-X trained for {EXT['epochs'] * steps}.'")
+    return rows
 
 
 def perturbation_views():
@@ -544,7 +554,7 @@ def perturbation_views():
 
 
 FIGURE_8_BLOCKS = (1, 2, 3)
-FIGURE_16_EXTRACTORS = {"plain": "all", "immunized": "immunized"}     # curve name: variant
+FIGURE_16_EXTRACTORS = {"plain": variants.ABLATION_ALL, "immunized": "immunized"}  # curve: variant (one budget)
 
 
 def fig_8_inputs(w=None):
@@ -584,3 +594,73 @@ def configurations_args(w=None):
                          "and sampling: under testbed.configurations (configs/demo.yaml has ddpm_varied)")
     return (f"--reference {' '.join(TB['models'])} " + " ".join(f"--derived {m} {test_model(m)['base']}"
                                                                 for m in TB["configurations"]))
+
+
+# --- Figures 3 and 12 (figures.smk): generators whose weights a figure reads, in no table -------
+FIG_3 = config["fig_3"]
+FIG_12 = config["fig_12"]
+
+
+def generator_bed(name):
+    """The bed (testbed | validation) that defines an own generator a figure reads the weights of."""
+    beds = [bed for bed in BED_ENTRIES if name in bed_entries(bed)]
+    if not beds:
+        raise ValueError(f"config: a figure (fig_3.pairs or fig_12.models) names {name!r}, which is defined "
+                         f"neither under test_models: nor under validation.instances:")
+    if not {"generator", "lora"} & set(test_model(name, beds[0])):
+        raise ValueError(f"config: a figure reads the weights of {name!r}, but it has none of its own (it needs "
+                         f"generator: and steps:, a generator the workflow trains)")
+    return beds[0]
+
+
+def generator_inputs(names):
+    """Each model's generator.pt as the named input generator:<name>."""
+    return named_inputs("generator", ((m, test_model_generator(m, generator_bed(m))) for m in names))
+
+
+def check_figure_generators():
+    """Stop at start-up on a figure's unknown or weightless model, on a fig_3 pair that is not one
+    design trained twice with only the seed changed, and on a missing pool."""
+    from modelfp.blockswap import BLOCK_LAYOUTS
+
+    names = [m for pair in FIG_3["pairs"] for m in pair] + FIG_12["models"]
+    for bed in BED_ENTRIES:
+        mine = [m for m in names if generator_bed(m) == bed]
+        check_test_models(mine, bed)
+        check_pools(trained_pools(mine, bed))
+    for a, b in FIG_3["pairs"]:
+        spec = {m: test_model(m, generator_bed(m)) for m in (a, b)}
+        if spec[a].get("generator") not in BLOCK_LAYOUTS:
+            raise ValueError(f"config: fig_3 pair {a} / {b}: block swapping knows the families "
+                             f"{sorted(BLOCK_LAYOUTS)}, not {spec[a].get('generator')!r}")
+        other = sorted(k for k in set(spec[a]) | set(spec[b])
+                       if k not in ("seed", "note") and spec[a].get(k) != spec[b].get(k))
+        seeds = [spec[m].get("seed", TB["seed"]) for m in (a, b)]
+        if other or seeds[0] == seeds[1]:
+            raise ValueError(f"config: fig_3 pair {a} / {b} must be one design trained twice with different "
+                             f"seeds; " + (f"they also differ in {other}" if other else f"both have seed {seeds[0]}"))
+
+
+check_figure_generators()
+
+
+def fig_3_inputs(w=None):
+    return {**generator_inputs([m for pair in FIG_3["pairs"] for m in pair]), "denoiser": DENOISER}
+
+
+def fig_3_args(w, input):
+    """`--pair A GENERATOR_A B GENERATOR_B` per configured pair (paths: the declared inputs) and the
+    classifier's settings."""
+    generator = dict(named(input, "generator"))
+    pairs = " ".join(f"--pair {a} {generator[a]} {b} {generator[b]}" for a, b in FIG_3["pairs"])
+    return (f"{pairs} --n-train {FIG_3['n_train']} --n-test {FIG_3['n_test']} --steps {FIG_3['steps']} "
+            f"--batch-size {FIG_3['batch_size']} --width {FIG_3['width']} --lr {FIG_3['lr']} --seed {FIG_3['seed']}")
+
+
+def fig_12_inputs(w=None):
+    return generator_inputs(FIG_12["models"])
+
+
+def fig_12_args(w, input):
+    return (" ".join(f"--model {m} {path}" for m, path in named(input, "generator"))
+            + f" --channel {FIG_12['channel']} --n-images {FIG_12['n_images']} --seed {FIG_12['seed']}")
