@@ -7,7 +7,7 @@ gallery comparison and the csv. It also times reading alone, so the share of the
 seen. The issue's target: 1,000 images in under a minute on the 2-core CPU with the demo's
 extractor.
 
-The extractor is the demo preset's (small_cnn on 32x32 log1p spectra, 8x32 DnCNN), untrained
+The extractor is the demo preset's (configs/demo.yaml's extractor and denoiser sizes), untrained
 unless --extractor names a file (results/extractors/all/model.pt after `make demo`): an untrained
 one costs exactly what a trained one costs. Nothing in results/ is written.
 
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 
 from modelfp import denoise
@@ -34,9 +35,10 @@ from modelfp import extractor as ex
 from modelfp.cli import main as modelfp
 from modelfp.pools import list_images, load_image
 
-# configs/demo.yaml: extractor and denoiser sizes
-DEMO = dict(backbone="small_cnn", transform="log1p", normalize=True, pooling="flatten", image_size=32)
-DEMO_DENOISER = dict(depth=8, features=32)
+# configs/demo.yaml: extractor and denoiser sizes (read, not copied: the demo's choice may change)
+_PRESET = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
+DEMO = {k: _PRESET["extractor"][k] for k in ("backbone", "transform", "normalize", "pooling", "image_size")}
+DEMO_DENOISER = {k: _PRESET["denoiser"][k] for k in ("depth", "features")}
 GALLERY_MODELS, GALLERY_IMAGES = 5, 10
 
 
