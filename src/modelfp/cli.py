@@ -544,15 +544,53 @@ def cmd_embed(args):
     from .splits import EVAL, folder_side
     _set_threads(args.threads)
     model = load_fingerprinter(args.extractor, _device(args.device))
+    lists = _read_lists(args)
     for name, folder in args.model:
         paths, total = folder_side(folder, args.train_fraction, EVAL)
+        if lists is not None:
+            paths = _listed_images(lists, name, folder, args.train_fraction) or paths
         # a chunk of images at a time: 1,000 megapixel images would not fit in memory at once
         emb = torch.cat([ex.embed(model, [load_image(p, None) for p in paths[i:i + EMBED_CHUNK]], args.window,
                                   args.batch_size) for i in range(0, len(paths), EMBED_CHUNK)])
         _save_npz(Path(args.out_dir) / f"{name}.npz", embeddings=emb.numpy(),
-                  paths=[str(p) for p in paths])
-        log.info("  %-24s %4d of %d images (evaluation side, train_fraction %g) -> %s", name, len(paths),
-                 total, args.train_fraction, tuple(emb.shape))
+                  paths=[str(p) for p in paths], folder=str(folder))
+        log.info("  %-24s %4d of %d images (%s, train_fraction %g) -> %s", name, len(paths), total,
+                 "evaluation side" if lists is None else "named by the evaluation lists", args.train_fraction,
+                 tuple(emb.shape))
+
+
+def _read_lists(args):
+    """The evaluation lists of --lists-root/--support/--test/--pairs (all or none), or None."""
+    given = [args.lists_root, args.support, args.test, args.pairs]
+    if not any(given):
+        return None
+    if not all(given):
+        raise ValueError("--lists-root, --support, --test and --pairs go together (evaluation.lists)")
+    from .protocol_lists import read_lists
+    return read_lists(args.lists_root, args.support, args.test, args.pairs)
+
+
+def _listed_images(lists, name, folder, train_fraction):
+    """With evaluation lists, a model's images are exactly those the lists name (either side of
+    modelfp.splits: the user's lists decide), found in its folder by key; [] if it is in no list."""
+    from .pools import list_images
+    from .protocol_lists import images_of
+    from .splits import TRAIN, image_key, side
+    wanted = {}
+    for image in images_of(lists):
+        if image.model == name:
+            wanted.setdefault(image.key, image.where)
+    if not wanted:
+        return []
+    by_key = {image_key(p, folder): p for p in list_images(folder)}
+    for key, where in wanted.items():
+        if key not in by_key:
+            raise FileNotFoundError(f"{where}: image {name}/{key} is not in the folder {folder} of model {name!r}")
+    on_train = sum(side(k, train_fraction) == TRAIN for k in wanted)
+    if on_train:
+        log.warning("  %s: %d of the %d listed images lie on the training side that fine-tuning and the "
+                    "baselines read (modelfp.splits)", name, on_train, len(wanted))
+    return sorted(by_key[k] for k in wanted)
 
 
 def cmd_evaluate(args):
@@ -569,15 +607,30 @@ def cmd_evaluate(args):
         verifier = baselines.pair_scorer(baselines.load(args.verifier))
         if verifier is None:
             raise ValueError(f"{args.verifier}: its method has no pair verifier of its own (only abady has)")
+    lists = _read_lists(args)
+    if lists is not None:
+        from . import protocol_lists
+        protocol_lists.check_models(lists, groups["all"])
+        # every line is located once up front, so a missing image stops the run whatever the groups
+        protocol_lists.locate(lists, protocol_lists.embedded_keys(args.embeddings, groups["all"]), groups["all"])
+        log.info("evaluation lists: %d support, %d test images, %d pairs (not the seeded protocol)",
+                 len(lists.support), len(lists.test), len(lists.pairs))
     rows = []
     for group, names in groups.items():
         if len(names) < 2:
             log.warning("group %s has %d test model(s): no metrics (need 2)", group, len(names))
             continue
         emb, labels = evaluate.read_embeddings(args.embeddings, names)
-        row = evaluate.evaluate_group(emb, labels, n_same=args.pairs_same, n_diff=args.pairs_diff,
-                                      gallery_size=args.gallery, seed=args.seed)
-        if verifier is not None:
+        if lists is not None:
+            support, test, pairs = protocol_lists.locate(
+                lists, protocol_lists.embedded_keys(args.embeddings, names), names)
+            row, own = protocol_lists.evaluate_lists(emb, labels, support, test, pairs, verifier)
+            if own is not None:
+                row.update(verifier_verification_acc=100 * own["accuracy"], verifier_verification_auc=100 * own["auc"])
+        else:
+            row = evaluate.evaluate_group(emb, labels, n_same=args.pairs_same, n_diff=args.pairs_diff,
+                                          gallery_size=args.gallery, seed=args.seed)
+        if verifier is not None and lists is None:
             own = evaluate.verification(emb, labels, args.pairs_same, args.pairs_diff, args.seed, pair_score=verifier)
             row.update(verifier_verification_acc=100 * own["accuracy"], verifier_verification_auc=100 * own["auc"])
         rows.append({"group": group, "models": len(names), "images": len(labels), **row})
@@ -880,6 +933,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, required=True, help="n for n x n windows (1: centre crop)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out-dir", required=True, help="writes OUT_DIR/NAME.npz")
+    p.add_argument("--lists-root", help="evaluation lists (all four or none; modelfp.protocol_lists): "
+                   "the folder the list paths are relative to")
+    p.add_argument("--support", help="identification support list, path<TAB>label lines")
+    p.add_argument("--test", help="identification test list, path<TAB>label lines")
+    p.add_argument("--pairs", help="verification pair list, path1<TAB>path2<TAB>label lines (1 same, 0 different)")
     _compute_args(p)
     p.set_defaults(func=cmd_embed)
 
@@ -895,6 +953,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="t-SNE of fingerprints")
     p.add_argument("--verifier", help="a trained-baseline file whose method has its own pair verifier "
                                       "(abady): its scores on the same pairs go to verifier_verification_*")
+    p.add_argument("--lists-root", help="evaluation lists (all four or none; modelfp.protocol_lists): "
+                   "the folder the list paths are relative to")
+    p.add_argument("--support", help="identification support list, path<TAB>label lines")
+    p.add_argument("--test", help="identification test list, path<TAB>label lines")
+    p.add_argument("--pairs", help="verification pair list, path1<TAB>path2<TAB>label lines (1 same, 0 different)")
     p.add_argument("--out-csv", required=True)
     p.set_defaults(func=cmd_evaluate)
 

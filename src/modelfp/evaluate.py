@@ -249,6 +249,14 @@ def verification(emb, labels, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_P
     if n_same < 1 or n_diff < 1:
         raise ValueError(f"verification needs n_same >= 1 and n_diff >= 1; got {n_same}, {n_diff}")
     i, j, same = verification_pairs(labels, n_same, n_diff, seed)
+    return verification_of_pairs(emb, i, j, same, pair_score)
+
+
+def verification_of_pairs(emb, i, j, same, pair_score=None) -> dict:
+    """`verification` on given pairs: rows i[k], j[k] of emb, `same[k]` true for a same-model pair
+    (the seeded pairs, or a published pair list: modelfp.protocol_lists)."""
+    emb, _ = _embeddings(emb, np.zeros(len(emb)))
+    i, j, same = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64), np.asarray(same, dtype=bool)
     if pair_score is not None:
         scores = np.asarray(pair_score(emb[i], emb[j]), dtype=np.float64)
     else:
@@ -305,8 +313,19 @@ def identification(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0)
     Raises ValueError if a model has <= gallery_size images (it would have no query).
     """
     emb, labels = _embeddings(emb, labels)
-    names = np.unique(labels)
     gallery, queries = _gallery_split(labels, gallery_size, seed)
+    return identification_of_split(emb, labels, gallery, queries)
+
+
+def identification_of_split(emb, labels, gallery, queries) -> dict:
+    """`identification` with given gallery and query row indices (the seeded split, or a published
+    support/test list: modelfp.protocol_lists). Every model with a query needs a gallery image."""
+    emb, labels = _embeddings(emb, labels)
+    gallery, queries = np.asarray(gallery, dtype=np.int64), np.asarray(queries, dtype=np.int64)
+    names = np.unique(labels[np.r_[gallery, queries]])
+    lacking = sorted(set(labels[queries].tolist()) - set(labels[gallery].tolist()))
+    if lacking:
+        raise ValueError(f"model(s) {lacking} have queries but no gallery image")
     fp_names, fingerprints = gallery_fingerprints(emb[gallery], labels[gallery])
     predictions = fp_names[np.argmax(_l2_normalise(emb[queries]) @ fingerprints.T, axis=1)]
     truth = labels[queries]
@@ -335,9 +354,19 @@ def open_set(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0) -> di
     """
     emb, labels = _embeddings(emb, labels)
     gallery, queries = _gallery_split(labels, gallery_size, seed)
+    return open_set_of_split(emb, labels, gallery, queries)
+
+
+def open_set_of_split(emb, labels, gallery, queries) -> dict:
+    """`open_set` with given gallery and query row indices (as `identification_of_split`)."""
+    emb, labels = _embeddings(emb, labels)
+    gallery, queries = np.asarray(gallery, dtype=np.int64), np.asarray(queries, dtype=np.int64)
     names, fingerprints = gallery_fingerprints(emb[gallery], labels[gallery])
     if len(names) < 2:
         raise ValueError(f"open-set rejection needs at least 2 models; got {len(names)}")
+    lacking = sorted(set(labels[queries].tolist()) - set(names.tolist()))
+    if lacking:
+        raise ValueError(f"model(s) {lacking} have queries but no gallery image")
     sims = _l2_normalise(emb[queries]) @ fingerprints.T                    # (queries, models)
     own = np.searchsorted(names, labels[queries])                          # each query's model column
     known, unknown = [], []
@@ -377,10 +406,13 @@ def evaluate_group(emb, labels, *, n_same: int = N_SAME_PAIRS, n_diff: int = N_D
     """One group's row of Tables VIII-X: accuracies, AUC and F1 in percent (x100, as the tables),
     the verification threshold as a cosine, silhouette and DBI raw; plus the open-set AUROC (percent)
     and threshold (a cosine)."""
-    ver = verification(emb, labels, n_same, n_diff, seed)
-    ide = identification(emb, labels, gallery_size, seed)
-    ope = open_set(emb, labels, gallery_size, seed)
-    clu = cluster_scores(emb, labels)
+    return group_row(verification(emb, labels, n_same, n_diff, seed),
+                     identification(emb, labels, gallery_size, seed),
+                     open_set(emb, labels, gallery_size, seed), cluster_scores(emb, labels))
+
+
+def group_row(ver: dict, ide: dict, ope: dict, clu: dict) -> dict:
+    """The table row of `evaluate_group` from the four results (also used with published lists)."""
     return {"verification_acc": 100 * ver["accuracy"], "verification_auc": 100 * ver["auc"],
             "verification_threshold": ver["threshold"],
             "identification_acc": 100 * ide["accuracy"], "identification_f1": 100 * ide["macro_f1"],

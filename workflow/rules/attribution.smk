@@ -38,11 +38,12 @@ rule evaluate:
     params:
         args=evaluate_args,
         verifier=verifier_args,
+        lists=lists_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp evaluate --embeddings {input.embeddings} {params.args}{params.verifier} "
+        "python -m modelfp evaluate --embeddings {input.embeddings} {params.args}{params.verifier}{params.lists} "
         "--out-csv {output} > {log} 2>&1"
 
 

@@ -395,11 +395,47 @@ def fingerprinter_file(variant):
     return f"results/extractors/{variant}/trained.pt"
 
 
+# The authors' evaluation lists (optional evaluation.lists; modelfp.protocol_lists): in every test
+# bed view, `embed` reads exactly the images they name and `evaluate` uses exactly their support/test
+# split and pairs, for every variant; validation views keep the seeded protocol.
+LISTS = EVAL.get("lists")
+LIST_FILES = {k: LISTS[k] for k in ("support", "test", "pairs")} if LISTS else {}
+
+
+def check_lists():
+    """Named at start-up: a missing lists root or list file."""
+    if not LISTS:
+        return
+    if not Path(LISTS["root"]).is_dir():
+        raise ValueError(f"config: evaluation.lists.root {LISTS['root']!r} is not a folder")
+    missing = [f"evaluation.lists.{k}: {f}" for k, f in LIST_FILES.items() if not Path(f).is_file()]
+    if missing:
+        raise ValueError("config: missing evaluation list file(s): " + "; ".join(missing))
+    from modelfp import protocol_lists    # malformed lines and unknown models, named by file:line
+
+    lists = protocol_lists.read_lists(LISTS["root"], *LIST_FILES.values())
+    protocol_lists.check_models(lists, TB["models"])
+
+
+check_lists()
+
+
+def lists_inputs(w):
+    return dict(LIST_FILES) if LISTS and view_bed(w.view) == "testbed" else {}
+
+
+def lists_args(w, input):
+    if "support" not in input.keys():
+        return ""
+    return (f" --lists-root '{LISTS['root']}' --support '{input.support}' --test '{input.test}' "
+            f"--pairs '{input.pairs}'")
+
+
 def embed_inputs(w):
     """What `embed` needs for a view: the extractor (or trained baseline), and the test (or
     validation) models' folders (model:<name>) or one perturbation level (`perturbed`, a folder per
-    model: `perturb` writes OUT_DIR/NAME)."""
-    inputs = {"extractor": fingerprinter_file(w.variant)}
+    model: `perturb` writes OUT_DIR/NAME); with evaluation lists, the lists."""
+    inputs = {"extractor": fingerprinter_file(w.variant), **lists_inputs(w)}
     if view_bed(w.view) == "validation" or w.view.startswith("w"):
         return {**inputs, **model_inputs(view_models(w.view), view_bed(w.view))}
     kind, level = w.view.split("-", 1)
@@ -449,13 +485,13 @@ def embed_args(w, input):
     fine-tuned extractor or a baseline trained on."""
     models = (" ".join(f"--model {m} '{Path(input.perturbed, m)}'" for m in view_models(w.view))
               if "perturbed" in input.keys() else model_args(input))
-    return f"{models} --train-fraction {EVAL['train_fraction']}"
+    return f"{models} --train-fraction {EVAL['train_fraction']}" + lists_args(w, input)
 
 
 def evaluate_inputs(w):
     """The embeddings of a variant in a view, and for a baseline with its own pair verifier (Abady's
     siamese network) its trained file, whose scores are reported beside the cosine's."""
-    inputs = {"embeddings": f"results/embeddings/{w.variant}/{w.view}"}
+    inputs = {"embeddings": f"results/embeddings/{w.variant}/{w.view}", **lists_inputs(w)}
     method = w.variant.removeprefix(variants.BASELINE_PREFIX)
     if w.variant.startswith(variants.BASELINE_PREFIX) and method in variants.BASELINE_VERIFIERS:
         inputs["verifier"] = baseline_file(method)
