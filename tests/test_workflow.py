@@ -125,22 +125,27 @@ def _check_ffd_tables(root):
 
 
 def _read_evaluation(root, variant, view="w2"):
-    """The evaluation csv of a variant; variants that train what `all` trains use all's."""
+    """The evaluation csv of a variant; an ablation that trains what `all` trains uses its All row's
+    (the smoke preset gives the ablations their own budget: all_ablation)."""
     path = root / f"results/evaluation/{variant}/{view}.csv"
     if not path.exists():
-        path = root / f"results/evaluation/all/{view}.csv"
+        path = root / f"results/evaluation/all_ablation/{view}.csv"
     return {r["group"]: r for r in csv.DictReader(open(path))}
 
 
 def _check_attribution(root):
     """Extractor variants, evaluations, Tables IV-X, Figures 8/9/15/16, and the people's CLI."""
     from modelfp import extractor
-    for variant in ("all", "wo_K", "wo_A", "seeds_1", "pool_living", "blocks_1", "blocks_3", "immunized",
-                    "finetune", "random", "reference"):
+    # smoke.yaml: Only-Syn trains 2 epochs, the ablations and their All row 1 (ablation_epochs),
+    # Fine-tune 1; the controls are saved untrained (one "epoch 0" row)
+    epochs = {"all": 2, "all_ablation": 1, "wo_K": 1, "wo_A": 1, "seeds_1": 1, "pool_living": 1, "blocks_1": 1,
+              "blocks_3": 1, "immunized": 1, "finetune": 1, "random": 1, "reference": 1}
+    for variant, n in epochs.items():
         model = extractor.load(root / f"results/extractors/{variant}/trained.pt")
         assert model.meta["variant"] == variant
         history = list(csv.DictReader(open(root / f"results/extractors/{variant}/history.csv")))
-        assert len(history) == 1
+        assert len(history) == n, variant
+    assert not (root / "results/extractors/blocks_2").exists()      # = all_ablation, not trained twice
     assert extractor.load(root / "results/extractors/reference/trained.pt").cfg.backbone == "none"
     # Fine-tune's head is over the classical test models
     assert extractor.load(root / "results/extractors/finetune/trained.pt").classes == ["dcgan", "progan",
@@ -187,7 +192,8 @@ def _check_attribution(root):
     table_iv = list(csv.DictReader(open(root / "results/tables/table_iv.csv")))
     assert [r["row"] for r in table_iv] == ["w/o K", "w/o L", "w/o S", "w/o U", "w/o A", "w/o N", "All"]
     assert table_iv[-1]["paper_verification_acc"] == "89.73"
-    for row, variant in zip(table_iv, ["wo_K", "wo_L", "wo_S", "wo_U", "wo_A", "wo_N", "all"]):
+    assert "the ablations common budget" in (root / "results/tables/table_iv.md").read_text()
+    for row, variant in zip(table_iv, ["wo_K", "wo_L", "wo_S", "wo_U", "wo_A", "wo_N", "all_ablation"]):
         ours = _read_evaluation(root, variant)["all"]             # the table's numbers are the csv's
         for metric, paper in zip(ABLATION_METRICS, PAPER_ABLATIONS["table_iv"][row["row"]]):
             assert float(row[metric]) == round(float(ours[metric]), 2), (row["row"], metric)
@@ -196,10 +202,12 @@ def _check_attribution(root):
     assert table_v == ["1", "2 (all)"]
     table_viii = {r["method"]: r for r in csv.DictReader(open(root / "results/tables/table_viii.csv"))}
     assert table_viii["POSE"]["paper emerging identification_acc"] == "49.8"
-    assert table_viii["POSE"]["emerging identification_acc"] == ""          # baselines come later
     m1, m2, paper_viii = PAPER_COMPARISON["table_viii"]
+    from modelfp.variants import BASELINE_LABELS
+    baselines = [(label, f"baseline_{m}") for m, label in BASELINE_LABELS.items()]     # all six in smoke
     for method, variant in (("Ours (Only-Syn)", "all"), ("Ours (Fine-tune)", "finetune"),
-                            ("Training-free reference", "reference"), ("Random-init extractor", "random")):
+                            ("Training-free reference", "reference"), ("Random-init extractor", "random"),
+                            *baselines):
         ours = _read_evaluation(root, variant)
         for group in ("classical", "emerging"):
             for metric in (m1, m2):
@@ -226,8 +234,15 @@ def _check_attribution(root):
         ("plain", "jpeg"), ("plain", "crop"), ("immunized", "jpeg"), ("immunized", "crop")}
     lineage = list(csv.DictReader(open(root / "results/figures/fig_9_lineage.csv")))
     assert [(r["set"], r["reference"]) for r in lineage] == [("vae_lora0", "vae"), ("vae_lora1", "vae")]
+    # every baseline trained on the classical models' training side only (its log says how many)
+    for m, _ in BASELINE_LABELS.items():
+        log = (root / f"results/logs/baselines/{m}.log").read_text()
+        assert f"{tb['n_images'] - len(evaluated)} of {tb['n_images']} images (training side" in log, m
+    abady = _read_evaluation(root, "baseline_abady")["all"]
+    assert 0 <= float(abady["verifier_verification_auc"]) <= 100          # its own verifier, same pairs
     for stem in ("fig_8_block_count", "fig_9_lineage", "fig_15_configurations", "fig_16_robustness",
-                 "tsne/all/tsne_emerging"):
+                 "fig_3_block_swap", "fig_12_kernel_spectra", "tsne/all/tsne_emerging",
+                 *(f"tsne/baseline_{m}/tsne_emerging" for m in BASELINE_LABELS)):
         assert (root / f"results/figures/{stem}.png").stat().st_size > 1000, stem
     # the command line for people, on the smoke artifacts
     model = str(root / "results/extractors/all/model.pt")
