@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import glob
 import multiprocessing as mp
 import random
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from snakemake.utils import update_config
 
 from modelfp import archspace, checkpoints, denoise, evaluate, splits, synthetic, validation
 from modelfp import extractor as ex
@@ -70,14 +70,10 @@ STEPS_PER_EPOCH = 50
 
 
 def merged_config(paths: list[str]) -> dict:
+    """The config files merged in order, as `snakemake --configfile` merges them."""
     cfg: dict = {}
-
-    def merge(a, b):
-        for k, v in b.items():
-            a[k] = merge(a.get(k, {}), v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
-        return a
     for p in paths:
-        merge(cfg, yaml.safe_load(Path(p).read_text()) or {})
+        update_config(cfg, yaml.safe_load(Path(p).read_text()) or {})
     return cfg
 
 
@@ -93,9 +89,17 @@ def arch_subset(n: int | None) -> list[archspace.Arch]:
 
 
 def checkpoint_path(results: Path, work: Path, arch, seed: int, synth_steps: int | None) -> Path:
-    if synth_steps is None and seed < len(glob.glob(str(results / "synthetic" / arch.id / "seed*.pt"))):
-        return results / "synthetic" / arch.id / f"seed{seed}.pt"
+    """The run's own model when it has it (and the setting keeps the run's synthetic steps), else
+    the cache's."""
+    run = results / "synthetic" / arch.id / f"seed{seed}.pt"
+    if synth_steps is None and run.exists():
+        return run
     return work / "synthetic" / f"steps{synth_steps or 'run'}" / arch.id / f"seed{seed}.pt"
+
+
+def pool_dirs(results: Path, cfg: dict) -> list[Path]:
+    """The run's pool folders that its synthetic models were trained on (synthesis.pools)."""
+    return [results / "pools" / name for name in cfg["synthesis"]["pools"]]
 
 
 def needed_models(setting: dict, results: Path, work: Path) -> list[tuple]:
@@ -113,7 +117,7 @@ def train_synthetic(job):
     tc = synthetic.TrainConfig(image_size=syn["image_size"], batch_size=syn["batch_size"],
                                max_steps=steps or syn["max_steps"], lr=syn["lr"], eta=syn["eta"],
                                check_every=syn["check_every"], val_images=syn["val_images"])
-    pools = [d for d in sorted((results / "pools").glob("*")) if d.is_dir() and d.name in syn["pools"]]
+    pools = pool_dirs(results, cfg)
     train, val = (synthetic.fit_to_size(torch.cat([read_pool(d, split) for d in pools]), tc.image_size)
                   for split in ("train", "val"))
     models, res = synthetic.train_architecture(arch, seeds, train, val, tc, width=syn["width"],
@@ -155,7 +159,7 @@ def scores(model, bed, pairs, ev) -> dict:
 
 def load_common(results: Path, cfg: dict, paths: list[Path], image_size: int):
     zoo = SyntheticZoo.from_files([str(p) for p in paths])
-    pools = [d for d in sorted((results / "pools").glob("*")) if d.is_dir() and d.name in cfg["synthesis"]["pools"]]
+    pools = pool_dirs(results, cfg)
     pool = torch.cat([synthetic.fit_to_size(read_pool(d), image_size) for d in pools])
     return ex.ZooSource(zoo, pool, "cpu"), denoise.load(results / "denoiser" / "dncnn.pt")
 
@@ -177,8 +181,7 @@ def run_setting(job) -> tuple[dict, list[dict]]:
     ev = cfg["evaluation"]
     model = ex.build(den, mcfg, source.classes, tcfg.seed)
     if mcfg.normalize:
-        gen = torch.Generator().manual_seed(tcfg.seed + 2)
-        model.front.fit_statistics(source(torch.randint(len(source.classes), (ex.STATS_IMAGES,), generator=gen), gen))
+        ex.fit_input_statistics(model, source, tcfg.seed)
     curves, train_seconds = [], [0.0]
 
     def score_now(step, train_acc):
@@ -218,8 +221,7 @@ def run_controls(job) -> list[dict]:
     for control, backbone in (("reference", "none"), ("random_init", mcfg.backbone)):
         model = ex.build(den, ex.ExtractorConfig(**{**mcfg.__dict__, "backbone": backbone}), source.classes, 0)
         if mcfg.normalize:
-            gen = torch.Generator().manual_seed(2)
-            model.front.fit_statistics(source(torch.randint(len(source.classes), (ex.STATS_IMAGES,), generator=gen), gen))
+            ex.fit_input_statistics(model, source, 0)
         ex.fit_centre(model, source, ex.CENTRE_SEED_OFFSET)
         rows.append({"setting": control, "models": len(source.classes), "steps": 0, **scores(model, bed, pairs,
                                                                                               cfg["evaluation"])})

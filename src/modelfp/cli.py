@@ -447,9 +447,7 @@ def cmd_train_extractor(args):
     else:
         model = ex.build(denoise.load(args.denoiser, device), model_cfg, source.classes, train_cfg.seed).to(device)
         if model_cfg.normalize:
-            gen = torch.Generator().manual_seed(train_cfg.seed + 2)
-            labels = torch.randint(len(source.classes), (ex.STATS_IMAGES,), generator=gen)
-            model.front.fit_statistics(source(labels, gen))
+            ex.fit_input_statistics(model, source, train_cfg.seed)
     log.info("extractor %s: %s on %d %s models, %s", args.variant, model_cfg.backbone, len(source.classes),
              "synthetic" if args.synthetic else "known", "untrained (control)" if args.untrained
              else f"{train_cfg.epochs} epochs x {train_cfg.steps_per_epoch} steps of {train_cfg.p}x{train_cfg.k}")

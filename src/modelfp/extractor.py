@@ -65,7 +65,8 @@ STATS_IMAGES = 512          # training images measured for the per-position inpu
 # part of the method; 512 puts the mean's standard error at 1/sqrt(512) ~ 4% of the per-image
 # spread, small beside the common component it removes, at a few batches of inference
 CENTRE_IMAGES = STATS_IMAGES
-CENTRE_SEED_OFFSET = 3      # its draw uses TrainConfig.seed + 3 (+1 training, +2 input statistics)
+STATS_SEED_OFFSET = 2       # the input statistics' draw uses TrainConfig.seed + 2 (+1: training)
+CENTRE_SEED_OFFSET = 3      # its draw uses TrainConfig.seed + 3
 BANK_SEED_OFFSET = 4        # the spectrum bank's images: TrainConfig.seed + 4
 STD_FLOOR = 1e-6
 
@@ -166,6 +167,14 @@ class SpectrumInput(nn.Module):
         spectra = torch.cat([self.spectrum(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
         self.mean.copy_(spectra.mean(0))
         self.std.copy_(spectra.std(0).clamp_min(STD_FLOOR))
+
+
+def fit_input_statistics(model: "Extractor", source, seed: int) -> None:
+    """The per-position input statistics (`SpectrumInput.fit_statistics`) of STATS_IMAGES training
+    images of `source`, labels and images drawn from torch.Generator(seed + STATS_SEED_OFFSET)."""
+    gen = torch.Generator().manual_seed(seed + STATS_SEED_OFFSET)
+    labels = torch.randint(len(source.classes), (STATS_IMAGES,), generator=gen)
+    model.front.fit_statistics(source(labels, gen))
 
 
 class SmallCNN(nn.Module):

@@ -410,7 +410,7 @@ def check_lists():
         raise ValueError(f"config: evaluation.lists.root {LISTS['root']!r} is not a folder")
     missing = [f"evaluation.lists.{k}: {f}" for k, f in LIST_FILES.items() if not Path(f).is_file()]
     if missing:
-        raise ValueError("config: missing evaluation list file(s): " + "; ".join(missing))
+        raise ValueError(f"config: missing evaluation list file(s): {'; '.join(missing)}")
     from modelfp import protocol_lists    # malformed lines and unknown models, named by file:line
 
     lists = protocol_lists.read_lists(LISTS["root"], *LIST_FILES.values())
@@ -485,7 +485,7 @@ def embed_args(w, input):
     fine-tuned extractor or a baseline trained on."""
     models = (" ".join(f"--model {m} '{Path(input.perturbed, m)}'" for m in view_models(w.view))
               if "perturbed" in input.keys() else model_args(input))
-    return f"{models} --train-fraction {EVAL['train_fraction']}" + lists_args(w, input)
+    return f"{models} --train-fraction {EVAL['train_fraction']}{lists_args(w, input)}"
 
 
 def evaluate_inputs(w):

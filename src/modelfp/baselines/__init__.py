@@ -85,7 +85,6 @@ class BaselineExtractor(nn.Module):
         super().__init__()
         self.name, self.model, self.module = name, model, baseline(name)
         self.cfg = SimpleNamespace(image_size=image_size, backbone=name)
-        self.register_buffer("device_anchor", torch.zeros(()))    # marks the device, parameter-free methods too
         with torch.no_grad():
             probe = self.module.embed(model.eval(), torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8), "cpu")
         self.dim = probe.shape[1]
@@ -95,7 +94,7 @@ class BaselineExtractor(nn.Module):
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.module.embed(self.model, to_uint8(images), self.device_anchor.device).to(images.device)
+        return self.module.embed(self.model, to_uint8(images), self.centre.device).to(images.device)
 
 
 def save(path, name: str, model: nn.Module, image_size: int, classes: list[str], hp: dict, centre: torch.Tensor,
@@ -126,10 +125,11 @@ def load(path, device="cpu") -> BaselineExtractor:
 
 
 def is_baseline_file(path) -> bool:
-    """Whether `path` is a trained-baseline file (else: a fingerprint-extractor file, or an error later)."""
+    """Whether `path` is a trained-baseline file (else: a fingerprint-extractor file, or an error later).
+    Memory-mapped: only the small dict is read, not the weights (the caller then loads the file once)."""
     try:
-        payload = checkpoints.read(path, "model file")
-    except ValueError:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - not a torch file, a folder (an exported extractor): not a baseline
         return False
     return isinstance(payload, dict) and payload.get("format") == FORMAT
 
@@ -146,5 +146,5 @@ def pair_scorer(model: BaselineExtractor):
     def scorer(a, b):
         with torch.no_grad():
             return score(model.model, torch.from_numpy(a + centre).float(), torch.from_numpy(b + centre).float(),
-                         model.device_anchor.device).numpy()
+                         model.centre.device).numpy()
     return scorer
