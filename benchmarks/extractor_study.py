@@ -33,7 +33,7 @@ import torch
 import yaml
 from snakemake.utils import update_config
 
-from modelfp import archspace, checkpoints, denoise, evaluate, splits, synthetic, validation
+from modelfp import archspace, checkpoints, denoise, splits, synthetic, validation
 from modelfp import extractor as ex
 from modelfp.feed import SyntheticZoo
 from modelfp.pools import load_image, read_pool
@@ -145,15 +145,9 @@ def validation_images(results: Path, cfg: dict):
 
 
 def scores(model, bed, pairs, ev) -> dict:
-    emb, labels = [], []
-    for name, images in bed.items():
-        emb.append(ex.embed(model, images, ev["window"]))
-        labels += [name] * len(images)
-    emb = torch.cat(emb).numpy()
-    ident = evaluate.identification(emb, labels, ev["gallery"], seed=ev["seed"])["accuracy"]
-    ver = evaluate.verification(emb, labels, ev["pairs_same"], ev["pairs_diff"], seed=ev["seed"])
-    row = validation.choices_row("", {"identification_acc": 100 * ident, "verification_auc": 100 * ver["auc"]},
-                                 emb, labels, pairs, ev["gallery"], ev["seed"])
+    """validation.scores of the model on the validation images, with the run's evaluation protocol."""
+    row = validation.scores(*validation.embed_models(model, bed, ev["window"]), pairs, ev["gallery"],
+                            ev["pairs_same"], ev["pairs_diff"], ev["seed"])
     return {k: row[k] for k in ("identification_acc", "verification_auc", "seed_pairs_acc", "data_pairs_acc")}
 
 
@@ -167,7 +161,8 @@ def load_common(results: Path, cfg: dict, paths: list[Path], image_size: int):
 def run_setting(job) -> tuple[dict, list[dict]]:
     name, setting, results, work, cfg = job
     torch.set_num_threads(1)
-    opts = {k: v for k, v in cfg["extractor"].items() if k not in ("immunize", "finetune")}
+    opts = {k: v for k, v in cfg["extractor"].items() if k not in ("immunize", "finetune", "ablation_epochs",
+                                                                     "validate")}
     steps = setting.get("steps", opts["epochs"] * opts["steps_per_epoch"])
     curve = setting.get("curve", steps)
     opts.update({k: v for k, v in setting.items() if k not in (*ZOO_KEYS, "steps", "curve")})

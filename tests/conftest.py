@@ -74,3 +74,15 @@ def noise_pool():
 def state_copy(model):
     """A copy of the model's state_dict, detached from later training."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def write_pngs(folder: Path, stems, seed=0) -> Path:
+    """16x16 noise pngs folder/<stem>.png (a model's image folder); returns the folder."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for stem in stems:
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{stem}.png")
+    return folder

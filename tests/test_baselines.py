@@ -1,6 +1,7 @@
 """The baselines package: registry and interface, and each method's defining property on tiny
 inputs (Marra: fingerprints and Pearson embeddings; Yu: equalized lr, learning, determinism;
-DNA-Det: transformation pre-training, SupCon, uncertainty weights, seeding)."""
+DNA-Det: transformation pre-training, SupCon, uncertainty weights, seeding) and, for every method
+that trains, a run killed and resumed from its state file equal to one run in one go."""
 
 import math
 
@@ -10,11 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from modelfp import baselines, variants
+from modelfp import baselines, checkpoints, cli, variants
 from modelfp.baselines import dnadet, marra, yu
 from modelfp.testbed.progan import EqualizedConv2d
 
-from conftest import random_pool, state_copy
+from conftest import random_pool, state_copy, write_pngs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -271,3 +272,89 @@ def test_the_pair_scorer_sees_the_raw_embeddings_the_verifier_was_trained_on():
     torch.testing.assert_close(torch.from_numpy(scores), abady.pair_score(model, raw_a, raw_b, "cpu"),
                                atol=1e-5, rtol=0)
     assert baselines.pair_scorer(baselines.BaselineExtractor("yu", yu.build(16, 2, width=1 / 16), 16)) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Resumable training state (common.TrainingState, train-baseline --state)
+
+class Killed(Exception):
+    """The simulated kill of a training process."""
+
+
+def killing_save(at: int):
+    """checkpoints.save that dies at its `at`-th call, before writing: the state file holds the
+    (at-1)-th state and the steps since it are lost, as when a process is killed between saves."""
+    real, calls = checkpoints.save, []
+
+    def save(payload, path):
+        calls.append(path)
+        if len(calls) == at:
+            raise Killed
+        real(payload, path)
+    return save
+
+
+# name: (hp beyond TOY's, steps, batch size); with 4 states a phase, 20 steps: a state every 5 steps
+RESUME = {"yu": ({}, 20, 4),
+          "dnadet": (dict(pretrain_steps=4, pretrain_batch=4, pretrain_crop=16, crop=16, crops_per_image=2),
+                     20, 6),
+          "repmix": ({}, 10, 4),
+          "abady": ({}, 20, 6),
+          "pose": (dict(aug_every=3), 20, 4)}
+
+
+@pytest.mark.parametrize("name, kill", [
+    ("yu", 3), ("repmix", 3),       # the state of step 10 (repmix: 4), the steps after it lost
+    ("dnadet", 3), ("dnadet", 6),   # in the pre-training (a state per step), in the main phase
+    ("abady", 3), ("abady", 7),     # in the embedding phase, in the verifier phase (early stopping's best kept)
+    ("pose", 2), ("pose", 4)])      # state at step 5: within the 2nd augmenter's epoch; step 15: at an epoch's end
+def test_training_killed_and_resumed_from_its_state_equals_training_in_one_go(name, kill, tmp_path, monkeypatch):
+    monkeypatch.setattr(baselines.common, "STATE_SAVES", 4)   # fewer, smaller writes than 10 a phase
+    size, hp = TOY[name]
+    extra, steps, batch = RESUME[name]
+    hp = {**hp, **extra}
+    module = baselines.baseline(name)
+    data = [random_pool(8, size, seed=0), random_pool(8, size, seed=1)]
+
+    def run(state=None):
+        return module.train(module.build(size, 2, seed=0, **hp), data, steps, batch, 0, "cpu", state_path=state, **hp)
+
+    whole, info = run()
+    state = tmp_path / "state.pt"
+    with monkeypatch.context() as m, pytest.raises(Killed):
+        m.setattr(checkpoints, "save", killing_save(kill))
+        run(state)
+    resumed, resumed_info = run(state)
+    a, b = state_copy(whole), state_copy(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert {k: v for k, v in info.items() if k != "seconds"} == \
+        {k: v for k, v in resumed_info.items() if k != "seconds"}
+
+
+def test_a_state_of_another_configuration_is_refused(tmp_path, monkeypatch):
+    data = [checkerboards(8, 1, seed=0), checkerboards(8, 2, seed=1)]
+    state = tmp_path / "state.pt"
+    with monkeypatch.context() as m, pytest.raises(Killed):
+        m.setattr(checkpoints, "save", killing_save(2))
+        yu.train(yu.build(16, 2, width=1 / 16), data, 20, 4, 0, "cpu", state_path=state, width=1 / 16)
+    with pytest.raises(ValueError) as err:
+        yu.train(yu.build(16, 2, width=1 / 16), data, 20, 8, 1, "cpu", state_path=state, width=1 / 16)
+    assert str(err.value) == (f"{state}: training state of another configuration (its batch_size, seed differ); "
+                              f"delete it to start over")
+
+
+def test_train_baseline_resumes_its_state_and_deletes_it_when_done(tmp_path, monkeypatch):
+    images = [arg for s, name in enumerate("ab")
+              for arg in ("--images", name, str(write_pngs(tmp_path / name, [f"{i:03d}" for i in range(12)], s)))]
+    args = ["train-baseline", "--name", "yu", *images, "--train-fraction", "0.5", "--image-size", "16", "--steps", "10",
+            "--batch-size", "4", "--seed", "0", "--hp", '{"width": 0.0625}', "--device", "cpu"]
+    state = tmp_path / "state.pt"
+    assert cli.main([*args, "--out", str(tmp_path / "whole.pt")]) == 0
+    with monkeypatch.context() as m, pytest.raises(Killed):
+        m.setattr(checkpoints, "save", killing_save(4))
+        cli.main([*args, "--out", str(tmp_path / "resumed.pt"), "--state", str(state)])
+    assert state.exists() and not (tmp_path / "resumed.pt").exists()
+    assert cli.main([*args, "--out", str(tmp_path / "resumed.pt"), "--state", str(state)]) == 0
+    assert not state.exists()
+    a, b = (baselines.load(tmp_path / f).state_dict() for f in ("whole.pt", "resumed.pt"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -72,3 +72,45 @@ def test_table_and_figure_verbs_write_exactly_the_files_they_are_given(tmp_path)
     assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.md", "c.png", "d.pdf", "e.csv"]
     assert (out / "b.md").read_text().startswith("# Table IV")
     assert "immunized,jpeg,90.0,61.0" in (out / "e.csv").read_text()
+
+
+def _train_extractor_args(tmp_path):
+    """train-extractor fine-tuning a tiny saved extractor for 2 epochs of 1 step on folders a, b; the
+    validation folders v0, v1 (with the protocol flags) are given by the test."""
+    from conftest import write_pngs
+    from modelfp import denoise
+    from modelfp import extractor as ex
+    init = tmp_path / "init.pt"
+    cfg = ex.ExtractorConfig(backbone="small_cnn", transform="log1p", image_size=16)
+    ex.save(ex.build(denoise.init_model(depth=3, features=4, seed=0), cfg, ["x", "y"], seed=0), init)
+    for seed, name in enumerate(("a", "b", "v0", "v1")):
+        write_pngs(tmp_path / name, [f"{i:05d}" for i in range(20)], seed=seed)
+    options = {"backbone": "small_cnn", "transform": "log1p", "image_size": 16, "epochs": 2, "steps_per_epoch": 1,
+               "p": 2, "k": 2, "warmup_steps": 1}
+    return ["train-extractor", "--variant", "finetune", "--init", str(init), "--images", "a", str(tmp_path / "a"),
+            "--images", "b", str(tmp_path / "b"), "--train-fraction", "0.5", "--options", json.dumps(options),
+            "--out", str(tmp_path / "out.pt"), "--history", str(tmp_path / "history.csv"), "--device", "cpu"]
+
+
+PROTOCOL = ["--window", "1", "--gallery", "2", "--pairs-same", "10", "--pairs-diff", "10", "--seed", "0"]
+
+
+def test_train_extractor_writes_the_validation_scores_of_every_epoch(tmp_path):
+    import csv
+    validation = ["--validation", "v0", str(tmp_path / "v0"), "--validation", "v1", str(tmp_path / "v1")]
+    assert main([*_train_extractor_args(tmp_path), *validation, *PROTOCOL]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for r in rows:
+        assert 0 <= float(r["val_identification_acc"]) <= 100 and 0 <= float(r["val_verification_auc"]) <= 100
+
+
+def test_train_extractor_refuses_bad_validation_arguments_before_training(tmp_path, caplog):
+    args = _train_extractor_args(tmp_path)
+    assert main([*args, "--validation", "v9", str(tmp_path / "nope"), *PROTOCOL]) == 2
+    assert "validation model v9" in caplog.text and "nope" in caplog.text
+    assert main([*args, "--validation", "v0", str(tmp_path / "a"), *PROTOCOL]) == 2
+    assert "also trained on" in caplog.text
+    assert main([*args, "--validation", "v0", str(tmp_path / "v0"), *PROTOCOL[:2]]) == 2
+    assert "--gallery" in caplog.text
+    assert not (tmp_path / "out.pt").exists() and not (tmp_path / "history.csv").exists()

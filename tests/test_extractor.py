@@ -171,6 +171,41 @@ def test_training_is_resumable_after_a_kill(tmp_path, zoo, pool, denoiser):
         torch.testing.assert_close(a, b, msg=k)
 
 
+def test_per_epoch_scores_join_the_history_survive_a_kill_and_leave_training_alone(tmp_path, zoo, pool, denoiser):
+    seen = []
+    probe = torch.rand(4, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def evaluator(model):           # a forward pass as scoring's: in train mode it would move BatchNorm's statistics
+        seen.append((model.training, torch.is_grad_enabled()))
+        return {"val_score": float(model.features(probe).double().sum())}
+
+    class Kill(Exception):
+        pass
+
+    def kill(row):                                  # after epoch 1's state is written
+        raise Kill
+
+    def run(state=None, on_epoch=None, evaluator=evaluator):
+        model = ex.build(denoiser, _cfg(), zoo.names, seed=0)
+        return model, ex.train(model, ex.ZooSource(zoo, pool, "cpu"), _train_cfg(epochs=2), "cpu",
+                               state_path=state, on_epoch=on_epoch, evaluator=evaluator)
+
+    whole, hist = run()
+    assert [r["epoch"] for r in hist] == [1, 2] and all({"val_score", "val_seconds"} <= set(r) for r in hist)
+    assert seen == [(False, False), (False, False)] and whole.training      # eval mode, no grad; then back
+    plain, _ = run(evaluator=None)
+    for (k, a), b in zip(whole.state_dict().items(), plain.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)                              # scoring changes no weight
+
+    state = tmp_path / "state.pt"
+    with pytest.raises(Kill):
+        run(state, on_epoch=kill)
+    seen.clear()
+    _, resumed = run(state)
+    assert len(seen) == 1                                                    # only epoch 2 is scored again
+    assert [r["val_score"] for r in resumed] == pytest.approx([r["val_score"] for r in hist])
+
+
 def test_a_state_file_of_another_configuration_is_refused(tmp_path, zoo, pool, denoiser):
     state = tmp_path / "state.pt"
     model = ex.build(denoiser, _cfg(), zoo.names, seed=0)

@@ -247,7 +247,7 @@ def test_a_test_model_retrains_after_a_kill_to_the_same_generator_and_images(ref
 
 def test_the_extractor_resumes_from_its_last_epoch_after_a_kill(reference, workflow_copy):
     cwd = _prepare(workflow_copy)
-    _start_from(reference, cwd, "results/pools", "results/synthetic", "results/denoiser")
+    _start_from(reference, cwd, "results/pools", "results/synthetic", "results/denoiser", "results/validation")
     target = [f"{EXTRACTOR}/trained.pt"]
     state, trained, log = cwd / EXTRACTOR / "state.pt", cwd / EXTRACTOR / "trained.pt", cwd / EXTRACTOR_LOG
 

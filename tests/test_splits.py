@@ -6,20 +6,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import pytest
-from PIL import Image
 
+from conftest import write_pngs as _write_pngs
 from modelfp import cli, denoise, pools, splits
 from modelfp import extractor as ex
 
 NAMES = [f"{i:05d}" for i in range(40)]
-
-
-def _write_pngs(folder: Path, stems, seed=0) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for stem in stems:
-        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{stem}.png")
-    return folder
 
 
 def _sides(names, fraction=0.5):

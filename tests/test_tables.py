@@ -107,13 +107,16 @@ def test_ablation_table_puts_our_all_group_beside_the_papers_row():
 
 
 def test_comparison_table_lists_every_paper_method_and_our_controls():
-    from modelfp.tables import PAPER_COMPARISON, comparison_table
+    from modelfp.tables import comparison_table
     ours = [("Ours (Only-Syn)", "Ours (Only-Syn)",
              {"classical": {"identification_acc": 50.0, "identification_f1": 40.0},
               "emerging": {"identification_acc": 60.0, "identification_f1": 55.5}}),
             ("Training-free reference", None, {"emerging": {"identification_acc": 30.0}})]
-    rows = {r["method"]: r for r in comparison_table("table_viii", ours)}
-    assert set(PAPER_COMPARISON["table_viii"][2]) <= set(rows)
+    table = comparison_table("table_viii", ours)
+    assert [r["method"] for r in table] == [       # the paper's methods in its order, then our controls
+        "Marra et al.", "Yu et al.", "DNA-Det", "RepMix", "Abady et al.", "POSE", "Ours (Only-Syn)",
+        "Ours (Fine-tune)", "Training-free reference"]
+    rows = {r["method"]: r for r in table}
     assert rows["DNA-Det"]["paper emerging identification_acc"] == 47.41
     assert rows["DNA-Det"]["emerging identification_acc"] == ""
     assert rows["Ours (Only-Syn)"]["emerging identification_f1"] == 55.5
@@ -130,9 +133,10 @@ def test_comparison_table_lists_every_paper_method_and_our_controls():
 def test_an_unknown_paper_label_raises_naming_it_and_the_known_ones(table, rows):
     """A typo in a paper label is an error, never a row with silently blank paper columns; an empty
     label (a control, a seed count the paper did not run) is the explicit "no paper row"."""
-    from modelfp.tables import PAPER_ABLATIONS, PAPER_COMPARISON, ablation_table, comparison_table
-    make = ablation_table if table in PAPER_ABLATIONS else comparison_table
-    known = PAPER_ABLATIONS[table] if table in PAPER_ABLATIONS else PAPER_COMPARISON[table][2]
+    from modelfp.tables import COMPARISON_METRICS, ablation_table, comparison_table
+    from modelfp.variants import paper_rows
+    make = comparison_table if table in COMPARISON_METRICS else ablation_table
+    known = paper_rows(table)
     with pytest.raises(ValueError) as err:
         make(table, rows)
     assert repr(rows[0][1]) in str(err.value) and all(repr(k) in str(err.value) for k in known)

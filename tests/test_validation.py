@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import snakemake
-from modelfp import validation
+from modelfp import evaluate, validation
 from modelfp.validation import Pair
 
 SMOKE = ("--configfile", "configs/smoke.yaml")
@@ -51,6 +51,31 @@ def test_choices_row_averages_pairs_overall_and_per_kind():
     assert row["pair_identification_acc"] == 75.0
 
 
+def test_scores_of_embeddings_that_separate_the_models_are_perfect():
+    emb, labels = _clusters([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], noise=0.05)
+    got = validation.scores(emb, labels, [Pair("twins", "seed", "m0", "m1")], gallery_size=2, n_same=20, n_diff=20)
+    assert got["identification_acc"] == 100.0 and got["verification_auc"] == 100.0
+    assert got["seed_pairs_acc"] == 100.0 and np.isnan(got["data_pairs_acc"])
+
+
+def test_scores_are_those_of_the_evaluation_csvs_all_row():
+    # overlapping clusters, so neither score is trivial: the same numbers as `evaluate` writes
+    emb, labels = _clusters([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.0, 1.0, 0.0]], noise=0.5)
+    got = validation.scores(emb, labels, gallery_size=3, n_same=30, n_diff=30, seed=4)
+    row = evaluate.evaluate_group(emb, labels, n_same=30, n_diff=30, gallery_size=3, seed=4)
+    assert 0 < got["identification_acc"] < 100 and 50 < got["verification_auc"] < 100
+    assert got["identification_acc"] == row["identification_acc"]
+    assert got["verification_auc"] == row["verification_auc"]
+
+
+def test_the_per_epoch_subset_is_fixed_by_its_seed_and_at_most_per_model():
+    paths = {"a": [f"a/{i:02d}.png" for i in range(30)], "b": [f"b/{i:02d}.png" for i in range(5)]}
+    chosen = validation.sample_images(paths, 12, seed=0)
+    assert chosen == validation.sample_images(paths, 12, seed=0)
+    assert len(chosen["a"]) == 12 and set(chosen["a"]) <= set(paths["a"]) and chosen["b"] == paths["b"]
+    assert chosen["a"] != validation.sample_images(paths, 12, seed=1)["a"]
+
+
 def test_startup_refuses_a_validation_model_named_like_a_test_model(workflow_copy):
     (workflow_copy / "clash.yaml").write_text(
         "validation:\n  models: [vae]\n  instances:\n    vae: {generator: vae, steps: 3, hp: {width: 4}}\n")
@@ -88,5 +113,11 @@ def test_no_table_reads_the_validation_set(workflow_copy):
     tables = ["table_ii", "table_xi", "table_iv", "table_v", "table_vi", "table_vii", "table_viii",
               "table_ix", "table_x"]
     result = snakemake(workflow_copy, *tables, "--dry-run", "--cores", "2", *SMOKE)
+    assert "attribution_table" in result.stdout
+    # the extractor `all` scores the validation images after every epoch (its history.csv; its weights
+    # do not depend on them, tests/test_extractor.py); no table embeds or evaluates them
+    assert "val-w" not in result.stdout and "validation_table" not in result.stdout
+    (workflow_copy / "off.yaml").write_text("extractor:\n  validate: []\n")
+    result = snakemake(workflow_copy, *tables, "--dry-run", "--cores", "2", *SMOKE, "off.yaml")
     assert "attribution_table" in result.stdout
     assert "results/validation/" not in result.stdout and "val-w" not in result.stdout

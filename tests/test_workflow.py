@@ -188,22 +188,22 @@ def _check_attribution(root):
         assert emb["embeddings"].shape[0] == len(evaluated) and np.isfinite(emb["embeddings"]).all()
     finetune_log = (root / "results/logs/extractors/finetune.log").read_text()
     assert f"{tb['n_images'] - len(evaluated)} of {tb['n_images']} images (training side" in finetune_log
-    from modelfp.tables import ABLATION_METRICS, PAPER_ABLATIONS, PAPER_COMPARISON
+    from modelfp.tables import ABLATION_METRICS, COMPARISON_METRICS
+    from modelfp.variants import BASELINE_LABELS, paper_rows
     table_iv = list(csv.DictReader(open(root / "results/tables/table_iv.csv")))
     assert [r["row"] for r in table_iv] == ["w/o K", "w/o L", "w/o S", "w/o U", "w/o A", "w/o N", "All"]
     assert table_iv[-1]["paper_verification_acc"] == "89.73"
     assert "the ablations common budget" in (root / "results/tables/table_iv.md").read_text()
     for row, variant in zip(table_iv, ["wo_K", "wo_L", "wo_S", "wo_U", "wo_A", "wo_N", "all_ablation"]):
         ours = _read_evaluation(root, variant)["all"]             # the table's numbers are the csv's
-        for metric, paper in zip(ABLATION_METRICS, PAPER_ABLATIONS["table_iv"][row["row"]]):
+        for metric, paper in zip(ABLATION_METRICS, paper_rows("table_iv")[row["row"]]):
             assert float(row[metric]) == round(float(ours[metric]), 2), (row["row"], metric)
             assert float(row[f"paper_{metric}"]) == paper, (row["row"], metric)
     table_v = [r["row"] for r in csv.DictReader(open(root / "results/tables/table_v.csv"))]
     assert table_v == ["1", "2 (all)"]
     table_viii = {r["method"]: r for r in csv.DictReader(open(root / "results/tables/table_viii.csv"))}
     assert table_viii["POSE"]["paper emerging identification_acc"] == "49.8"
-    m1, m2, paper_viii = PAPER_COMPARISON["table_viii"]
-    from modelfp.variants import BASELINE_LABELS
+    (m1, m2), paper_viii = COMPARISON_METRICS["table_viii"], paper_rows("table_viii")
     baselines = [(label, f"baseline_{m}") for m, label in BASELINE_LABELS.items()]     # all six in smoke
     for method, variant in (("Ours (Only-Syn)", "all"), ("Ours (Fine-tune)", "finetune"),
                             ("Training-free reference", "reference"), ("Random-init extractor", "random"),

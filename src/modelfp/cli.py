@@ -451,6 +451,7 @@ def cmd_train_extractor(args):
     log.info("extractor %s: %s on %d %s models, %s", args.variant, model_cfg.backbone, len(source.classes),
              "synthetic" if args.synthetic else "known", "untrained (control)" if args.untrained
              else f"{train_cfg.epochs} epochs x {train_cfg.steps_per_epoch} steps of {train_cfg.p}x{train_cfg.k}")
+    evaluator = _epoch_validation(args, source, train_cfg.seed)      # read before training: errors come first
     history = []
     if not args.untrained:
         bar = tqdm(total=train_cfg.epochs * train_cfg.steps_per_epoch, disable=not sys.stderr.isatty(),
@@ -459,9 +460,13 @@ def cmd_train_extractor(args):
         def on_epoch(row):
             log.info("  epoch %d: loss %.4f (ce %.4f, triplet %.4f), train acc %.3f, %.1f s", row["epoch"],
                      row["loss"], row["ce"], row["triplet"], row["train_acc"], row["seconds"])
+            if evaluator:
+                log.info("    validation: identification %.1f %%, verification AUC %.1f %%, %.1f s",
+                         row["val_identification_acc"], row["val_verification_auc"], row["val_seconds"])
 
         history = ex.train(model, source, train_cfg, device, state_path=args.state,
-                           progress=lambda step, total: bar.update(step - bar.n), on_epoch=on_epoch)
+                           progress=lambda step, total: bar.update(step - bar.n), on_epoch=on_epoch,
+                           evaluator=evaluator)
         bar.close()
     if args.history:
         tables.write_csv(history or [{"epoch": 0}], args.history)
@@ -475,6 +480,48 @@ def cmd_train_extractor(args):
             train_seconds=sum(r["seconds"] for r in history))
     if args.state and Path(args.state).exists():
         os.remove(args.state)                    # the final file is written: the state is done with
+
+
+def _epoch_validation(args, source, seed):
+    """train-extractor's per-epoch evaluator (`extractor.train`), or None without --validation: of
+    each validation folder's evaluation side (modelfp.splits, as `embed` reads it) a fixed subset of
+    --gallery + validation.EPOCH_QUERIES images, loaded once; after each epoch the model's centre is
+    fitted as for the saved file (`fit_centre`), then `validation.scores` of the subset in --window
+    windows, with the protocol of `evaluate` (--gallery, --pairs-same, --pairs-diff, --seed)."""
+    from . import extractor as ex
+    from . import validation
+    from .pools import load_image
+    from .splits import EVAL, folder_side
+    if not args.validation:
+        return None
+    missing = [f"--{k.replace('_', '-')}" for k in ("train_fraction", "window", "gallery", "pairs_same",
+                                                      "pairs_diff", "seed") if getattr(args, k) is None]
+    if missing:
+        raise ValueError(f"--validation needs {' '.join(missing)} (the config's evaluation section)")
+    trained = {Path(f).resolve() for _, f in args.images or []} & {Path(f).resolve() for _, f in args.validation}
+    if trained:
+        raise ValueError(f"--validation folder(s) {sorted(map(str, trained))} are also trained on (--images)")
+    paths = {}
+    for name, folder in args.validation:
+        try:
+            paths[name] = folder_side(folder, args.train_fraction, EVAL)[0]
+        except (FileNotFoundError, ValueError) as err:
+            raise type(err)(f"validation model {name}: {err}") from err
+    chosen = validation.sample_images(paths, args.gallery + validation.EPOCH_QUERIES, args.seed)
+    few = sorted(name for name, ps in chosen.items() if len(ps) <= args.gallery)
+    if few:
+        raise ValueError(f"validation model(s) {few}: no more than --gallery {args.gallery} images on the "
+                         f"evaluation side, so no query to identify; add images or lower evaluation.gallery")
+    images = {name: [load_image(p, None) for p in ps] for name, ps in chosen.items()}
+    log.info("validation after every epoch: %d models, %d images (of their evaluation side)", len(images),
+             sum(map(len, images.values())))
+
+    def evaluator(model):
+        ex.fit_centre(model, source, seed + ex.CENTRE_SEED_OFFSET)
+        got = validation.scores(*validation.embed_models(model, images, args.window), gallery_size=args.gallery,
+                                n_same=args.pairs_same, n_diff=args.pairs_diff, seed=args.seed)
+        return {"val_identification_acc": got["identification_acc"], "val_verification_auc": got["verification_auc"]}
+    return evaluator
 
 
 def _training_side(pairs, fraction, size):
@@ -517,12 +564,15 @@ def cmd_train_baseline(args):
     def progress(step, loss):
         log.info("  step %6d  loss %.4f", step, loss)
 
-    model, info = module.train(model, images, args.steps, args.batch_size, args.seed, device, progress, **hp)
+    model, info = module.train(model, images, args.steps, args.batch_size, args.seed, device, progress,
+                               state_path=args.state, **hp)
     # the centre: the mean feature of its own training images (as Only-Syn's extractor is centred)
     centre = module.embed(model.eval(), torch.cat(images), device).double().mean(0).float()
     baselines.save(args.out, args.name, model, args.image_size, names, hp, centre, info,
                    denoiser=extra.get("denoiser"))
     log.info("baseline %s trained in %.1f s -> %s", args.name, info.get("seconds", float("nan")), args.out)
+    if args.state and Path(args.state).exists():
+        os.remove(args.state)                    # the final file is written: the state is done with
 
 
 def load_fingerprinter(path, device):
@@ -663,7 +713,7 @@ def cmd_calibrate(args):
 def cmd_attribution_table(args):
     from . import tables
     # an empty PAPER_LABEL declares a row without paper numbers; any other must be the paper's
-    make = tables.ablation_table if args.table in tables.PAPER_ABLATIONS else tables.comparison_table
+    make = tables.comparison_table if args.table in tables.COMPARISON_METRICS else tables.ablation_table
     rows = make(args.table, [(label, paper or None, tables.read_evaluation(path))
                              for label, paper, path in args.row])
     tables.write_table(rows, args.out_csv, args.out_md, tables.TITLES[args.table], args.note)
@@ -706,6 +756,8 @@ def cmd_figure_8(args):
     from . import tables
     from .archspace import parse
     from .figures import plot_block_count
+    from .variants import paper_rows
+    paper = paper_rows("fig_8")       # the paper's GPU hours of the zoo up to k blocks
     seconds = {}
     for path in args.zoo_summary:
         with open(path, newline="") as f:
@@ -719,7 +771,7 @@ def cmd_figure_8(args):
         rows.append({"max_blocks": k, "synthesis_seconds": round(total, 1), "synthesis_hours": round(total / 3600, 4),
                      "verification_acc": round(ev["verification_acc"], 2),
                      "identification_acc": round(ev["identification_acc"], 2),
-                     "paper_gpu_hours": {1: 42, 2: 133, 3: 393}.get(k, "")})
+                     "paper_gpu_hours": paper.get(str(k), ("",))[0]})
     tables.write_csv(rows, args.out_csv)
     plot_block_count(rows, args.out_png, args.out_pdf)
     log.info("Figure 8 -> %s", args.out_png)
@@ -896,14 +948,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs=2, action="append", metavar=("NAME", "FOLDER"),
                    help="a known model's image folder (fine-tuning; repeat): only its training side is read")
     p.add_argument("--train-fraction", type=float,
-                   help="share of a test model's images on the training side (modelfp.splits; with --images)")
+                   help="share of a test model's images on the training side (modelfp.splits; with --images "
+                        "or --validation)")
     p.add_argument("--denoiser")
     p.add_argument("--init", help="an extractor file to start from (fine-tuning)")
     p.add_argument("--untrained", action="store_true", help="save at initialisation (the random-init control)")
     p.add_argument("--options", required=True, help="extractor options as JSON (the config's extractor keys)")
+    p.add_argument("--validation", nargs=2, action="append", metavar=("NAME", "FOLDER"),
+                   help="a validation model's image folder (repeat): after every epoch a fixed subset of its "
+                        "evaluation side is scored into --history (val_identification_acc, val_verification_auc, "
+                        "percent, as results/validation/choices.csv); never trained on")
+    p.add_argument("--window", type=int, help="with --validation: n x n windows (evaluation.window)")
+    p.add_argument("--gallery", type=int, help="with --validation: gallery images per model (evaluation.gallery)")
+    p.add_argument("--pairs-same", type=int, help="with --validation: same-model pairs (evaluation.pairs_same)")
+    p.add_argument("--pairs-diff", type=int, help="with --validation: different-model pairs (evaluation.pairs_diff)")
+    p.add_argument("--seed", type=int, help="with --validation: evaluation.seed, of the subset, gallery and pairs "
+                                            "(the training seed is in --options)")
     p.add_argument("--out", required=True)
     p.add_argument("--state", help="resumable training state, written after every epoch")
-    p.add_argument("--history", help="per-epoch csv of losses and accuracy")
+    p.add_argument("--history", help="per-epoch csv of losses and accuracy (and the validation scores)")
     _compute_args(p)
     p.set_defaults(func=cmd_train_extractor)
 
@@ -920,6 +983,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hp", required=True, help="the method's hyper-parameters as JSON (its DEFAULTS overridden)")
     p.add_argument("--denoiser", help="the workflow's DnCNN (methods on noise residuals: marra)")
     p.add_argument("--out", required=True)
+    p.add_argument("--state", help="resumable training state, written STATE_SAVES times a phase "
+                                   "(modelfp.baselines.common); deleted once --out is written")
     _compute_args(p)
     p.set_defaults(func=cmd_train_baseline)
 

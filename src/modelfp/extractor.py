@@ -413,12 +413,15 @@ def _state(model, opt, sched, sampler, gen, epoch, history, fingerprint):
 
 
 def train(model: Extractor, source, cfg: TrainConfig, device, state_path=None, progress=None,
-          on_epoch=None) -> list[dict]:
+          on_epoch=None, evaluator=None) -> list[dict]:
     """Train `model` (its classes = source.classes) with Eq. 14; returns the per-epoch history.
 
     state_path: resumable state written after each epoch (and resumed from when present and made
     by the same run: same classes and training config; otherwise an error says to delete it).
     progress(step, total): after every batch. on_epoch(row): after every epoch, row = history entry.
+    evaluator(model) -> {column: value}: after every epoch, in eval mode under torch.no_grad() (the
+    model goes back to train mode after); its columns and val_seconds, the seconds it took, join the
+    epoch's row before the state is written, so a resumed run keeps earlier epochs' values.
     """
     if list(model.classes) != list(source.classes):
         raise ValueError("the extractor's classes differ from its training source's")
@@ -474,6 +477,13 @@ def train(model: Extractor, source, cfg: TrainConfig, device, state_path=None, p
         mean = (sums / cfg.steps_per_epoch).tolist()
         row = {"epoch": epoch + 1, "loss": mean[0], "ce": mean[1], "triplet": mean[2],
                "train_acc": mean[3], "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+        if evaluator:
+            t0 = time.perf_counter()
+            model.eval()
+            with torch.no_grad():
+                row.update(evaluator(model))
+            model.train()
+            row["val_seconds"] = time.perf_counter() - t0
         history.append(row)
         if state_path:
             checkpoints.save(_state(model, opt, sched, sampler, gen, epoch + 1, history, fingerprint),

@@ -32,3 +32,14 @@ class Adam:
              grad_scale=None, found_inf=None, has_complex=False, amsgrad=False,
              beta1=self.betas[0], beta2=self.betas[1], lr=self.lr if lr is None else lr,
              weight_decay=0.0, eps=self.eps, maximize=False)
+
+    def state_dict(self) -> dict:
+        """The moments and step counts (the lr is the caller's: schedules pass it to `step`)."""
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "steps": self.steps}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        """`state_dict`'s values copied in place (onto the parameters' devices)."""
+        for key, mine in self.state_dict().items():
+            for a, b in zip(mine, state[key], strict=True):
+                a.copy_(b)

@@ -16,6 +16,7 @@ import scipy.stats
 
 from .archspace import SUBSETS, parse
 from .ffd import ffd
+from .variants import paper_numbers, paper_rows
 
 # Paper values, Table II (FFD) and Table XI (Pearson correlation with N=500, %).
 PAPER_TABLE_II = {"All": 3.30, "w/o K": 3.57, "w/o L": 3.41, "w/o S": 3.51, "w/o U": 9.81,
@@ -101,39 +102,13 @@ def write_table(rows: list[dict], csv_path, md_path, title: str, note: str = "")
 # ---------------------------------------------------------------------------------------------
 # Attribution tables (Section IV-B and IV-C): evaluation rows of extractors beside the paper's
 
-# (verification acc, AUC, identification acc, F1) of the paper's ablation tables, by row label
-PAPER_ABLATIONS = {
-    "table_iv": {"w/o K": (87.04, 94.57, 92.69, 92.51), "w/o L": (87.54, 95.08, 90.04, 89.86),
-                 "w/o S": (89.29, 95.56, 93.91, 93.75), "w/o U": (87.68, 94.18, 88.96, 88.64),
-                 "w/o A": (84.75, 92.19, 87.03, 86.80), "w/o N": (87.63, 94.80, 93.47, 93.40),
-                 "All": (89.73, 95.69, 94.03, 93.84)},
-    "table_v": {"1": (89.87, 96.11, 91.04, 90.89), "10": (88.00, 94.70, 93.03, 92.87),
-                "15": (88.87, 95.37, 93.96, 93.78), "20": (89.73, 95.69, 94.03, 93.84)},
-    "table_vi": {"CelebA": (87.50, 94.60, 93.90, 93.78), "LSUN": (89.72, 95.53, 93.62, 93.48),
-                 "CelebA + LSUN": (89.73, 95.69, 94.03, 93.84)},
-    "table_vii": {"w/o slide window": (88.42, 94.63, 87.92, 87.68), "2x2": (89.88, 95.38, 91.84, 91.79),
-                  "3x3": (89.73, 95.69, 94.03, 93.84), "4x4": (89.68, 95.60, 94.03, 93.81)},
-}
+# The paper's numbers of each row live with the variant it reads (modelfp.variants.FAMILIES).
+# Tables IV-VII score every row on these (verification acc, AUC, identification acc, F1)
 ABLATION_METRICS = ("verification_acc", "verification_auc", "identification_acc", "identification_f1")
-
-# Tables VIII-X: per method, (classical, emerging) pairs of the table's two metrics
-PAPER_COMPARISON = {
-    "table_viii": ("identification_acc", "identification_f1", {
-        "Marra et al.": (61.00, 55.01, 26.72, 22.33), "Yu et al.": (96.28, 96.27, 31.93, 30.67),
-        "DNA-Det": (98.55, 98.55, 47.41, 46.60), "RepMix": (94.34, 94.29, 26.63, 25.35),
-        "Abady et al.": (97.12, 97.09, 48.23, 48.15), "POSE": (98.93, 98.93, 49.80, 48.87),
-        "Ours (Only-Syn)": (96.71, 96.70, 93.20, 93.11), "Ours (Fine-tune)": (99.88, 99.89, 94.02, 93.97)}),
-    "table_ix": ("verification_acc", "verification_auc", {
-        "Marra et al.": (66.10, 68.99, 59.37, 59.46), "Yu et al.": (96.80, 99.27, 63.84, 68.97),
-        "DNA-Det": (99.31, 99.94, 69.64, 77.54), "RepMix": (99.15, 97.44, 61.09, 57.92),
-        "Abady et al.": (95.10, 96.98, 64.52, 68.98), "POSE": (98.76, 99.91, 66.94, 72.85),
-        "Ours (Only-Syn)": (92.01, 96.90, 85.88, 92.66), "Ours (Fine-tune)": (99.21, 99.93, 85.62, 92.55)}),
-    "table_x": ("silhouette", "dbi", {
-        "Marra et al.": (-0.07, 23.18, -0.21, 34.17), "Yu et al.": (0.36, 1.21, -0.05, 12.73),
-        "DNA-Det": (0.40, 1.08, 0.01, 4.53), "RepMix": (0.28, 2.59, -0.10, 8.48),
-        "Abady et al.": (0.38, 1.18, -0.02, 10.96), "POSE": (0.44, 0.90, -0.02, 3.64),
-        "Ours (Only-Syn)": (0.19, 2.02, 0.19, 1.84), "Ours (Fine-tune)": (0.45, 0.84, 0.18, 1.88)}),
-}
+# Tables VIII-X: the table's two metrics, each on the classical and the emerging test models
+COMPARISON_METRICS = {"table_viii": ("identification_acc", "identification_f1"),
+                      "table_ix": ("verification_acc", "verification_auc"),
+                      "table_x": ("silhouette", "dbi")}
 TITLES = {
     "table_iv": "Table IV: ablation on the architecture options of the synthetic models",
     "table_v": "Table V: ablation on the number of seeds per synthetic architecture",
@@ -156,20 +131,6 @@ def _r(value, digits=2):
     return round(float(value), digits) if value is not None and np.isfinite(value) else ""
 
 
-def paper_numbers(table: str, paper_label: str | None):
-    """The paper's numbers of `table`'s row `paper_label`; None where the label is None or "" (a row
-    declared to have no paper counterpart: a control, a seed count the paper did not run). Any other
-    label must be one of the paper's rows: a ValueError names it and the known ones, so a typo never
-    gives a row silently blank paper columns."""
-    if not paper_label:
-        return None
-    known = PAPER_ABLATIONS[table] if table in PAPER_ABLATIONS else PAPER_COMPARISON[table][2]
-    if paper_label not in known:
-        raise ValueError(f"{table}: no paper row {paper_label!r}; the paper's rows are {list(known)} "
-                         f"(give an empty paper label for a row without one)")
-    return known[paper_label]
-
-
 def ablation_table(table: str, rows: list[tuple[str, str | None, dict | None]]) -> list[dict]:
     """Tables IV-VII: rows (label, paper label, evaluation) -> our four metrics on all test models
     beside the paper's row of `paper label` (None or "": no paper counterpart; `paper_numbers`)."""
@@ -190,7 +151,7 @@ def comparison_table(table: str, rows: list[tuple[str, str | None, dict | None]]
     label), then our rows without a paper label (the controls), under their own labels.
     rows: (label, paper label or None/"", evaluation or None); an unknown paper label raises
     (`paper_numbers`)."""
-    m1, m2, paper = PAPER_COMPARISON[table]
+    (m1, m2), paper = COMPARISON_METRICS[table], paper_rows(table)
     digits = 2 if table != "table_x" else 3
     ours = {}
     for label, paper_label, ev in rows:

@@ -9,6 +9,10 @@ same-design pair identification - for each pair of generators that share a desig
 in training seed or only in training data, 1:N identification restricted to the two members (a
 gallery of two): can the extractor tell near twins apart? Chance is 50 %.
 
+The same scores computed from embeddings (`scores`) are what training writes into the main
+extractor's history.csv after every epoch (val_identification_acc, val_verification_auc, on a fixed
+subset of the validation images: `sample_images`), and what benchmarks/extractor_study.py reports.
+
 No table of the paper reads this file.
 """
 
@@ -27,6 +31,10 @@ log = logging.getLogger(__name__)
 
 DIFFERS = ("seed", "data")
 SUMMARY_COLUMNS = ("identification_acc", "verification_auc")   # read from the evaluation csv's "all" row
+# the per-epoch validation of training (`train-extractor --validation`): per model, evaluation.gallery
+# gallery images and this many queries: enough to see a plateau, few enough to stay a small share of
+# an epoch (history.csv's val_seconds beside seconds)
+EPOCH_QUERIES = 10
 
 
 @dataclass(frozen=True)
@@ -49,18 +57,57 @@ def pair_identification(emb, labels, a: str, b: str, gallery_size: int = evaluat
     return evaluate.identification(np.asarray(emb)[keep], labels[keep], gallery_size, seed)["accuracy"]
 
 
-def choices_row(variant: str, summary: dict, emb, labels, pairs: list[Pair],
-                gallery_size: int = evaluate.GALLERY_SIZE, seed: int = 0) -> dict:
-    """One row of choices.csv: the variant's whole-set scores (percent, from its evaluation csv),
-    the mean pair identification over all pairs and per kind of pair, then each pair's (percent)."""
-    row = {"variant": variant, **{k: float(summary[k]) for k in SUMMARY_COLUMNS}}
+def pair_scores(emb, labels, pairs: list[Pair], gallery_size: int = evaluate.GALLERY_SIZE,
+                seed: int = 0) -> dict:
+    """Same-design pair identification in percent: the mean over all pairs and per kind of pair
+    (NaN where there is none), then each pair's (`pair_identification`)."""
     accs = {p.name: 100 * pair_identification(emb, labels, p.a, p.b, gallery_size, seed) for p in pairs}
-    row["pair_identification_acc"] = float(np.mean(list(accs.values()))) if accs else float("nan")
+    row = {"pair_identification_acc": float(np.mean(list(accs.values()))) if accs else float("nan")}
     for kind in DIFFERS:
         of_kind = [accs[p.name] for p in pairs if p.differs == kind]
         row[f"{kind}_pairs_acc"] = float(np.mean(of_kind)) if of_kind else float("nan")
     row.update({f"pair_{name}": acc for name, acc in accs.items()})
     return row
+
+
+def choices_row(variant: str, summary: dict, emb, labels, pairs: list[Pair],
+                gallery_size: int = evaluate.GALLERY_SIZE, seed: int = 0) -> dict:
+    """One row of choices.csv: the variant's whole-set scores (percent, from its evaluation csv),
+    then its `pair_scores`."""
+    return {"variant": variant, **{k: float(summary[k]) for k in SUMMARY_COLUMNS},
+            **pair_scores(emb, labels, pairs, gallery_size, seed)}
+
+
+def scores(emb, labels, pairs: list[Pair] = (), gallery_size: int = evaluate.GALLERY_SIZE,
+           n_same: int = evaluate.N_SAME_PAIRS, n_diff: int = evaluate.N_DIFF_PAIRS, seed: int = 0) -> dict:
+    """choices.csv's scores computed from embeddings, in percent: identification accuracy and
+    verification AUC over all of them (as the `all` row of the verb `evaluate`: evaluate.identification
+    and evaluate.verification with the same protocol), then the `pair_scores` of `pairs`."""
+    ident = evaluate.identification(emb, labels, gallery_size, seed)["accuracy"]
+    auc = evaluate.verification(emb, labels, n_same, n_diff, seed)["auc"]
+    return {"identification_acc": 100 * ident, "verification_auc": 100 * auc,
+            **pair_scores(emb, labels, pairs, gallery_size, seed)}
+
+
+def embed_models(model, images: dict, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """{model name: uint8 (3,H,W) images} -> (fingerprints (n, d) by `extractor.embed` in n x n
+    windows, their model names (n,)): the input of `scores`."""
+    from .extractor import embed
+    emb = [embed(model, list(imgs), window) for imgs in images.values()]
+    labels = np.repeat(list(images), [len(imgs) for imgs in images.values()])
+    return np.concatenate([e.numpy() for e in emb]), labels
+
+
+def sample_images(paths: dict, per_model: int, seed: int) -> dict:
+    """{model: image paths} -> {model: at most `per_model` of them (sorted)}, drawn with
+    numpy.random.default_rng(seed) in model order: the fixed subset on which training scores the
+    validation set after every epoch (`extractor.train`'s evaluator)."""
+    rng = np.random.default_rng(seed)
+    chosen = {}
+    for name, ps in paths.items():
+        ps = sorted(ps)
+        chosen[name] = [ps[i] for i in sorted(rng.choice(len(ps), min(per_model, len(ps)), replace=False))]
+    return chosen
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ rule train_baseline:
         "results/benchmarks/baselines/{baseline}.tsv"
     params:
         args=baseline_args,
+        state=baseline_state,
         device=config["device"],
     conda:
         "../../envs/modelfp.yaml"
@@ -22,4 +23,4 @@ rule train_baseline:
         gpu=1,
     shell:
         "python -m modelfp train-baseline --name {wildcards.baseline} {params.args} --out {output} "
-        "--device {params.device} --threads {threads} > {log} 2>&1"
+        "--state {params.state} --device {params.device} --threads {threads} > {log} 2>&1"

@@ -155,15 +155,15 @@ def test_model_n_images(bed="testbed"):
     return VAL.get("n_images", TB["n_images"]) if bed == "validation" else TB["n_images"]
 
 
-def model_inputs(names, bed="testbed"):
-    """Each model's image folder as the named input model:<name> (read back by model_args)."""
-    return named_inputs("model", ((m, test_model_images(m, bed)) for m in names))
+def model_inputs(names, bed="testbed", kind="model"):
+    """Each model's image folder as the named input <kind>:<name> (read back by model_args)."""
+    return named_inputs(kind, ((m, test_model_images(m, bed)) for m in names))
 
 
-def model_args(input, flag="--model", groups_of=None):
-    """`FLAG NAME 'FOLDER'` (and the model's group in bed `groups_of`) for each model:<name> input."""
+def model_args(input, flag="--model", groups_of=None, kind="model"):
+    """`FLAG NAME 'FOLDER'` (and the model's group in bed `groups_of`) for each <kind>:<name> input."""
     return " ".join(f"{flag} {m} '{folder}'" + (f" {test_model_group(m, groups_of)}" if groups_of else "")
-                    for m, folder in named(input, "model"))
+                    for m, folder in named(input, kind))
 
 
 def test_model_train_args(name, bed, input):
@@ -318,12 +318,24 @@ def classical_models():
     return [m for m in TB["models"] if test_model_group(m) == "classical"]
 
 
+for _v in EXT["validate"]:
+    try:
+        variant_of(_v)                      # a typo stops the run here
+    except ValueError as err:
+        raise ValueError(f"config: extractor.validate: {err}") from None
+
+
 def extractor_inputs(w):
+    """A variant's training data; for the variants of extractor.validate (when the config has a
+    validation set) also the validation models' folders, validation:<name>, scored after every
+    epoch (read back by extractor_args; they are never trained on)."""
     v = variant_of(w.variant)
+    validation = (model_inputs(VAL["models"], "validation", kind="validation")
+                  if w.variant in EXT["validate"] and len(VAL["models"]) >= 2 else {})
     if v.finetune:
-        return {"init": "results/extractors/all/trained.pt", **model_inputs(classical_models())}
+        return {"init": "results/extractors/all/trained.pt", **model_inputs(classical_models()), **validation}
     return {"synthetic": expand("results/synthetic/{arch}/seed{seed}.pt", arch=v.archs, seed=v.seeds),
-            "pools": [pool_dir(p) for p in v.pools], "denoiser": DENOISER}
+            "pools": [pool_dir(p) for p in v.pools], "denoiser": DENOISER, **validation}
 
 
 def extractor_args(w, input):
@@ -331,21 +343,26 @@ def extractor_args(w, input):
     import json
 
     v = variant_of(w.variant)
-    opts = {k: val for k, val in EXT.items() if k not in ("immunize", "finetune", "ablation_epochs")}
+    opts = {k: val for k, val in EXT.items() if k not in ("immunize", "finetune", "ablation_epochs", "validate")}
     if v.ablation and "ablation_epochs" in EXT:
         opts["epochs"] = EXT["ablation_epochs"]
     if v.augment:
         opts["augment"] = EXT["immunize"]
     if v.backbone:
         opts.update(backbone=v.backbone, weights=None)
+    validation = model_args(input, flag="--validation", kind="validation")
     if v.finetune:
         opts.update(EXT["finetune"])
-        # only the training side of each folder is read (modelfp.splits); `embed` reads the other
-        source = (f"--init {input.init} --train-fraction {EVAL['train_fraction']} "
-                  + model_args(input, flag="--images"))
+        source = f"--init {input.init} {model_args(input, flag='--images')}"
     else:
         source = (f"--synthetic {' '.join(input.synthetic)} --pool {' '.join(input.pools)} "
                   f"--denoiser {input.denoiser}" + (" --untrained" if v.untrained else ""))
+    if v.finetune or validation:
+        # each folder's side (modelfp.splits): fine-tuning reads the training side; the per-epoch
+        # validation, like `embed`, the evaluation side
+        source += f" --train-fraction {EVAL['train_fraction']}"
+    if validation:
+        source += f" {validation} --window {EVAL['window']} {protocol_args()}"
     return f"{source} --options '{json.dumps(opts, separators=(',', ':'))}'"
 
 
@@ -480,6 +497,12 @@ def baseline_args(w, input):
             f"--seed {BASE['seed']} --hp '{json.dumps(recipe.get('hp', {}), separators=(',', ':'))}'{denoiser}")
 
 
+def baseline_state(w, output):
+    """train-baseline's resumable state, beside the declared model.pt; not an output, for the
+    reason `extractor_state` gives (the verb deletes it once model.pt is written)."""
+    return str(Path(output[0]).with_name("state.pt"))
+
+
 def embed_args(w, input):
     """Every view embeds only the evaluation side of each folder (modelfp.splits): never what the
     fine-tuned extractor or a baseline trained on."""
@@ -507,9 +530,13 @@ def evaluate_args(w=None):
     set's (each in its family's group, so its rows read like the test bed's)."""
     bed = view_bed(getattr(w, "view", DEFAULT_VIEW))
     models = VAL["models"] if bed == "validation" else TB["models"]
-    return (" ".join(f"--model {m} {test_model_group(m, bed)}" for m in models)
-            + f" --pairs-same {EVAL['pairs_same']} --pairs-diff {EVAL['pairs_diff']}"
-            + f" --gallery {EVAL['gallery']} --seed {EVAL['seed']}")
+    return " ".join(f"--model {m} {test_model_group(m, bed)}" for m in models) + f" {protocol_args()}"
+
+
+def protocol_args():
+    """The attribution protocol of `evaluate` (and of train-extractor's per-epoch validation)."""
+    return (f"--pairs-same {EVAL['pairs_same']} --pairs-diff {EVAL['pairs_diff']} "
+            f"--gallery {EVAL['gallery']} --seed {EVAL['seed']}")
 
 
 def validation_embeddings(name):
@@ -537,35 +564,26 @@ def validation_table_args(w, input):
     return f"{variants} {pairs} --gallery {EVAL['gallery']} --seed {EVAL['seed']}"
 
 
-def _pool_label(p):
-    return {"celeba": "CelebA", "lsun": "LSUN"}.get(p.lower(), "")
+# What of the config shapes the rows of Tables IV-X and Figures 8 and 16 (modelfp.variants.FAMILIES:
+# each row's variant, labels and the paper's numbers)
+PRESET = variants.Preset(SYN["seeds"], tuple(SYN["pools"]), tuple(EVAL["seed_counts"]), tuple(EVAL["windows"]),
+                         tuple(BASE["methods"]))
+
+
+def check_rows():
+    """Stop at start-up on a row whose paper label is not one of the paper's rows of its table
+    (variants.rows looks each up, naming the table, the label and the known ones)."""
+    for table in ATTRIBUTION_TABLES + ["fig_8", "fig_16"]:
+        variants.rows(table, PRESET)
+
+
+check_rows()
 
 
 def table_rows(table):
-    """(our label, the paper's row label or '', evaluation csv) of a table's rows."""
-    if table == "table_iv":
-        return [(f"w/o {k}", f"w/o {k}", evaluation_csv(f"wo_{k}")) for k in "KLSUAN"] + [
-            ("All", "All", evaluation_csv(variants.ABLATION_ALL))]
-    if table == "table_v":
-        return [(f"{n}" + (" (all)" if n == SYN["seeds"] else ""),
-                 "20" if n == SYN["seeds"] else (str(n) if n in (1, 10, 15, 20) else ""),
-                 evaluation_csv(f"seeds_{n}")) for n in EVAL["seed_counts"]]
-    if table == "table_vi":
-        both = " + ".join(SYN["pools"])
-        return [(p, _pool_label(p), evaluation_csv(f"pool_{p}")) for p in SYN["pools"]] + [
-            (both, "CelebA + LSUN", evaluation_csv(variants.ABLATION_ALL))]
-    if table == "table_vii":
-        paper = {1: "w/o slide window", 2: "2x2", 3: "3x3", 4: "4x4"}
-        return [("w/o slide window" if n == 1 else f"{n}x{n}", paper.get(n, ""), evaluation_csv("all", f"w{n}"))
-                for n in EVAL["windows"]]
-    # Tables VIII-X: the configured baselines under the paper's labels, the paper's two variants of
-    # ours, then the two controls (no paper row)
-    return [(variants.BASELINE_LABELS[m], variants.BASELINE_LABELS[m], evaluation_csv(variants.baseline_variant(m)))
-            for m in BASE["methods"]] + [
-            ("Ours (Only-Syn)", "Ours (Only-Syn)", evaluation_csv("all")),
-            ("Ours (Fine-tune)", "Ours (Fine-tune)", evaluation_csv("finetune")),
-            ("Training-free reference", "", evaluation_csv("reference")),
-            ("Random-init extractor", "", evaluation_csv("random"))]
+    """(our label, the paper's row label or '', evaluation csv) of a table's (or figure's) rows."""
+    return [(row.label, row.paper, evaluation_csv(row.variant, row.view or DEFAULT_VIEW))
+            for row in variants.rows(table, PRESET)]
 
 
 def table_inputs(w):
@@ -589,14 +607,13 @@ def perturbation_views():
     return [f"jpeg-{q}" for q in P["jpeg"]] + [f"crop-{c}" for c in P["crop"]]
 
 
-FIGURE_8_BLOCKS = (1, 2, 3)
-FIGURE_16_EXTRACTORS = {"plain": variants.ABLATION_ALL, "immunized": "immunized"}  # curve: variant (one budget)
+FIGURE_16_EXTRACTORS = {row.label: row.variant for row in variants.rows("fig_16", PRESET)}  # curve: variant
 
 
 def fig_8_inputs(w=None):
     """Both zoo summaries (synthesis time) and the evaluation of each blocks_<k> variant (blocks:<k>)."""
     return {"zoo": ["results/synthetic/summary.csv", "results/synthetic/summary_k3.csv"],
-            **named_inputs("blocks", ((k, evaluation_csv(f"blocks_{k}")) for k in FIGURE_8_BLOCKS))}
+            **named_inputs("blocks", ((k, csv) for k, _, csv in table_rows("fig_8")))}
 
 
 def fig_8_args(w, input):

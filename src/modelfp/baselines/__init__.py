@@ -9,13 +9,17 @@ compared by cosine, exactly like Only-Syn):
     build(image_size, classes, seed=0, **hp) -> nn.Module
         the untrained model (for marra, the training-free state: it also takes `denoiser=`),
         its initial weights drawn from `seed` with the caller's global RNG left as it was
-    train(model, images_by_class, steps, batch_size, seed, device, progress=None, **hp)
-        -> (model, info)
+    train(model, images_by_class, steps, batch_size, seed, device, progress=None, state_path=None,
+          **hp) -> (model, info)
         images_by_class: one uint8 (n_c,3,S,S) tensor per training source, in label order, at
         the model's image_size; seeded (a CPU torch.Generator(seed) draws batches, augmentations
         and dropout masks; the global RNG is left alone), so the same arguments give the same
         weights; progress(step, loss) every testbed.common.LOG_EVERY steps; info: plain values
-        (losses, accuracies, seconds, the hp used); the model comes back in eval mode
+        (losses, accuracies, seconds, the hp used); the model comes back in eval mode;
+        state_path: a resumable state file (`common.TrainingState`, written every
+        max(1, steps // STATE_SAVES) steps of each phase; a run that finds its own state file
+        continues it bit-identically, one of another configuration is refused); the caller
+        deletes it once the trained file is written
     embed(model, images, device) -> float32 (N, D) on the CPU
         images: uint8 (N,3,S,S); the zero-shot features, compared by cosine; eval mode, no
         gradients, deterministic (batching does not change them)

@@ -63,7 +63,7 @@ from .. import checkpoints
 from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
-from .common import EMBED_BATCH, embed_batches, labelled
+from .common import EMBED_BATCH, TrainingState, embed_batches, labelled, training_state
 
 DEFAULTS = {
     "backbone": "efficientnet_b4",   # a key of BACKBONES (presets: efficientnet_b0)
@@ -262,10 +262,12 @@ def build(image_size: int, classes: int, seed: int = 0, **hp) -> AbadyNet:
 # Training
 
 def train_embedding(model: AbadyNet, images: torch.Tensor, labels: torch.Tensor, steps: int,
-                    batch_size: int, gen: torch.Generator, device, progress=None, **hp) -> dict:
+                    batch_size: int, gen: torch.Generator, device, progress=None,
+                    state: TrainingState | None = None, **hp) -> dict:
     """Phase 1: `steps` Adam steps of the contrastive loss on class batches of uint8 `images`
     (labels sorted by class); hp resolved. Returns the loss and mean same-/different-source
-    distances (d_same, d_diff) over the last min(LOG_EVERY, steps) steps."""
+    distances (d_same, d_diff) over the last min(LOG_EVERY, steps) steps. state: resumable,
+    phase "embedding"."""
     per_class = batch_size // min(int(hp["batch_classes"]), model.classes)
     if per_class < 2:
         raise ValueError(f"abady: batch_size {batch_size} gives fewer than 2 images per class for "
@@ -273,7 +275,10 @@ def train_embedding(model: AbadyNet, images: torch.Tensor, labels: torch.Tensor,
     opt = Adam([*model.backbone.parameters(), *model.embedding.parameters()], lr=float(hp["lr"]))
     log = LossLog(steps, progress, ("loss", "d_same", "d_diff"))
     model.train()
-    for _ in range(steps):
+    state = state or TrainingState()
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    done, _ = state.resume("embedding", resumable)
+    for step in range(done, steps):
         idx = class_batch(labels, int(hp["batch_classes"]), per_class, gen)
         y = labels[idx].to(device)
         z = F.normalize(model.features(as_unit_range(images[idx].to(device))), dim=1)
@@ -286,6 +291,7 @@ def train_embedding(model: AbadyNet, images: torch.Tensor, labels: torch.Tensor,
             same = y[:, None] == y[None, :]
             off = ~torch.eye(len(y), dtype=torch.bool, device=device)
             log.add(loss.item(), d[same & off].mean().item(), d[~same].mean().item())
+        state.checkpoint("embedding", step + 1, steps, resumable)
     return log.summary()
 
 
@@ -324,23 +330,27 @@ def pair_loss(model: AbadyNet, emb: torch.Tensor, a, b, y) -> float:
 
 def train_verifier(model: AbadyNet, emb: torch.Tensor, labels: torch.Tensor, val_emb: torch.Tensor,
                    val_labels: torch.Tensor, steps: int, gen: torch.Generator, device,
-                   progress=None, **hp) -> dict:
+                   progress=None, state: TrainingState | None = None, **hp) -> dict:
     """Phase 2: up to `steps` Adam steps of BCE on same/different pairs of the embeddings emb
     (labels sorted by class), early stopping on VAL_PAIRS pairs of val_emb (drawn first from gen)
     when two of its classes have 2 images; hp resolved. Returns the verifier's loss and accuracy
-    (verifier_*), the steps run, whether it stopped early and the best validation loss."""
+    (verifier_*), the steps run, whether it stopped early and the best validation loss. state:
+    resumable, phase "verifier" (with the validation pairs and the early stopping's best and
+    patience count)."""
     emb, val_emb = emb.to(device), val_emb.to(device)
     counts = torch.bincount(val_labels) if len(val_labels) else torch.zeros(0)
     use_val = int((counts >= 2).sum()) >= 2
-    if use_val:
-        va, vb, vy = sample_pairs(val_labels, VAL_PAIRS, gen)
-        val = (va.to(device), vb.to(device), vy.to(device))
+    pairs = sample_pairs(val_labels, VAL_PAIRS, gen) if use_val else None
     every = max(1, steps // max(1, int(hp["checks"])))
     opt = Adam(model.verifier.parameters(), lr=float(hp["verifier_lr"]))
     log = LossLog(steps, progress, ("loss", "accuracy"))
-    best, best_state, since, done = float("inf"), None, 0, 0
+    state = state or TrainingState()
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    done, (pairs, best, best_state, since) = state.resume(
+        "verifier", resumable, pairs=pairs, best=float("inf"), best_state=None, since=0)
+    val = None if pairs is None else tuple(t.to(device) for t in pairs)
     model.verifier.train()
-    for step in range(steps):
+    for step in range(done, steps):
         a, b, y = sample_pairs(labels, int(hp["verifier_batch"]), gen)
         y = y.to(device)
         logits = model.verifier(emb[a.to(device)], emb[b.to(device)])
@@ -358,6 +368,8 @@ def train_verifier(model: AbadyNet, emb: torch.Tensor, labels: torch.Tensor, val
                 since += 1
                 if since >= int(hp["patience"]):
                     break
+        state.checkpoint("verifier", done, steps, resumable, pairs=pairs, best=best, best_state=best_state,
+                         since=since)
     if best_state is not None:
         model.verifier.load_state_dict(best_state)
     return {**{f"verifier_{k}": v for k, v in log.summary().items()}, "verifier_steps_run": done,
@@ -365,14 +377,16 @@ def train_verifier(model: AbadyNet, emb: torch.Tensor, labels: torch.Tensor, val
 
 
 def train(model: AbadyNet, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, **hp):
+          progress=None, state_path=None, **hp):
     """Phase 1 (`steps` steps, batch_size images per batch), then phase 2 (steps *
     verifier_steps / embed_steps steps at most), both on the images not held out for early
     stopping. build's hp (backbone, weights, stochastic_depth, dim) are accepted and ignored, so
     one hp dict serves both. Returns (model in eval mode, info): phase 1's loss and mean same- and
     different-source distances (d_same, d_diff) over its last min(LOG_EVERY, steps) steps, the
     verifier's loss and pair accuracy likewise (verifier_*), how many verifier steps ran, the best
-    validation loss, the sizes and seconds, and the hp used."""
+    validation loss, the sizes and seconds, and the hp used. state_path: resumable state
+    (common.TrainingState; phases "embedding", with the BN recalibration, then "verifier"),
+    resumed from when present."""
     hp = resolve("abady", DEFAULTS, hp)
     start = time.perf_counter()
     images, labels = labelled("abady", images_by_class, model.image_size)
@@ -386,20 +400,26 @@ def train(model: AbadyNet, images_by_class, steps: int, batch_size: int, seed: i
     gen = torch.Generator().manual_seed(seed)
     fit, val = hold_out(labels, float(hp["val_fraction"]), gen)
     model = model.to(device)
-    model.set_generator(gen)
-    try:
-        info = train_embedding(model, images[fit], labels[fit], steps, batch_size, gen, device,
-                               progress, **hp)
-    finally:
-        model.set_generator(None)
-    if hp["bn_recalibrate"]:
-        recalibrate_bn(model, images[fit], gen, device)
+    state = training_state(state_path, "abady", hp, images_by_class, steps, batch_size, seed)
+
+    def embedding_phase():
+        model.set_generator(gen)
+        try:
+            summary = train_embedding(model, images[fit], labels[fit], steps, batch_size, gen, device,
+                                      progress, state, **hp)
+        finally:
+            model.set_generator(None)
+        if hp["bn_recalibrate"]:
+            recalibrate_bn(model, images[fit], gen, device)
+        return summary
+
+    info = state.phase("embedding", embedding_phase, model=model)
     model.eval()
     emb = embed(model, images, device)
     verifier_steps = round(steps * int(hp["verifier_steps"]) / int(hp["embed_steps"]))
     shifted = (lambda s, loss: progress(steps + s, loss)) if progress else None
-    info |= train_verifier(model, emb[fit], labels[fit], emb[val], labels[val], verifier_steps,
-                           gen, device, shifted, **hp)
+    info = info | train_verifier(model, emb[fit], labels[fit], emb[val], labels[val], verifier_steps,
+                                 gen, device, shifted, state, **hp)
     info = {"method": "abady", "steps": steps, "images": len(fit), "val_images": len(val),
             "classes": model.classes, "seconds": time.perf_counter() - start, **info, **hp}
     return model.eval(), info

@@ -42,7 +42,8 @@ from torchvision.transforms.functional import gaussian_blur
 from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
-from .common import balanced_batch, embed_batches, labelled, random_crops, step_lr
+from .common import (TrainingState, balanced_batch, embed_batches, labelled, random_crops, step_lr,
+                     training_state)
 
 # ---------------------------------------------------------------------------------------------
 # Image transformations of stage 1: specs "kind:arg[:arg]" on uint8 (3,H,W) tensors
@@ -223,17 +224,21 @@ def _upscale(x: torch.Tensor, factor) -> torch.Tensor:
 
 
 def pretrain(model: DNANet, images: torch.Tensor, gen: torch.Generator, device, progress=None,
-             **hp) -> dict:
+             state: TrainingState | None = None, **hp) -> dict:
     """Stage 1: pretrain_steps of cross-entropy on which transformation (uniform over
     hp["transforms"]) was applied to images drawn uniformly from `images` (uint8 (n,3,S,S)).
-    Returns the loss/accuracy summary (keys prefixed "pretrain_")."""
+    Returns the loss/accuracy summary (keys prefixed "pretrain_"). state: resumable, phase
+    "pretrain"."""
     transforms = [parse_transform(t) for t in hp["transforms"]]
     steps, crop = int(hp["pretrain_steps"]), int(hp["pretrain_crop"])
     params = [*model.trunk.parameters(), *model.pretrain_head.parameters()]
     opt = Adam(params, lr=float(hp["pretrain_lr"]))
     log = LossLog(steps, progress, ("loss", "accuracy"))
     model.train()
-    for step in range(steps):
+    state = state or TrainingState()
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    done, _ = state.resume("pretrain", resumable)
+    for step in range(done, steps):
         idx = torch.randint(len(images), (int(hp["pretrain_batch"]),), generator=gen)
         y = torch.randint(len(transforms), (len(idx),), generator=gen)
         x = torch.stack([apply_transform(transforms[t], images[i], gen)
@@ -246,15 +251,17 @@ def pretrain(model: DNANet, images: torch.Tensor, gen: torch.Generator, device, 
         loss.backward()
         opt.step(step_lr(float(hp["pretrain_lr"]), step, int(hp["lr_step"]), float(hp["lr_gamma"])))
         log.add(loss.item(), (logits.argmax(1) == y).float().mean().item())
+        state.checkpoint("pretrain", step + 1, steps, resumable)
     return {f"pretrain_{k}": v for k, v in log.summary().items()}
 
 
 def train(model: DNANet, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, pretrain_images: torch.Tensor | None = None, **hp):
+          progress=None, pretrain_images: torch.Tensor | None = None, state_path=None, **hp):
     """Stage 1 (`pretrain`, on pretrain_images: real images; default all training images), then
     `steps` stage-2 steps on class-balanced batches of batch_size images. Returns (model in eval
     mode, info): the means over the last min(LOG_EVERY, steps) steps of loss (the weighted sum),
-    ce, supcon, accuracy (on crops) and the final weights exp(-s_i)/2."""
+    ce, supcon, accuracy (on crops) and the final weights exp(-s_i)/2. state_path: resumable state
+    (common.TrainingState; phases "pretrain", then "main"), resumed from when present."""
     hp = resolve("dnadet", DEFAULTS, hp)
     start = time.perf_counter()
     images, labels = labelled("dnadet", images_by_class, model.image_size)
@@ -263,15 +270,18 @@ def train(model: DNANet, images_by_class, steps: int, batch_size: int, seed: int
     gen = torch.Generator().manual_seed(seed)
     model = model.to(device)
     model.upscale.fill_(float(hp["upscale"]))   # train's hp win over build's; embed follows
-    info = pretrain(model, images if pretrain_images is None else pretrain_images, gen, device,
-                    None, **hp)
+    state = training_state(state_path, "dnadet", hp, images_by_class, steps, batch_size, seed)
+    info = state.phase("pretrain", lambda: pretrain(
+        model, images if pretrain_images is None else pretrain_images, gen, device, None, state, **hp))
     net = [*model.trunk.parameters(), *model.head.parameters(), *model.projection.parameters()]
     opt = Adam(net, lr=float(hp["lr"]))
     opt_w = Adam([model.log_vars], lr=float(hp["weight_lr"]))
     per, crop = int(hp["crops_per_image"]), int(hp["crop"])
     log = LossLog(steps, progress, ("loss", "ce", "supcon", "accuracy"))
     model.train()
-    for step in range(steps):
+    resumable = {"model": model, "opt": opt, "opt_w": opt_w, "gen": gen, "log": log}
+    done, _ = state.resume("main", resumable)
+    for step in range(done, steps):
         idx = balanced_batch(labels, batch_size, gen)
         x = _upscale(as_unit_range(images[idx].to(device)), hp["upscale"])
         x = random_crops(x, crop, per, gen)
@@ -289,6 +299,7 @@ def train(model: DNANet, images_by_class, steps: int, batch_size: int, seed: int
         opt.step(step_lr(float(hp["lr"]), step, int(hp["lr_step"]), float(hp["lr_gamma"])))
         opt_w.step()
         log.add(loss.item(), ce.item(), sc.item(), (logits.argmax(1) == y).float().mean().item())
+        state.checkpoint("main", step + 1, steps, resumable)
     weights = (0.5 * torch.exp(-model.log_vars.detach())).tolist()
     info = {"method": "dnadet", "steps": steps, "images": len(images), "classes": model.classes,
             "seconds": time.perf_counter() - start, **info, **log.summary(),

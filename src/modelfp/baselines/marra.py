@@ -65,8 +65,9 @@ def build(image_size: int, classes: int, seed: int = 0, *, denoiser: nn.Module, 
 
 
 def train(model: Marra, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, **hp):
-    """Each class's fingerprint := the mean residual of its images. Returns (model, info)."""
+          progress=None, state_path=None, **hp):
+    """Each class's fingerprint := the mean residual of its images. Returns (model, info).
+    state_path is accepted and unused: one pass over the images, no steps to resume."""
     hp = resolve("marra", DEFAULTS, hp)
     start = time.perf_counter()
     images, _ = labelled("marra", images_by_class, model.image_size)

@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
-from .common import balanced_batch, embed_batches, labelled, step_lr
+from .common import balanced_batch, embed_batches, labelled, step_lr, training_state
 
 DEFAULTS = {
     "width": 1.0,            # channel multiplier of the DNA-Det trunk's 64-128-256-512
@@ -253,13 +253,15 @@ def augment(model: POSENet, x: torch.Tensor, gen: torch.Generator) -> torch.Tens
 # Training and embedding
 
 def train(model: POSENet, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, **hp):
+          progress=None, state_path=None, **hp):
     """`steps` classifier steps on class-balanced batches of batch_size images (each also seen
     augmented, so 2 x batch_size per forward pass), a new augmentation network at step 0,
     aug_every, 2 aug_every, ..., trained alongside during its epoch. Returns (model in eval mode
     with its augmentation networks, info): the means over the last min(LOG_EVERY, steps) steps of
     loss, ce, triplet, accuracy (over the 2C classes, both halves), aug_mse and
-    aug_distance (the current augmentation network's), and the number of augmenters."""
+    aug_distance (the current augmentation network's), and the number of augmenters. state_path:
+    resumable state (common.TrainingState; the networks made so far are in the model's), resumed
+    from when present."""
     hp = resolve("pose", DEFAULTS, hp)
     start = time.perf_counter()
     images, labels = labelled("pose", images_by_class, model.image_size)
@@ -275,7 +277,14 @@ def train(model: POSENet, images_by_class, steps: int, batch_size: int, seed: in
                lr=float(hp["lr"]))
     log = LossLog(steps, progress, ("loss", "ce", "triplet", "accuracy", "aug_mse", "aug_distance"))
     classes = model.classes
-    for step in range(steps):
+    state = training_state(state_path, "pose", hp, images_by_class, steps, batch_size, seed)
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    done, (aug_state,) = state.resume("train", resumable, aug_opt=None)
+    if done % every:   # resumed within an epoch: its augmentation network and that one's Adam
+        aug = model.augmenters[-1]
+        aug_opt = Adam(aug.parameters(), lr=float(hp["aug_lr"]))
+        aug_opt.load_state_dict(aug_state)
+    for step in range(done, steps):
         if step % every == 0:   # a new epoch: the open space grows by one augmentation network
             aug = model.add_augmenter(int(torch.randint(2 ** 31, (1,), generator=gen)))
             aug_opt = Adam(aug.parameters(), lr=float(hp["aug_lr"]))
@@ -300,6 +309,7 @@ def train(model: POSENet, images_by_class, steps: int, batch_size: int, seed: in
         opt.step(step_lr(float(hp["lr"]), step, int(hp["lr_step"]), float(hp["lr_gamma"])))
         accuracy = (logits.argmax(1) == target).float().mean().item()
         log.add(loss.item(), ce.item(), tri.item(), accuracy, aug_mse, aug_distance)
+        state.checkpoint("train", step + 1, steps, resumable, aug_opt=aug_opt.state_dict())
     info = {"method": "pose", "steps": steps, "images": len(images), "classes": classes,
             "seconds": time.perf_counter() - start, "augmenters": len(model.augmenters),
             "steps_per_augmenter": every, **log.summary(), **hp}

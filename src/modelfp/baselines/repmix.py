@@ -59,7 +59,7 @@ import torchvision
 from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
-from .common import embed_batches, labelled, random_crops, step_lr, uniform_batch
+from .common import embed_batches, labelled, random_crops, step_lr, training_state, uniform_batch
 
 # ---------------------------------------------------------------------------------------------
 # Constants and hyper-parameters
@@ -345,12 +345,13 @@ def repmix_loss(model: RepMixNet, x: torch.Tensor, labels: torch.Tensor, index: 
 
 
 def train(model: RepMixNet, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, **hp):
+          progress=None, state_path=None, **hp):
     """`steps` Adam steps on uniform batches of batch_size images (augmented, cropped, mixed).
     Build-time hp (backbone, weights, embedding) are the model's; resize, crop and real_class
     are set from hp (train's win over build's). Returns (model in eval mode, info): means over the
     last min(LOG_EVERY, steps) steps of loss, attribution and detection CE and accuracy (gated
-    logits' argmax against each sample's largest part)."""
+    logits' argmax against each sample's largest part). state_path: resumable state
+    (common.TrainingState), resumed from when present."""
     hp = check(resolve("repmix", DEFAULTS, hp), model.classes)
     start = time.perf_counter()
     images, labels = labelled("repmix", images_by_class, model.image_size)
@@ -367,7 +368,10 @@ def train(model: RepMixNet, images_by_class, steps: int, batch_size: int, seed: 
     epoch = max(1, math.ceil(len(images) / batch_size))
     parts, wd = int(hp["mix_images"]), float(hp["weight_decay"])
     log = LossLog(steps, progress, ("loss", "attribution", "detection", "accuracy"))
-    for step in range(steps):
+    state = training_state(state_path, "repmix", hp, images_by_class, steps, batch_size, seed)
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    done, _ = state.resume("train", resumable)
+    for step in range(done, steps):
         idx = uniform_batch(labels, batch_size, gen)
         x = training_views(images[idx], int(hp["resize"]), int(hp["crop"]), ops, gen).to(device)
         index = partners(len(idx), parts, gen)
@@ -383,6 +387,7 @@ def train(model: RepMixNet, images_by_class, steps: int, batch_size: int, seed: 
         opt.step(step_lr(float(hp["lr"]), step, epoch, float(hp["lr_gamma"])))
         main = y[index[torch.arange(len(idx)), lam.argmax(1)].to(device)]   # largest part
         log.add(loss.item(), attr.item(), det.item(), (logits.argmax(1) == main).float().mean().item())
+        state.checkpoint("train", step + 1, steps, resumable)
     info = {"method": "repmix", "steps": steps, "images": len(images), "classes": model.classes,
             "steps_per_epoch": epoch, "seconds": time.perf_counter() - start, **log.summary(),
             **hp, "weights": None if hp["weights"] is None else str(hp["weights"]),

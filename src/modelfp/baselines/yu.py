@@ -29,7 +29,7 @@ from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, check_size, resolve, seeded
 from ..testbed.progan import EqualizedConv2d, EqualizedLinear
-from .common import embed_batches, labelled, random_flip, uniform_batch
+from .common import embed_batches, labelled, random_flip, training_state, uniform_batch
 
 DEFAULTS = {
     "width": 1.0,     # channel multiplier (paper: 1, i.e. min(1024 / 2^level, 512))
@@ -81,9 +81,10 @@ def build(image_size: int, classes: int, seed: int = 0, **hp) -> YuNet:
 
 
 def train(model: YuNet, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, **hp):
+          progress=None, state_path=None, **hp):
     """`steps` Adam steps of cross-entropy on uniform minibatches. Returns (model in eval mode,
-    info); info's loss and accuracy are means over the last min(LOG_EVERY, steps) steps."""
+    info); info's loss and accuracy are means over the last min(LOG_EVERY, steps) steps.
+    state_path: resumable state (common.TrainingState), resumed from when present."""
     hp = resolve("yu", DEFAULTS, hp)
     start = time.perf_counter()
     images, labels = labelled("yu", images_by_class, model.image_size)
@@ -93,7 +94,10 @@ def train(model: YuNet, images_by_class, steps: int, batch_size: int, seed: int,
     opt = Adam(model.parameters(), lr=float(hp["lr"]), betas=BETAS)
     gen = torch.Generator().manual_seed(seed)
     log = LossLog(steps, progress, ("loss", "accuracy"))
-    for _ in range(steps):
+    state = training_state(state_path, "yu", hp, images_by_class, steps, batch_size, seed)
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    done, _ = state.resume("train", resumable)
+    for step in range(done, steps):
         idx = uniform_batch(labels, batch_size, gen)
         x = as_unit_range(images[idx].to(device))
         if hp["flip"]:
@@ -105,6 +109,7 @@ def train(model: YuNet, images_by_class, steps: int, batch_size: int, seed: int,
         loss.backward()
         opt.step()
         log.add(loss.item(), (logits.argmax(1) == y).float().mean().item())
+        state.checkpoint("train", step + 1, steps, resumable)
     info = {"method": "yu", "steps": steps, "images": len(images), "classes": model.classes,
             "seconds": time.perf_counter() - start, **log.summary(), **hp}
     return model.eval(), info

@@ -69,6 +69,14 @@ class LossLog:
             self.progress(self.step, sum(self.since) / len(self.since))
             self.since = []
 
+    def state_dict(self) -> dict:
+        """What a resumed loop needs to log and summarise as an uninterrupted one would."""
+        return {"step": self.step, "first": self.first, "window": list(self.window), "since": self.since}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.first, self.since = state["step"], state["first"], list(state["since"])
+        self.window = deque(state["window"], maxlen=LOG_EVERY)
+
     def summary(self) -> dict:
         none = [None] * len(self.names)
         means = [sum(v) / len(self.window) for v in zip(*self.window)] if self.window else none
