@@ -26,9 +26,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_registry_names_map_to_modules_with_the_interface():
     assert set(baselines.BASELINES) == {"marra", "yu", "dnadet", "repmix", "abady", "pose"}
     assert set(variants.BASELINE_LABELS) == set(baselines.BASELINES)
-    assert set(variants.BASELINE_VERIFIERS) == {n for n, m in baselines.BASELINES.items() if hasattr(m, "pair_score")}
-    for name, module in baselines.BASELINES.items():
-        assert baselines.baseline(name) is module
+    modules = {name: baselines.baseline(name) for name in baselines.BASELINES}
+    assert set(variants.BASELINE_VERIFIERS) == {n for n, m in modules.items() if hasattr(m, "pair_score")}
+    for name, module in modules.items():
+        assert module.__name__ == f"modelfp.baselines.{name}"
         assert isinstance(module.DEFAULTS, dict)
         assert all(callable(getattr(module, f)) for f in ("build", "train", "embed"))
         assert baselines.resolve(name, {}) == module.DEFAULTS

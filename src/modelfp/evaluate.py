@@ -24,7 +24,8 @@ The protocol details not in the paper (fingerprint = mean of L2-normalised featu
 follow the authors' evaluation code, /work/shared/paper/official-code-facts.md. `evaluate_group` gives
 one table row for one group of test models ("classical" or "emerging"). Everything here is a pure
 function of numpy arrays (torch tensors are accepted), seeded by numpy's default_rng; only
-`plot_tsne` writes a file.
+`plot_tsne` writes a file. scikit-learn is imported by the functions that use it (0.8 s): a verb
+that only reads this module's constants, or embeds, does not pay for it.
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.manifold import TSNE
-from sklearn.metrics import (accuracy_score, davies_bouldin_score, f1_score, roc_auc_score, roc_curve,
-                             silhouette_score)
 
 N_SAME_PAIRS = 5000     # Sec. IV-A: 5,000 positive verification pairs ...
 N_DIFF_PAIRS = 5000     # ... and 5,000 negative ones
@@ -224,6 +222,7 @@ def best_threshold_accuracy(scores, same, balanced: bool = False) -> tuple[float
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"same must contain both classes; got {n_pos} same and {n_neg} different pairs")
     # thresholds[0] is +inf (nothing predicted same), then each distinct score in decreasing order
+    from sklearn.metrics import roc_curve
     fpr, tpr, thresholds = roc_curve(same, scores, drop_intermediate=False)
     correct = tpr * n_pos + (1.0 - fpr) * n_neg if not balanced else (tpr + 1.0 - fpr) / 2
     k = int(np.argmax(correct))
@@ -263,6 +262,7 @@ def verification_of_pairs(emb, i, j, same, pair_score=None) -> dict:
         unit = _l2_normalise(emb)
         scores = np.einsum("nd,nd->n", unit[i], unit[j])
     accuracy, threshold = best_threshold_accuracy(scores, same)
+    from sklearn.metrics import roc_auc_score
     return {"accuracy": accuracy, "auc": float(roc_auc_score(same, scores)), "threshold": threshold,
             "n_pairs": int(len(same))}
 
@@ -329,6 +329,7 @@ def identification_of_split(emb, labels, gallery, queries) -> dict:
     fp_names, fingerprints = gallery_fingerprints(emb[gallery], labels[gallery])
     predictions = fp_names[np.argmax(_l2_normalise(emb[queries]) @ fingerprints.T, axis=1)]
     truth = labels[queries]
+    from sklearn.metrics import accuracy_score, f1_score
     return {"accuracy": float(accuracy_score(truth, predictions)),
             "macro_f1": float(f1_score(truth, predictions, labels=names, average="macro", zero_division=0)),
             "n_queries": int(len(queries)), "query_index": queries, "truth": truth,
@@ -378,6 +379,7 @@ def open_set_of_split(emb, labels, gallery, queries) -> dict:
     scores = np.r_[known, unknown]
     is_known = np.r_[np.ones(len(known), bool), np.zeros(len(unknown), bool)]
     accuracy, threshold = best_threshold_accuracy(scores, is_known, balanced=True)
+    from sklearn.metrics import roc_auc_score
     return {"auroc": float(roc_auc_score(is_known, scores)), "threshold": threshold,
             "balanced_accuracy": accuracy, "n_known": int(len(known)), "n_unknown": int(len(unknown)),
             "known_scores": known, "unknown_scores": unknown}
@@ -397,6 +399,7 @@ def cluster_scores(emb, labels) -> dict:
     """
     emb, labels = _embeddings(emb, labels)
     unit = _l2_normalise(emb)
+    from sklearn.metrics import davies_bouldin_score, silhouette_score
     return {"silhouette": float(silhouette_score(unit, labels, metric="euclidean")),
             "dbi": float(davies_bouldin_score(unit, labels))}
 
@@ -452,6 +455,8 @@ def plot_tsne(emb, labels, path, title: str = "", seed: int = 0, perplexity: flo
     groups = np.asarray(markers) if markers is not None else np.full(n, "", dtype=object)
     if groups.shape != (n,):
         raise ValueError(f"markers must have one entry per point ({n}); got shape {groups.shape}")
+
+    from sklearn.manifold import TSNE
 
     coords = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
         _l2_normalise(emb))

@@ -39,7 +39,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 from . import checkpoints, denoise
 from .losses import MARGIN, PKSampler, attribution_loss
@@ -48,11 +47,6 @@ from .spectrum import TRANSFORMS, fft_magnitude
 
 FORMAT = "modelfp.extractor/1"
 STATE_FORMAT = "modelfp.extractor-state/1"
-TORCHVISION = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34,
-               "resnet50": torchvision.models.resnet50}
-# "none": no network, the fingerprint is the flattened input spectrum itself (the training-free
-# reference of Tables VIII-X: the same residual-spectrum input, compared by cosine)
-BACKBONES = (*TORCHVISION, "small_cnn", "none")
 POOLINGS = ("avg", "flatten")
 # what the losses see (Eq. 14): "bnneck" - CE on the batch-normalised fingerprint, triplet on the
 # fingerprint itself; "projection" - the paper's wording: a projection head (Linear-BN-ReLU-Linear
@@ -197,17 +191,28 @@ class SmallCNN(nn.Module):
         return self.pool(self.body(x)).flatten(1)
 
 
-def _backbone(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
-    if cfg.backbone == "none":
-        return nn.Flatten(1), 3 * cfg.image_size * cfg.image_size
-    if cfg.backbone == "small_cnn":
-        if cfg.weights:
-            raise ValueError("extractor weights are for torchvision backbones; small_cnn trains from scratch")
-        net = SmallCNN(cfg.pooling)
-        with torch.no_grad():
-            dim = net.eval()(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).shape[1]
-        return net, dim
-    net = TORCHVISION[cfg.backbone](weights=None)
+def _output_dim(net: nn.Module, cfg: ExtractorConfig) -> int:
+    with torch.no_grad():
+        return net.eval()(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).shape[1]
+
+
+def _no_network(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
+    return nn.Flatten(1), 3 * cfg.image_size * cfg.image_size
+
+
+def _small_cnn(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
+    if cfg.weights:
+        raise ValueError("extractor weights are for torchvision backbones; small_cnn trains from scratch")
+    net = SmallCNN(cfg.pooling)
+    return net, _output_dim(net, cfg)
+
+
+def _resnet(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
+    """torchvision's ResNet of that name (imported here: torchvision costs a verb 1 s to import),
+    optionally with local weights; its pooled (or, pooling "flatten", unpooled) features."""
+    import torchvision
+
+    net = getattr(torchvision.models, cfg.backbone)(weights=None)
     if cfg.weights:
         state = checkpoints.read(cfg.weights, f"{cfg.backbone} state dict")
         state = state.get("state_dict", state) if isinstance(state, dict) else state
@@ -218,9 +223,14 @@ def _backbone(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
     net.fc = nn.Identity()
     if cfg.pooling == "flatten":
         net.avgpool = nn.Identity()            # ResNet.forward flattens (C, h, w) itself
-    with torch.no_grad():
-        dim = net.eval()(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).shape[1]
-    return net, dim
+    return net, _output_dim(net, cfg)
+
+
+# The extractor's backbones, name -> builder(cfg) -> (network, feature dim). "none": no network, the
+# fingerprint is the flattened input spectrum itself (the training-free reference of Tables VIII-X:
+# the same residual-spectrum input, compared by cosine).
+BACKBONES = {"resnet18": _resnet, "resnet34": _resnet, "resnet50": _resnet, "small_cnn": _small_cnn,
+             "none": _no_network}
 
 
 class Extractor(nn.Module):
@@ -230,7 +240,7 @@ class Extractor(nn.Module):
         super().__init__()
         self.cfg, self.classes = cfg, list(classes)
         self.front = SpectrumInput(denoiser, cfg)
-        self.backbone, self.dim = _backbone(cfg)
+        self.backbone, self.dim = BACKBONES[cfg.backbone](cfg)
         # BN-neck (Luo et al. 2019, "Bag of tricks" for re-identification): CE sees batch-normalised
         # features, the triplet loss and the fingerprint the raw ones; the two losses then stop
         # pulling the same vector in different directions, and CE learns much faster

@@ -24,7 +24,7 @@ compared by cosine, exactly like Only-Syn):
         images: uint8 (N,3,S,S); the zero-shot features, compared by cosine; eval mode, no
         gradients, deterministic (batching does not change them)
 
-`BASELINES` maps a name to its module; `baseline(name)` and `resolve(name, hp)` reject unknown
+`BASELINES` names the methods; `baseline(name)` (their module, imported on first use) and `resolve(name, hp)` reject unknown
 names and unknown hyper-parameters with the list of known ones. Each method's row label in Tables
 VIII-X is `variants.BASELINE_LABELS`.
 
@@ -38,6 +38,7 @@ baselines' rows and Only-Syn's are computed by the same code.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 from types import ModuleType, SimpleNamespace
@@ -48,18 +49,19 @@ import torch.nn as nn
 from .. import checkpoints, denoise
 from ..pools import to_uint8
 from ..testbed import common as _testbed
-from . import abady, dnadet, marra, pose, repmix, yu
 
 FORMAT = "modelfp.baseline/1"
 log = logging.getLogger(__name__)
 
-BASELINES: dict[str, ModuleType] = {
-    "marra": marra,     # Marra et al. 2019: mean noise residual, Pearson correlation
-    "yu": yu,           # Yu et al. 2019: ProGAN-discriminator attribution network
-    "dnadet": dnadet,   # DNA-Det 2022: transformation pre-training + CE and SupCon on crops
-    "repmix": repmix,   # RepMix 2022: ResNet, Dirichlet feature mixing, gated attribution/detection heads
-    "abady": abady,     # Abady et al. 2024: EfficientNet contrastive embedding + siamese verifier
-    "pose": pose,       # POSE 2023: DCT input, growing augmentation networks, CE + triplet
+# name -> what it is; its module (modelfp.baselines.<name>) is imported on first use by `baseline`:
+# torchvision comes with some of them, and `embed` of an Only-Syn extractor needs none
+BASELINES: dict[str, str] = {
+    "marra": "Marra et al. 2019: mean noise residual, Pearson correlation",
+    "yu": "Yu et al. 2019: ProGAN-discriminator attribution network",
+    "dnadet": "DNA-Det 2022: transformation pre-training + CE and SupCon on crops",
+    "repmix": "RepMix 2022: ResNet, Dirichlet feature mixing, gated attribution/detection heads",
+    "abady": "Abady et al. 2024: EfficientNet contrastive embedding + siamese verifier",
+    "pose": "POSE 2023: DCT input, growing augmentation networks, CE + triplet",
 }
 
 
@@ -67,7 +69,7 @@ def baseline(name: str) -> ModuleType:
     """The module of a baseline; a clear error for an unknown name."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
-    return BASELINES[name]
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def resolve(name: str, hp: dict) -> dict:
