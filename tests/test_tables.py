@@ -141,3 +141,9 @@ def test_an_unknown_paper_label_raises_naming_it_and_the_known_ones(table, rows)
         make(table, rows)
     assert repr(rows[0][1]) in str(err.value) and all(repr(k) in str(err.value) for k in known)
     assert make(table, [(rows[0][0], "", None)])        # declared as having no paper row: fine
+
+
+def test_every_attribution_table_has_a_title_and_one_kind():
+    from modelfp import variants
+    assert set(tables.TITLES) == set(variants.TABLES)
+    assert set(tables.COMPARISON_METRICS) == set(variants.COMPARISON) < set(variants.TABLES)

@@ -1032,8 +1032,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("attribution-table", help="Tables IV-X from evaluation csvs, beside the paper's")
-    p.add_argument("--table", required=True, choices=("table_iv", "table_v", "table_vi", "table_vii",
-                                                      "table_viii", "table_ix", "table_x"))
+    from .variants import TABLES
+    p.add_argument("--table", required=True, choices=TABLES)
     p.add_argument("--row", nargs=3, action="append", required=True, metavar=("LABEL", "PAPER_LABEL", "CSV"))
     p.add_argument("--note", default="")
     p.add_argument("--out-csv", required=True)

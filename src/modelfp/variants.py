@@ -104,6 +104,7 @@ BASELINE_PREFIX = "baseline_"
 BASELINE_VERIFIERS = ("abady",)    # methods with a pair verifier of their own (`pair_score`)
 ABLATION = {"ablation": True}      # trained for the ablations' budget
 COMPARISON = ("table_viii", "table_ix", "table_x")
+TABLES = ("table_iv", "table_v", "table_vi", "table_vii", *COMPARISON)   # the attribution tables
 PAPER_ALL = (89.73, 95.69, 94.03, 93.84)      # the paper's All extractor: a row of each of Tables IV-VII
 POOL_LABELS = {"celeba": "CelebA", "lsun": "LSUN"}     # Table VI: the paper's pools
 

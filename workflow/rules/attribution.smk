@@ -82,7 +82,7 @@ rule attribution_table:
     benchmark:
         "results/benchmarks/tables/{table}.tsv"
     wildcard_constraints:
-        table="table_(iv|v|vi|vii|viii|ix|x)",
+        table="|".join(variants.TABLES),
     params:
         rows=table_args,
     conda:

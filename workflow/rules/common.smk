@@ -297,7 +297,7 @@ ABLATION_BUDGET = EXT.get("ablation_epochs", EXT["epochs"]) != EXT["epochs"]
 EVAL = config["evaluation"]
 DEFAULT_VIEW = f"w{EVAL['window']}"
 DENOISER = "results/denoiser/dncnn.pt"
-ATTRIBUTION_TABLES = ["table_iv", "table_v", "table_vi", "table_vii", "table_viii", "table_ix", "table_x"]
+ATTRIBUTION_TABLES = list(variants.TABLES)
 
 
 def variant_of(name):
