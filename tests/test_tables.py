@@ -125,6 +125,26 @@ def test_comparison_table_lists_every_paper_method_and_our_controls():
     assert rows["Training-free reference"]["paper classical identification_acc"] == ""
 
 
+def test_a_method_with_its_own_verifier_gets_its_row_in_table_ix_only():
+    from modelfp.tables import comparison_table
+    ev = {"classical": {"verification_acc": 70.0, "verification_auc": 75.0, "verifier_verification_acc": 80.0,
+                        "verifier_verification_auc": 85.0, "identification_acc": 50.0},
+          "emerging": {"verification_acc": 60.0, "verification_auc": 65.0, "verifier_verification_acc": 61.0,
+                       "verifier_verification_auc": 66.5, "identification_acc": 40.0}}
+    ix = comparison_table("table_ix", [("Abady et al.", "Abady et al.", ev)])
+    names = [r["method"] for r in ix]
+    assert names[names.index("Abady et al.") + 1] == "Abady et al. (its verifier)"
+    rows = {r["method"]: r for r in ix}
+    assert rows["Abady et al."]["classical verification_auc"] == 75.0          # cosine of its embedding
+    assert rows["Abady et al. (its verifier)"]["classical verification_auc"] == 85.0
+    assert rows["Abady et al. (its verifier)"]["emerging verification_acc"] == 61.0
+    assert rows["Abady et al. (its verifier)"]["paper emerging verification_acc"] == ""
+    assert rows["Abady et al."]["paper emerging verification_acc"] == 64.52
+    # identification has no verifier: Table VIII keeps one row per method
+    viii = comparison_table("table_viii", [("Abady et al.", "Abady et al.", ev)])
+    assert not any("verifier" in r["method"] for r in viii)
+
+
 @pytest.mark.parametrize("table, rows", [
     ("table_iv", [("w/o K", "w/o  K", None)]),
     ("table_v", [("20 (all)", "twenty", None)]),

@@ -104,6 +104,7 @@ def write_table(rows: list[dict], csv_path, md_path, title: str, note: str = "")
 
 # The paper's numbers of each row live with the variant it reads (modelfp.variants.FAMILIES).
 # Tables IV-VII score every row on these (verification acc, AUC, identification acc, F1)
+VERIFIER = "verifier_"     # evaluate --verifier: the columns of a method's own pair verifier
 ABLATION_METRICS = ("verification_acc", "verification_auc", "identification_acc", "identification_f1")
 # Tables VIII-X: the table's two metrics, each on the classical and the emerging test models
 COMPARISON_METRICS = {"table_viii": ("identification_acc", "identification_f1"),
@@ -148,7 +149,10 @@ def ablation_table(table: str, rows: list[tuple[str, str | None, dict | None]]) 
 
 def comparison_table(table: str, rows: list[tuple[str, str | None, dict | None]]) -> list[dict]:
     """Tables VIII-X: every method of the paper (its numbers; ours where a row names it as its paper
-    label), then our rows without a paper label (the controls), under their own labels.
+    label), then our rows without a paper label (the controls), under their own labels. A method
+    whose evaluation also scored its own pair verifier (`evaluate --verifier`: columns
+    verifier_<metric>, Abady et al.'s siamese network) gets a second row, "<method> (its
+    verifier)", in a table of those metrics (Table IX), without paper numbers.
     rows: (label, paper label or None/"", evaluation or None); an unknown paper label raises
     (`paper_numbers`)."""
     (m1, m2), paper = COMPARISON_METRICS[table], paper_rows(table)
@@ -158,14 +162,15 @@ def comparison_table(table: str, rows: list[tuple[str, str | None, dict | None]]
         paper_numbers(table, paper_label)
         ours[paper_label or label] = ev
     out = []
+    cells = [(g, m) for g in ("classical", "emerging") for m in (m1, m2)]
+
+    def row(method, ev, prefix="", p=None):
+        return {"method": method, **{f"{g} {m}": _r(ev.get(g, {}).get(prefix + m), digits) for g, m in cells},
+                **{f"paper {g} {m}": "" if p is None else p[i] for i, (g, m) in enumerate(cells)}}
+
     for method in list(paper) + [m for m in ours if m not in paper]:
         ev = ours.get(method) or {}
-        row = {"method": method}
-        for g in ("classical", "emerging"):
-            for m in (m1, m2):
-                row[f"{g} {m}"] = _r(ev.get(g, {}).get(m), digits)
-        p = paper.get(method)
-        for i, (g, m) in enumerate([(g, m) for g in ("classical", "emerging") for m in (m1, m2)]):
-            row[f"paper {g} {m}"] = "" if p is None else p[i]
-        out.append(row)
+        out.append(row(method, ev, p=paper.get(method)))
+        if any(VERIFIER + m in ev.get(g, {}) for g, m in cells):
+            out.append(row(f"{method} (its verifier)", ev, VERIFIER))
     return out
