@@ -203,6 +203,23 @@ def _save_spectra(path, spectra, ns, n_main, **arrays):
               n_images=n_main, **{k: np.array(v) for k, v in arrays.items()})
 
 
+def _load_npz(path, keys) -> dict:
+    """The arrays `keys` of an npz of this workflow (a spectra file), or ValueError naming the file."""
+    import zipfile
+    import numpy as np
+    from .checkpoints import REBUILD
+    try:
+        with np.load(path) as data:
+            missing = [k for k in keys if k not in data.files]
+            if not missing:
+                return {k: data[k] for k in keys}
+    except FileNotFoundError:
+        raise                                   # its message names the path
+    except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile) as err:   # TypeError: an .npy
+        raise ValueError(f"{path}: not an npz archive, or a damaged one; {REBUILD}") from err
+    raise ValueError(f"{path}: no array(s) {missing} (written by another verb?); {REBUILD}")
+
+
 def cmd_test_spectra(args):
     from . import denoise
     from .representation import ImageSet, load_image_set, spectra_of_images, stack_models
@@ -225,7 +242,8 @@ def cmd_test_spectra(args):
 def cmd_ffd_tables(args):
     import numpy as np
     from . import tables
-    syn, real = np.load(args.synthetic), np.load(args.real)
+    syn = _load_npz(args.synthetic, ("ns", "log", "log_sweep", "archs", "seeds", "n_images", "image_size"))
+    real = _load_npz(args.real, ("ns", "log", "log_sweep", "names"))
     if not np.array_equal(syn["ns"], real["ns"]) or syn["log"].shape[1] != real["log"].shape[1]:
         raise ValueError(f"{args.synthetic} and {args.real} were made with different N or sizes")
     archs, seeds = [str(a) for a in syn["archs"]], [int(s) for s in syn["seeds"]]
@@ -248,9 +266,8 @@ def cmd_ffd_tables(args):
 
 
 def cmd_closest_spectra(args):
-    import numpy as np
     from .figures import plot_closest_spectra
-    syn, real = np.load(args.synthetic), np.load(args.real)
+    syn, real = (_load_npz(path, ("names", "spec2d", "log")) for path in (args.synthetic, args.real))
     closest = plot_closest_spectra([str(n) for n in real["names"]], real["spec2d"], real["log"],
                                    [str(n) for n in syn["names"]], syn["spec2d"], syn["log"],
                                    args.out_png, args.out_pdf)
@@ -372,10 +389,9 @@ def cmd_testbed_sample(args):
 
 
 def cmd_spectral_effects(args):
-    import numpy as np
     from . import spectral_effects as se
     from . import tables
-    data = np.load(args.spectra)
+    data = _load_npz(args.spectra, ("archs", "log", "power"))
     archs = [str(a) for a in data["archs"]]
     for option, png, pdf in zip(se.FIGURES, args.out_png, args.out_pdf, strict=True):
         se.plot_option(data["log"], archs, option, png, pdf)
@@ -693,17 +709,23 @@ def cmd_evaluate(args):
     tables.write_csv(rows, args.out_csv)
 
 
+def _all_row(path, columns) -> dict:
+    """The "all" row of an evaluation csv (the verb evaluate's), or ValueError naming the file and what it lacks."""
+    from .tables import read_evaluation
+    row = read_evaluation(path).get("all", {})
+    missing = [k for k in columns if k not in row]
+    if missing:
+        raise ValueError(f"{path}: no {' or '.join(missing)} in an \"all\" row; rerun the evaluate rule that "
+                         f"writes it")
+    return row
+
+
 def cmd_calibrate(args):
     """The deployable extractor: the trained one plus the best verification threshold (verify) and
     open-set threshold (identify's "unknown") of an evaluation csv's "all" row."""
     from . import extractor as ex
-    from .tables import read_evaluation
     # the rule passes the validation generators' evaluation: thresholds are never chosen on the test bed
-    row = read_evaluation(args.evaluation).get("all", {})
-    missing = [k for k in ("verification_threshold", "openset_threshold") if k not in row]
-    if missing:
-        raise ValueError(f"{args.evaluation}: no {' or '.join(missing)} in an \"all\" row; rerun the "
-                         f"evaluate rule that writes it")
+    row = _all_row(args.evaluation, ("verification_threshold", "openset_threshold"))
     ex.set_threshold(args.extractor, row["verification_threshold"], out=args.out,
                      openset_threshold=row["openset_threshold"], threshold_from=str(args.evaluation))
     log.info("%s: verification threshold %.4f, open-set threshold %.4f (best on %s) -> %s", args.extractor,
@@ -766,7 +788,7 @@ def cmd_figure_8(args):
                 seconds[k] = seconds.get(k, 0.0) + float(row["train_seconds"])
     rows = []
     for k, path in sorted((int(k), p) for k, p in args.evaluation):
-        ev = tables.read_evaluation(path)["all"]
+        ev = _all_row(path, ("verification_acc", "identification_acc"))
         total = sum(v for b, v in seconds.items() if b <= k)
         rows.append({"max_blocks": k, "synthesis_seconds": round(total, 1), "synthesis_hours": round(total / 3600, 4),
                      "verification_acc": round(ev["verification_acc"], 2),
@@ -782,7 +804,7 @@ def cmd_figure_16(args):
     from . import tables
     from .figures import plot_robustness
     rows = [{"extractor": name, "perturbation": kind, "level": float(level),
-             "identification_acc": round(tables.read_evaluation(path)["all"]["identification_acc"], 2)}
+             "identification_acc": round(_all_row(path, ["identification_acc"])["identification_acc"], 2)}
             for name, kind, level, path in args.point]
     tables.write_csv(rows, args.out_csv)
     plot_robustness(rows, args.out_png, args.out_pdf)
