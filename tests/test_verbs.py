@@ -121,8 +121,8 @@ BAD_INPUT = {
                "missing", ""),
     "fig-10 wrong npz": ("fig-10 --synthetic {wrong_npz} --real {wrong_npz} --out-png {out}/f.png "
                         "--out-pdf {out}/f.pdf", "wrong_npz", "no array(s) ['names', 'spec2d', 'log']"),
-    "perturb": ("perturb --model b {missing} --model a {images_a} --out-dir {out} --kind jpeg --level 50 --seed 0",
-                "missing", "not a folder"),
+    "perturb": ("perturb --model a {images_a} --model b {missing} --out-dir {out} --kind jpeg --level 50 --seed 0",
+                "missing", "model b: not a folder"),
     "testbed-train": ("testbed-train --name vae --pool {missing} --family vae --image-size 16 --steps 1 "
                       "--batch-size 2 --seed 0 --out {out}/g.pt --device cpu", "missing", "build the pool first"),
     "testbed-sample": ("testbed-sample --name vae --generator {not_a_model} --n 2 --seed 0 --out-dir {out}/images "

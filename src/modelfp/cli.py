@@ -277,6 +277,12 @@ def cmd_closest_spectra(args):
 
 def cmd_perturb(args):
     from .perturb import perturb_folder
+    from .pools import list_images
+    for name, folder in args.model:          # every folder checked before anything is written
+        try:
+            list_images(folder)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"model {name}: {err} (its sampled images; run the rule that samples it)") from err
     for name, folder in args.model:
         n = perturb_folder(folder, Path(args.out_dir) / name, args.kind, args.level, args.seed)
         log.info("%s at %s: %d images of %s -> %s/%s", args.kind, args.level, n, folder, args.out_dir, name)
