@@ -114,7 +114,7 @@ BAD_INPUT = {
     "synthetic-spectra": ("synthetic-spectra --pool {pool} --denoiser {denoiser} --out {out}/s.npz {spectra} "
                           "{checkpoint0} {not_a_model}", "not_a_model", "not a modelfp synthetic-model checkpoint"),
     "test-spectra": ("test-spectra --model a {images_a} classical --model b {missing} emerging --denoiser {denoiser} "
-                     "--out {out}/t.npz {spectra}", "missing", "not a folder"),
+                     "--out {out}/t.npz {spectra}", "missing", "model b: not a folder"),
     "ffd-tables": ("ffd-tables --synthetic {not_npz} --real {not_npz} --out-csv {out}/2.csv {out}/11.csv "
                    "--out-md {out}/2.md {out}/11.md", "not_npz", NOT_NPZ),
     "fig-10": ("fig-10 --synthetic {missing} --real {missing} --out-png {out}/f.png --out-pdf {out}/f.pdf",

@@ -12,6 +12,7 @@ checks that every rule passes every required option of its verb). The people's c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -27,6 +28,16 @@ def _device(name: str):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def _reading(what: str):
+    """Errors of reading an input (a missing or unreadable folder, a bad file) name what it is for:
+    '<what>: <error>' (the error itself names the path)."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as err:
+        raise type(err)(f"{what}: {err}") from err
 
 
 def _set_threads(n: int | None):
@@ -230,7 +241,8 @@ def cmd_test_spectra(args):
     sets = [ImageSet(name, path, group) for name, path, group in args.model]
     per_model = []
     for s in sets:
-        images = load_image_set(s, ns[-1], args.image_size).to(device)
+        with _reading(f"model {s.name}"):
+            images = load_image_set(s, ns[-1], args.image_size).to(device)
         per_model.append(spectra_of_images(
             images, lambda x: denoise.noise_residual(denoiser, x, args.residual), ns))
         log.info("  %s (%s): %d images from %s", s.name, s.group, len(images), s.path)
@@ -279,10 +291,8 @@ def cmd_perturb(args):
     from .perturb import perturb_folder
     from .pools import list_images
     for name, folder in args.model:          # every folder checked before anything is written
-        try:
+        with _reading(f"model {name}"):
             list_images(folder)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f"model {name}: {err} (its sampled images; run the rule that samples it)") from err
     for name, folder in args.model:
         n = perturb_folder(folder, Path(args.out_dir) / name, args.kind, args.level, args.seed)
         log.info("%s at %s: %d images of %s -> %s/%s", args.kind, args.level, n, folder, args.out_dir, name)
@@ -525,10 +535,8 @@ def _epoch_validation(args, source, seed):
         raise ValueError(f"--validation folder(s) {sorted(map(str, trained))} are also trained on (--images)")
     paths = {}
     for name, folder in args.validation:
-        try:
+        with _reading(f"validation model {name}"):
             paths[name] = folder_side(folder, args.train_fraction, EVAL)[0]
-        except (FileNotFoundError, ValueError) as err:
-            raise type(err)(f"validation model {name}: {err}") from err
     chosen = validation.sample_images(paths, args.gallery + validation.EPOCH_QUERIES, args.seed)
     few = sorted(name for name, ps in chosen.items() if len(ps) <= args.gallery)
     if few:
