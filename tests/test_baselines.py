@@ -327,6 +327,7 @@ def test_training_killed_and_resumed_from_its_state_equals_training_in_one_go(na
         run(state)
     resumed, resumed_info = run(state)
     a, b = state_copy(whole), state_copy(resumed)
+    # exact: both runs in this process, same shapes and threads, the resumed one repeating the same kernels
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert {k: v for k, v in info.items() if k != "seconds"} == \
         {k: v for k, v in resumed_info.items() if k != "seconds"}
@@ -358,4 +359,4 @@ def test_train_baseline_resumes_its_state_and_deletes_it_when_done(tmp_path, mon
     assert cli.main([*args, "--out", str(tmp_path / "resumed.pt"), "--state", str(state)]) == 0
     assert not state.exists()
     a, b = (baselines.load(tmp_path / f).state_dict() for f in ("whole.pt", "resumed.pt"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)    # exact: one process, same shapes and threads

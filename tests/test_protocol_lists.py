@@ -84,24 +84,18 @@ def test_embed_names_a_listed_image_missing_from_the_folder(tmp_path):
         _listed_images(lists, "c", root / "c", 0.5)
 
 
-@pytest.mark.parametrize("text, match", [
-    ("a/s1.png\ta\nb/s1.png b\n", r"support\.txt:2: malformed line"),
-    ("a/s1.png\tb\n", r"support\.txt:1: label 'b' differs from the model folder 'a'"),
-    ("s1.png\ta\n", r"support\.txt:1: path 's1.png' must be <model folder>/<image>"),
+@pytest.mark.parametrize("parse, name, text, match", [
+    ("parse_image_list", "support.txt", "a/s1.png\ta\nb/s1.png b\n", r"support\.txt:2: malformed line"),
+    ("parse_image_list", "support.txt", "a/s1.png\tb\n", r"support\.txt:1: label 'b' differs from the model folder 'a'"),
+    ("parse_image_list", "support.txt", "s1.png\ta\n", r"support\.txt:1: path 's1.png' must be <model folder>/<image>"),
+    ("parse_pair_list", "pairs.txt", "a/s1.png\ta/t1.png\n", r"pairs\.txt:1: malformed line"),
+    ("parse_pair_list", "pairs.txt", "a/s1.png\ta/t1.png\tyes\n", r"pairs\.txt:1: pair label 'yes'"),
+    ("parse_pair_list", "pairs.txt", "a/s1.png\tb/s1.png\t1\n",
+     r"pairs\.txt:1: label 1 but the images are of models 'a' and 'b'"),
 ])
-def test_malformed_support_line_is_named(text, match):
+def test_malformed_list_line_is_named(parse, name, text, match):
     with pytest.raises(ValueError, match=match):
-        protocol_lists.parse_image_list(text, "support.txt")
-
-
-@pytest.mark.parametrize("text, match", [
-    ("a/s1.png\ta/t1.png\n", r"pairs\.txt:1: malformed line"),
-    ("a/s1.png\ta/t1.png\tyes\n", r"pairs\.txt:1: pair label 'yes'"),
-    ("a/s1.png\tb/s1.png\t1\n", r"pairs\.txt:1: label 1 but the images are of models 'a' and 'b'"),
-])
-def test_malformed_pair_line_is_named(text, match):
-    with pytest.raises(ValueError, match=match):
-        protocol_lists.parse_pair_list(text, "pairs.txt")
+        getattr(protocol_lists, parse)(text, name)
 
 
 def test_list_model_that_is_not_a_test_model_is_named(tmp_path):

@@ -690,7 +690,8 @@ def cmd_evaluate(args):
         from . import protocol_lists
         protocol_lists.check_models(lists, groups["all"])
         # every line is located once up front, so a missing image stops the run whatever the groups
-        protocol_lists.locate(lists, protocol_lists.embedded_keys(args.embeddings, groups["all"]), groups["all"])
+        keys = protocol_lists.embedded_keys(args.embeddings, groups["all"])     # read once, for every group
+        protocol_lists.locate(lists, keys, groups["all"])
         log.info("evaluation lists: %d support, %d test images, %d pairs (not the seeded protocol)",
                  len(lists.support), len(lists.test), len(lists.pairs))
     rows = []
@@ -700,16 +701,15 @@ def cmd_evaluate(args):
             continue
         emb, labels = evaluate.read_embeddings(args.embeddings, names)
         if lists is not None:
-            support, test, pairs = protocol_lists.locate(
-                lists, protocol_lists.embedded_keys(args.embeddings, names), names)
+            # the rows of these models' embeddings: read_embeddings stacks them in `names` order
+            support, test, pairs = protocol_lists.locate(lists, [k for k in keys if k[0] in names], names)
             row, own = protocol_lists.evaluate_lists(emb, labels, support, test, pairs, verifier)
-            if own is not None:
-                row.update(verifier_verification_acc=100 * own["accuracy"], verifier_verification_auc=100 * own["auc"])
         else:
             row = evaluate.evaluate_group(emb, labels, n_same=args.pairs_same, n_diff=args.pairs_diff,
                                           gallery_size=args.gallery, seed=args.seed)
-        if verifier is not None and lists is None:
-            own = evaluate.verification(emb, labels, args.pairs_same, args.pairs_diff, args.seed, pair_score=verifier)
+            own = None if verifier is None else evaluate.verification(
+                emb, labels, args.pairs_same, args.pairs_diff, args.seed, pair_score=verifier)
+        if own is not None:
             row.update(verifier_verification_acc=100 * own["accuracy"], verifier_verification_auc=100 * own["auc"])
         rows.append({"group": group, "models": len(names), "images": len(labels), **row})
         log.info("%-9s verification %.2f / AUC %.2f (threshold %.4f), identification %.2f / F1 %.2f, "
@@ -843,6 +843,15 @@ def _spectra_args(p):
     p.add_argument("--image-size", type=int, required=True)
     p.add_argument("--residual", choices=("predicted", "difference"), required=True)
     _compute_args(p)
+
+
+def _list_args(p) -> None:
+    """The evaluation lists' options of embed and evaluate (`_read_lists`)."""
+    p.add_argument("--lists-root", help="evaluation lists (all four or none; modelfp.protocol_lists): "
+                   "the folder the list paths are relative to")
+    p.add_argument("--support", help="identification support list, path<TAB>label lines")
+    p.add_argument("--test", help="identification test list, path<TAB>label lines")
+    p.add_argument("--pairs", help="verification pair list, path1<TAB>path2<TAB>label lines (1 same, 0 different)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1032,11 +1041,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, required=True, help="n for n x n windows (1: centre crop)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out-dir", required=True, help="writes OUT_DIR/NAME.npz")
-    p.add_argument("--lists-root", help="evaluation lists (all four or none; modelfp.protocol_lists): "
-                   "the folder the list paths are relative to")
-    p.add_argument("--support", help="identification support list, path<TAB>label lines")
-    p.add_argument("--test", help="identification test list, path<TAB>label lines")
-    p.add_argument("--pairs", help="verification pair list, path1<TAB>path2<TAB>label lines (1 same, 0 different)")
+    _list_args(p)
     _compute_args(p)
     p.set_defaults(func=cmd_embed)
 
@@ -1052,11 +1057,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="t-SNE of fingerprints")
     p.add_argument("--verifier", help="a trained-baseline file whose method has its own pair verifier "
                                       "(abady): its scores on the same pairs go to verifier_verification_*")
-    p.add_argument("--lists-root", help="evaluation lists (all four or none; modelfp.protocol_lists): "
-                   "the folder the list paths are relative to")
-    p.add_argument("--support", help="identification support list, path<TAB>label lines")
-    p.add_argument("--test", help="identification test list, path<TAB>label lines")
-    p.add_argument("--pairs", help="verification pair list, path1<TAB>path2<TAB>label lines (1 same, 0 different)")
+    _list_args(p)
     p.add_argument("--out-csv", required=True)
     p.set_defaults(func=cmd_evaluate)
 
