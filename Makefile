@@ -5,7 +5,7 @@ VENV   := .venv
 CORES  ?= $(shell nproc)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo smoke test lint report benchmark clean
+.PHONY: setup demo smoke test lint report benchmark gpu-check gpu-wheels clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ lint: setup
 
 benchmark: setup
 	python benchmarks/synth_throughput.py
+
+# One GPU machine, no network, ~8 min (README "GPU check"); no setup: snakemake comes from wheels/.
+GPU_CHECK_OUT ?= results/gpu_check
+gpu-check:           ## smoke run on CUDA + zoo/extractor throughput + projected GPU-hours ($$OUT or GPU_CHECK_OUT)
+	bash benchmarks/gpu_check.sh $(GPU_CHECK_OUT)
+
+gpu-wheels:          ## fill wheels/ for gpu-check (snakemake & co. for Python 3.12); needs an index
+	bash benchmarks/gpu_wheels.sh
 
 clean:
 	rm -rf results .snakemake

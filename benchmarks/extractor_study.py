@@ -9,6 +9,7 @@ longer synthetic training) train them once into --work (a cache, reused by later
 
     python benchmarks/extractor_study.py --results results --jobs 2 --out study.csv
     python benchmarks/extractor_study.py --results results --only base steps_1200
+    python benchmarks/extractor_study.py --only base same_design light_stem --check   # levers only
 
 Every setting starts from the preset's `extractor:` section (--config) and changes one lever (see
 SETTINGS). Printed per setting: the training models, steps, seconds of training and seconds per
@@ -33,7 +34,7 @@ import torch
 import yaml
 from snakemake.utils import update_config
 
-from modelfp import archspace, checkpoints, denoise, splits, synthetic, validation
+from modelfp import archspace, checkpoints, denoise, paired, splits, synthetic, validation
 from modelfp import extractor as ex
 from modelfp.feed import SyntheticZoo
 from modelfp.pools import load_image, read_pool
@@ -64,6 +65,15 @@ SETTINGS = {
     "a24_seeds5": {"archs": 24, "seeds": 5, "steps": 600},
     "a24_seeds10": {"archs": 24, "seeds": 10, "steps": 600},
     "a24_seeds2_synth600": {"archs": 24, "seeds": 2, "synth_steps": 600, "steps": 600},
+    # issue 22: batches with same-design negatives (P // S architectures x S seeds each)
+    "same_design": {"sampler": "same_design"},
+    # issue 22: an extractor that suits a spectrum (README "The fingerprint extractor")
+    "centre_spectrum": {"centre_spectrum": True},
+    "circular_padding": {"padding": "circular"},
+    "light_stem": {"stem": "light"},
+    "input_scale_255": {"input_scale": 255.0},
+    "cosine_triplet": {"triplet_distance": "cosine"},
+    "linear": {"backbone": "linear"},
 }
 ZOO_KEYS = ("archs", "seeds", "synth_steps")
 STEPS_PER_EPOCH = 50
@@ -145,10 +155,15 @@ def validation_images(results: Path, cfg: dict):
 
 
 def scores(model, bed, pairs, ev) -> dict:
-    """validation.scores of the model on the validation images, with the run's evaluation protocol."""
-    row = validation.scores(*validation.embed_models(model, bed, ev["window"]), pairs, ev["gallery"],
-                            ev["pairs_same"], ev["pairs_diff"], ev["seed"])
-    return {k: row[k] for k in ("identification_acc", "verification_auc", "seed_pairs_acc", "data_pairs_acc")}
+    """validation.scores of the model on the validation images, with the run's evaluation protocol,
+    and `_correct`: each identification query right or not (the same queries for every setting: the
+    gallery split is seeded), for the paired tests between settings."""
+    from modelfp import evaluate
+    emb, labels = validation.embed_models(model, bed, ev["window"])
+    row = validation.scores(emb, labels, pairs, ev["gallery"], ev["pairs_same"], ev["pairs_diff"], ev["seed"])
+    ident = evaluate.identification(emb, labels, ev["gallery"], ev["seed"])
+    return {**{k: row[k] for k in ("identification_acc", "verification_auc", "seed_pairs_acc", "data_pairs_acc")},
+            "_correct": np.asarray(ident["truth"]) == np.asarray(ident["predictions"])}
 
 
 def load_common(results: Path, cfg: dict, paths: list[Path], image_size: int):
@@ -158,9 +173,9 @@ def load_common(results: Path, cfg: dict, paths: list[Path], image_size: int):
     return ex.ZooSource(zoo, pool, "cpu"), denoise.load(results / "denoiser" / "dncnn.pt")
 
 
-def run_setting(job) -> tuple[dict, list[dict]]:
-    name, setting, results, work, cfg = job
-    torch.set_num_threads(1)
+def setting_configs(setting: dict, cfg: dict):
+    """(ExtractorConfig, TrainConfig, steps, curve) of a setting: the preset's extractor with the
+    setting's levers; a bad value raises here, before anything trains."""
     opts = {k: v for k, v in cfg["extractor"].items() if k not in ("immunize", "finetune", "ablation_epochs",
                                                                      "validate")}
     steps = setting.get("steps", opts["epochs"] * opts["steps_per_epoch"])
@@ -168,15 +183,25 @@ def run_setting(job) -> tuple[dict, list[dict]]:
     opts.update({k: v for k, v in setting.items() if k not in (*ZOO_KEYS, "steps", "curve")})
     opts.update(epochs=steps // STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH)
     model_keys = set(ex.ExtractorConfig.__dataclass_fields__)
+    train_keys = set(ex.TrainConfig.__dataclass_fields__)
+    unknown = set(opts) - model_keys - train_keys
+    if unknown:
+        raise ValueError(f"unknown extractor options {sorted(unknown)}")
     mcfg = ex.ExtractorConfig(**{k: v for k, v in opts.items() if k in model_keys})
-    tcfg = ex.TrainConfig(**{k: v for k, v in opts.items() if k not in model_keys})
+    tcfg = ex.TrainConfig(**{k: v for k, v in opts.items() if k in train_keys})
+    return mcfg, tcfg, steps, curve
+
+
+def run_setting(job) -> tuple[dict, list[dict]]:
+    name, setting, results, work, cfg = job
+    torch.set_num_threads(1)
+    mcfg, tcfg, steps, curve = setting_configs(setting, cfg)
     paths = [m[3] for m in needed_models(setting, results, work)]
     source, den = load_common(results, cfg, paths, mcfg.image_size)
     bed, pairs = validation_images(results, cfg)
     ev = cfg["evaluation"]
     model = ex.build(den, mcfg, source.classes, tcfg.seed)
-    if mcfg.normalize:
-        ex.fit_input_statistics(model, source, tcfg.seed)
+    ex.fit_input_statistics(model, source, tcfg.seed)          # normalize, linear: else nothing
     curves, train_seconds = [], [0.0]
 
     def score_now(step, train_acc):
@@ -215,8 +240,7 @@ def run_controls(job) -> list[dict]:
     rows = []
     for control, backbone in (("reference", "none"), ("random_init", mcfg.backbone)):
         model = ex.build(den, ex.ExtractorConfig(**{**mcfg.__dict__, "backbone": backbone}), source.classes, 0)
-        if mcfg.normalize:
-            ex.fit_input_statistics(model, source, 0)
+        ex.fit_input_statistics(model, source, 0)
         ex.fit_centre(model, source, ex.CENTRE_SEED_OFFSET)
         rows.append({"setting": control, "models": len(source.classes), "steps": 0, **scores(model, bed, pairs,
                                                                                               cfg["evaluation"])})
@@ -231,7 +255,7 @@ def write_csv(rows, path):
         w.writerows(rows)
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results", help="a finished run's results folder")
     p.add_argument("--config", nargs="+", default=["config.yaml", "configs/demo.yaml"],
@@ -240,10 +264,28 @@ def main():
     p.add_argument("--only", nargs="*", help=f"settings to run (default all: {', '.join(SETTINGS)})")
     p.add_argument("--jobs", type=int, default=2, help="settings trained at once (one thread each)")
     p.add_argument("--out", default="extractor_study.csv")
-    args = p.parse_args()
+    p.add_argument("--check", action="store_true",
+                   help="only build each chosen setting's configs and print its levers (needs no run)")
+    args = p.parse_args(argv)
     results, work = Path(args.results), Path(args.work)
     cfg = merged_config(args.config)
+    unknown = sorted(set(args.only or ()) - set(SETTINGS))
+    if unknown:
+        p.error(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
     chosen = {n: SETTINGS[n] for n in (args.only or SETTINGS)}
+    base_m, base_t, _, _ = setting_configs({}, cfg)
+    for name, setting in chosen.items():
+        try:
+            mcfg, tcfg, steps, _ = setting_configs(setting, cfg)
+        except ValueError as err:
+            p.error(f"setting {name}: {err}")
+        if args.check:
+            changed = {k: v for k, v in {**mcfg.__dict__, **tcfg.__dict__}.items()
+                       if v != {**base_m.__dict__, **base_t.__dict__}[k]}
+            zoo = {k: setting[k] for k in ZOO_KEYS if k in setting}
+            print(f"{name:26s} steps {steps:5d}  {changed or 'the preset as it is'}{f'  zoo {zoo}' if zoo else ''}")
+    if args.check:
+        return
 
     # 1. the synthetic models the run lacks, one architecture (its missing seeds) per job
     todo: dict = {}
@@ -277,23 +319,36 @@ def main():
     for r in rows:
         r["synthetic_residual_median"], r["synthetic_reached_floor"] = residuals[r["setting"]]
     ref = {c["setting"]: c for c in controls}
+    anchors = {"reference": ref["reference"]["_correct"],
+               **({"base": next(r["_correct"] for r in rows if r["setting"] == "base")}
+                  if any(r["setting"] == "base" for r in rows) else {})}
     for r in rows:
         for c in ("reference", "random_init"):
             r[f"ident_minus_{c}"] = r["identification_acc"] - ref[c]["identification_acc"]
             r[f"auc_minus_{c}"] = r["verification_auc"] - ref[c]["verification_auc"]
+        # McNemar's exact test on the same validation queries (modelfp.paired): is the gap noise?
+        for anchor, correct in anchors.items():
+            if r["setting"] != anchor:
+                r[f"p_ident_vs_{anchor}"] = paired.mcnemar(r["_correct"], correct)["p"]
+    queries = len(ref["reference"]["_correct"])
+    for r in controls + rows + [c for _, cs in runs for c in cs]:
+        r.pop("_correct", None)
     out = Path(args.out)
     write_csv(controls + rows, out)
     write_csv([c for _, cs in runs for c in cs], out.with_name(out.stem + "_curves.csv"))
 
-    print(f"\nvalidation set: {len(cfg['validation']['models'])} generators; controls use the run's zoo")
+    print(f"\nvalidation set: {len(cfg['validation']['models'])} generators, {queries} identification queries "
+          f"(binomial standard error near 87 %: {100 * (0.87 * 0.13 / queries) ** 0.5:.1f} points); "
+          f"controls use the run's zoo; p: McNemar exact vs reference / base on the same queries")
     head = (f"{'setting':22s} {'models':>6s} {'steps':>5s} {'s/step':>6s} {'train%':>6s} {'ident%':>6s} "
-            f"{'AUC%':>6s} {'seed%':>6s} {'data%':>6s} {'d_ref':>6s} {'d_rand':>6s}")
+            f"{'AUC%':>6s} {'seed%':>6s} {'data%':>6s} {'d_ref':>6s} {'d_rand':>6s} {'p_ref':>7s} {'p_base':>7s}")
     print(head)
     for r in controls + rows:
         print(f"{r['setting']:22s} {r['models']:6d} {r['steps']:5d} {r.get('seconds_per_step', 0):6.3f} "
               f"{r.get('train_acc', float('nan')):6.1f} {r['identification_acc']:6.1f} {r['verification_auc']:6.1f} "
               f"{r['seed_pairs_acc']:6.1f} {r['data_pairs_acc']:6.1f} "
-              f"{r.get('ident_minus_reference', float('nan')):6.1f} {r.get('ident_minus_random_init', float('nan')):6.1f}")
+              f"{r.get('ident_minus_reference', float('nan')):6.1f} {r.get('ident_minus_random_init', float('nan')):6.1f} "
+              f"{r.get('p_ident_vs_reference', float('nan')):7.2g} {r.get('p_ident_vs_base', float('nan')):7.2g}")
     print(f"\nwrote {out} and {out.with_name(out.stem + '_curves.csv')}")
 
 

@@ -1,7 +1,11 @@
 """The baselines package: registry and interface, and each method's defining property on tiny
 inputs (Marra: fingerprints and Pearson embeddings; Yu: equalized lr, learning, determinism;
 DNA-Det: transformation pre-training, SupCon, uncertainty weights, seeding) and, for every method
-that trains, a run killed and resumed from its state file equal to one run in one go."""
+that trains, a run killed and resumed from its state file equal to one run in one go, learning curve
+included; held-out early stopping (common.Stopping): the held-out part is cut from the training side
+only, and the kept weights are those of the best held-out evaluation."""
+
+import csv
 
 import math
 
@@ -12,7 +16,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from modelfp import baselines, checkpoints, cli, variants
-from modelfp.baselines import dnadet, marra, yu
+from modelfp import extractor as ex
+from modelfp.baselines import common, dnadet, marra, yu
+from modelfp.baselines.common import Stopping
+from modelfp.pools import load_image
+from modelfp.splits import EVAL, TRAIN, folder_side
 from modelfp.testbed.progan import EqualizedConv2d
 
 from conftest import random_pool, state_copy, write_pngs
@@ -295,7 +303,10 @@ def killing_save(at: int):
     return save
 
 
-# name: (hp beyond TOY's, steps, batch size); with 4 states a phase, 20 steps: a state every 5 steps
+# name: (hp beyond TOY's, steps, batch size); with 4 states a phase, 20 steps: a state every 5 steps.
+# Held-out evaluations every 2 steps (2 of each class's 8 images held out), patience beyond the run:
+# the best evaluation's weights and the learning curve are part of the state, and the kills land.
+STOPPING = Stopping(0.25, 2, 100)
 RESUME = {"yu": ({}, 20, 4),
           "dnadet": (dict(pretrain_steps=4, pretrain_batch=4, pretrain_crop=16, crop=16, crops_per_image=2),
                      20, 6),
@@ -307,7 +318,7 @@ RESUME = {"yu": ({}, 20, 4),
 @pytest.mark.parametrize("name, kill", [
     ("yu", 3), ("repmix", 3),       # the state of step 10 (repmix: 4), the steps after it lost
     ("dnadet", 3), ("dnadet", 6),   # in the pre-training (a state per step), in the main phase
-    ("abady", 3), ("abady", 7),     # in the embedding phase, in the verifier phase (early stopping's best kept)
+    ("abady", 3), ("abady", 6),     # in the embedding phase, in the verifier phase (early stopping's best kept)
     ("pose", 2), ("pose", 4)])      # state at step 5: within the 2nd augmenter's epoch; step 15: at an epoch's end
 def test_training_killed_and_resumed_from_its_state_equals_training_in_one_go(name, kill, tmp_path, monkeypatch):
     monkeypatch.setattr(baselines.common, "STATE_SAVES", 4)   # fewer, smaller writes than 10 a phase
@@ -318,9 +329,11 @@ def test_training_killed_and_resumed_from_its_state_equals_training_in_one_go(na
     data = [random_pool(8, size, seed=0), random_pool(8, size, seed=1)]
 
     def run(state=None):
-        return module.train(module.build(size, 2, seed=0, **hp), data, steps, batch, 0, "cpu", state_path=state, **hp)
+        return module.train(module.build(size, 2, seed=0, **hp), data, steps, batch, 0, "cpu", state_path=state,
+                            stopping=STOPPING, **hp)
 
     whole, info = run()
+    assert info["heldout_images"] == 4 and len(info["history"]) >= steps // 2
     state = tmp_path / "state.pt"
     with monkeypatch.context() as m, pytest.raises(Killed):
         m.setattr(checkpoints, "save", killing_save(kill))
@@ -349,14 +362,115 @@ def test_train_baseline_resumes_its_state_and_deletes_it_when_done(tmp_path, mon
     images = [arg for s, name in enumerate("ab")
               for arg in ("--images", name, str(write_pngs(tmp_path / name, [f"{i:03d}" for i in range(12)], s)))]
     args = ["train-baseline", "--name", "yu", *images, "--train-fraction", "0.5", "--image-size", "16", "--steps", "10",
-            "--batch-size", "4", "--seed", "0", "--hp", '{"width": 0.0625}', "--device", "cpu"]
+            "--batch-size", "4", "--seed", "0", "--hp", '{"width": 0.0625}', "--holdout", "0.15", "--eval-every", "2",
+            "--patience", "100", "--device", "cpu"]
     state = tmp_path / "state.pt"
-    assert cli.main([*args, "--out", str(tmp_path / "whole.pt")]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "whole.pt"), "--history", str(tmp_path / "whole.csv")]) == 0
+    resumed = [*args, "--out", str(tmp_path / "resumed.pt"), "--history", str(tmp_path / "resumed.csv"),
+               "--state", str(state)]
     with monkeypatch.context() as m, pytest.raises(Killed):
         m.setattr(checkpoints, "save", killing_save(4))
-        cli.main([*args, "--out", str(tmp_path / "resumed.pt"), "--state", str(state)])
-    assert state.exists() and not (tmp_path / "resumed.pt").exists()
-    assert cli.main([*args, "--out", str(tmp_path / "resumed.pt"), "--state", str(state)]) == 0
+        cli.main(resumed)
+    assert state.exists() and not (tmp_path / "resumed.pt").exists() and not (tmp_path / "resumed.csv").exists()
+    assert cli.main(resumed) == 0
     assert not state.exists()
     a, b = (baselines.load(tmp_path / f).state_dict() for f in ("whole.pt", "resumed.pt"))
     assert all(torch.equal(a[k], b[k]) for k in a)    # exact: one process, same shapes and threads
+    whole_rows, resumed_rows = (_rows(tmp_path / f) for f in ("whole.csv", "resumed.csv"))
+    assert whole_rows == resumed_rows and [r["step"] for r in whole_rows] == ["2", "4", "6", "8", "10"]
+    info = baselines.load(tmp_path / "resumed.pt").meta["info"]
+    assert info["steps_run"] == 10 and "history" not in info
+    assert float(max(r["heldout_acc"] for r in whole_rows)) == info["heldout_acc"]
+
+
+def _rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out early stopping (common.Stopping, common.Monitor)
+
+def test_held_out_part_is_a_seeded_disjoint_share_of_each_class():
+    labels = torch.tensor([0] * 40 + [1] * 10 + [2] * 3)
+    fit, held = common.hold_out(labels, 0.15, seed=0)
+    assert torch.equal(torch.sort(torch.cat([fit, held])).values, torch.arange(len(labels)))   # disjoint, all
+    assert torch.bincount(labels[held], minlength=3).tolist() == [6, 2, 0]   # 15 %, at least 2, none of 3
+    assert torch.equal(held, common.hold_out(labels, 0.15, seed=0)[1])
+    assert not torch.equal(held, common.hold_out(labels, 0.15, seed=1)[1])
+    # a class's draw is its own: other classes' sizes do not move it
+    other = common.hold_out(torch.tensor([0] * 40 + [1] * 30), 0.15, seed=0)[1]
+    assert torch.equal(held[labels[held] == 0], other[other < 40])
+    assert len(common.hold_out(labels, 0.0, seed=0)[1]) == 0
+
+
+def fabricated(curve):
+    """A stand-in for a method's heldout_accuracy: the i-th call returns curve[i]; the images of each
+    call are recorded."""
+    seen = []
+
+    def score(model, images, labels, device):
+        seen.append(images.clone())
+        return curve[len(seen) - 1]
+    return score, seen
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_evaluation_and_stops_after_patience(monkeypatch):
+    data = [checkerboards(12, 1, seed=0), checkerboards(12, 2, seed=1)]
+
+    def run(steps, curve):
+        score, _ = fabricated(curve)
+        monkeypatch.setattr(yu, "heldout_accuracy", score)
+        return yu.train(yu.build(16, 2, width=1 / 16), data, steps, 4, 0, "cpu", stopping=Stopping(0.2, 5, 2),
+                        width=1 / 16)
+
+    model, info = run(40, [0.2, 0.5, 0.9, 0.4, 0.9, 1.0, 1.0, 1.0])
+    assert (info["steps_run"], info["best_step"], info["heldout_acc"]) == (25, 15, 0.9)   # 0.9 again is no gain
+    assert info["stopped_early"] and info["heldout_images"] == 4 and info["images"] == 20
+    assert [(r["step"], r["heldout_acc"], r["phase"]) for r in info["history"]] == \
+        [(5, 0.2, "train"), (10, 0.5, "train"), (15, 0.9, "train"), (20, 0.4, "train"), (25, 0.9, "train")]
+    # the weights kept are those of step 15: a run of 15 steps ends there (scoring draws nothing)
+    at_15, info_15 = run(15, [0.2, 0.5, 0.9])
+    assert not info_15["stopped_early"] and info_15["best_step"] == 15
+    a, b = state_copy(model), state_copy(at_15)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_early_stopping_reads_the_held_out_part_of_the_training_side_only(tmp_path, monkeypatch):
+    """The fit and held-out parts split the training side, and the step kept is the held-out
+    accuracy's choice: a fabricated score that would pick another step from evaluation-side images
+    (its curve peaking later) never gets to, as none is ever passed to the held-out scorer."""
+    folders = {name: write_pngs(tmp_path / name, [f"{i:03d}" for i in range(40)], s) for s, name in enumerate("ab")}
+
+    def side(which):
+        return {bytes(ex.windows(load_image(p, None), 16, 1)[0].numpy()) for f in folders.values()
+                for p in folder_side(f, 0.5, which)[0]}
+    train_side, eval_side = side(TRAIN), side(EVAL)
+    assert train_side and eval_side and not train_side & eval_side
+    held_curve, eval_curve = [0.3, 0.8, 0.5, 0.4, 0.2, 0.1], [0.3, 0.4, 0.5, 0.9, 0.2, 0.1]
+    seen, parts = [], []
+
+    def score(model, images, labels, device):
+        keys = {bytes(x.numpy()) for x in images}
+        seen.append(keys)
+        return (eval_curve if keys & eval_side else held_curve)[len(seen) - 1]
+
+    def split(*args):
+        parts.append(common.fit_and_heldout(*args))
+        return parts[-1]
+    monkeypatch.setattr(yu, "heldout_accuracy", score)
+    monkeypatch.setattr(yu, "fit_and_heldout", split)
+    images = [arg for name, folder in folders.items() for arg in ("--images", name, str(folder))]
+    assert cli.main(["train-baseline", "--name", "yu", *images, "--train-fraction", "0.5", "--image-size", "16",
+                     "--steps", "30", "--batch-size", "4", "--seed", "0", "--hp", '{"width": 0.0625}',
+                     "--holdout", "0.25", "--eval-every", "5", "--patience", "3", "--device", "cpu",
+                     "--out", str(tmp_path / "yu.pt"), "--history", str(tmp_path / "history.csv")]) == 0
+    fit, _, held, _ = parts[0]
+    fit_keys, held_keys = ({bytes(x.numpy()) for x in t} for t in (fit, held))
+    assert fit_keys and held_keys and not fit_keys & held_keys
+    assert fit_keys | held_keys == train_side                     # together exactly the training side
+    assert len(seen) == 5 and all(keys == held_keys for keys in seen)   # stopped at 25: 3 without a gain
+    info = baselines.load(tmp_path / "yu.pt").meta["info"]
+    assert (info["best_step"], info["heldout_acc"], info["steps_run"]) == (10, 0.8, 25)   # not 20, eval's peak
+    assert [(r["step"], r["heldout_acc"]) for r in _rows(tmp_path / "history.csv")] == \
+        [("5", "0.3"), ("10", "0.8"), ("15", "0.5"), ("20", "0.4"), ("25", "0.2")]

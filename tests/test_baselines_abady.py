@@ -7,6 +7,7 @@ import torch
 import torchvision
 
 from modelfp.baselines import abady
+from modelfp.baselines.common import Stopping, hold_out
 from modelfp.testbed.common import resolve
 
 from conftest import random_pool, smooth_pool, state_copy
@@ -58,7 +59,7 @@ def test_pairs_batches_and_held_out_images_follow_their_labels():
     for row in idx.view(2, 3):   # distinct images where the class has enough
         if labels[row[0]] != 1:
             assert len(set(row.tolist())) == 3
-    fit, val = abady.hold_out(torch.tensor([0] * 20 + [1] * 3 + [2] * 5), 0.1, gen)
+    fit, val = hold_out(torch.tensor([0] * 20 + [1] * 3 + [2] * 5), 0.1, 0)
     assert torch.equal(torch.sort(torch.cat([fit, val])).values, torch.arange(28))
     held = torch.bincount(torch.tensor([0] * 20 + [1] * 3 + [2] * 5)[val], minlength=3)
     assert held.tolist() == [2, 0, 2]   # at least 2 where possible, none from a class of 3
@@ -87,11 +88,12 @@ def test_verifier_is_symmetric_and_scores_are_probabilities():
 
 
 def test_training_scores_same_source_pairs_above_different_source_pairs():
-    hp = dict(TINY, embed_steps=1, verifier_steps=4, val_fraction=0.25, checks=8)
+    hp = dict(TINY, embed_steps=1, verifier_steps=4, checks=8)
     model = abady.build(SIZE, 2, seed=0, **hp)
     model, info = abady.train(model, two_sources(12, seed=0), steps=15, batch_size=4, seed=0,
-                              device="cpu", **hp)
-    assert not model.training and info["val_images"] == 6 and info["verifier_val_loss"] is not None
+                              device="cpu", stopping=Stopping(0.25, 5, 3), **hp)
+    assert not model.training and info["heldout_images"] == 6 and info["verifier_val_loss"] is not None
+    assert info["heldout_acc"] is not None and {r["phase"] for r in info["history"]} == {"embedding", "verifier"}
     assert 0 < info["verifier_steps_run"] <= 60
     a, b = two_sources(8, seed=10), two_sources(8, seed=20)
     same = torch.cat([abady.verify_score(model, a[c], b[c], "cpu") for c in (0, 1)])
@@ -122,7 +124,7 @@ def test_training_is_seeded_and_leaves_the_global_rng_alone():
 
     def run(seed):
         model = abady.build(SIZE, 2, seed=seed, **hp)
-        return state_copy(abady.train(model, data, 2, 4, seed, "cpu", **hp)[0])
+        return state_copy(abady.train(model, data, 2, 4, seed, "cpu", stopping=Stopping(0.1, 1, 1), **hp)[0])
 
     a, b, c = run(0), run(0), run(1)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -193,8 +193,9 @@ def test_evaluate_group_keys_and_percent_scaling():
     emb, labels = clusters(per_model=15, noise=1.0)
     row = evaluate_group(emb, labels, n_same=40, n_diff=40, gallery_size=5, seed=0)
     assert set(row) == {"verification_acc", "verification_auc", "verification_threshold",
-                        "identification_acc", "identification_f1", "openset_auroc", "openset_threshold",
-                        "silhouette", "dbi"}
+                        "identification_acc", "identification_f1", "identification_acc_sd",
+                        "identification_acc_se", "identification_f1_sd", "identification_queries",
+                        "gallery_draws", "openset_auroc", "openset_threshold", "silhouette", "dbi"}
     ver, ide = verification(emb, labels, 40, 40, seed=0), identification(emb, labels, 5, seed=0)
     assert row["verification_acc"] == pytest.approx(100 * ver["accuracy"])
     assert row["verification_auc"] == pytest.approx(100 * ver["auc"])
@@ -231,3 +232,56 @@ def test_verification_with_a_cosine_pair_score_equals_the_default():
     assert own["auc"] == pytest.approx(default["auc"]) and own["accuracy"] == pytest.approx(default["accuracy"])
     flipped = evaluate.verification(emb, labels, 30, 30, seed=1, pair_score=lambda a, b: -cosine(a, b))
     assert flipped["auc"] == pytest.approx(1 - default["auc"])
+
+
+# --- repeated gallery draws, per-query and per-pair rows (issue 22) ----------------------------------
+
+def test_gallery_draws_keep_the_query_set_fixed_and_draw_each_gallery_from_the_pool():
+    emb, labels = clusters(n_models=3, per_model=40, noise=1.5)
+    pool, queries = evaluate.gallery_pool(labels, 4, seed=3, draws=5)
+    for name in np.unique(labels):        # 5 galleries' worth (20) of 40: half stay queries
+        assert np.sum(labels[pool] == name) == evaluate.pool_size(40, 4, 5) == 20
+    assert not set(pool) & set(queries) and len(pool) + len(queries) == len(labels)
+    galleries = evaluate.gallery_draws(labels, pool, 4, 5, seed=3)
+    assert len({tuple(g) for g in galleries}) > 1                  # the draws differ ...
+    for g in galleries:                                            # ... but all come from the pool
+        assert set(g) <= set(pool) and all(np.sum(labels[g] == n) == 4 for n in np.unique(labels))
+    out = identification(emb, labels, 4, seed=3, draws=5)
+    np.testing.assert_array_equal(out["query_index"], queries)    # every draw scores the same queries
+    assert out["draw_predictions"].shape == (5, len(queries)) and out["draws"] == 5
+    accs = [np.mean(p == out["truth"]) for p in out["draw_predictions"]]
+    assert out["accuracy"] == pytest.approx(np.mean(accs))
+    assert out["accuracy_sd"] == pytest.approx(np.std(accs, ddof=1))
+    assert out["accuracy_se"] == pytest.approx(np.sqrt(out["accuracy"] * (1 - out["accuracy"]) / len(queries)))
+    np.testing.assert_allclose(out["correct_fraction"], (out["draw_predictions"] == out["truth"]).mean(0))
+
+
+def test_one_draw_is_the_single_split_protocol():
+    emb, labels = clusters(per_model=15, noise=1.0)
+    one = identification(emb, labels, 5, seed=2, draws=1)
+    np.testing.assert_array_equal(one["pool_index"], one["gallery_index"])   # the pool is the gallery
+    assert np.isnan(one["accuracy_sd"]) and one["n_queries"] == 30
+    np.testing.assert_array_equal(one["predictions"], one["draw_predictions"][0])
+
+
+def test_majority_prediction_breaks_ties_by_the_earliest_draw():
+    preds = np.array([["a", "b", "c"], ["b", "b", "a"], ["b", "a", "a"], ["a", "c", "c"]])
+    assert evaluate._majority(preds).tolist() == ["a", "b", "c"]
+
+
+def test_query_and_pair_rows_are_keyed_by_image_and_join_across_methods():
+    emb, labels = clusters(n_models=3, per_model=12, noise=1.0)
+    keys = [(m, f"{k:05d}") for m in ("m0", "m1", "m2") for k in range(12)]
+    tables = []
+    for scale in (1.0, -1.0):             # two "methods": the same images, other embeddings
+        row, ver, ide = evaluate.evaluate_group_details(scale * emb + (scale < 0), labels, n_same=10, n_diff=10,
+                                                        gallery_size=2, seed=0, draws=3)
+        tables.append((evaluate.query_rows(ide, keys), evaluate.pair_rows(ver, keys)))
+        assert row["identification_queries"] == len(tables[-1][0]) and row["gallery_draws"] == 3
+    (qa, pa), (qb, pb) = tables
+    assert {(r["model"], r["key"]) for r in qa} == {(r["model"], r["key"]) for r in qb}
+    assert len(qa) == len({(r["model"], r["key"]) for r in qa}) == 3 * (12 - evaluate.pool_size(12, 2, 3))
+    assert {"pred_0", "pred_1", "pred_2", "predicted", "correct_fraction"} <= set(qa[0])
+    pair_key = lambda r: (r["model_i"], r["key_i"], r["model_j"], r["key_j"], r["same"])
+    assert [pair_key(r) for r in pa] == [pair_key(r) for r in pb]    # the same seeded pairs
+    assert all((r["model_i"] == r["model_j"]) == bool(r["same"]) for r in pa)

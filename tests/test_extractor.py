@@ -379,3 +379,183 @@ def test_centring_removes_a_common_component_that_makes_every_cosine_near_one(de
     centred = torch.nn.functional.normalize(ex.embed(model, a + b, 1), dim=1)
     assert (centred[:5] @ centred[5:].T).max() < 0.5           # different models now score low
     assert (centred[:5] @ centred[:5].T).min() > 0.5           # the same model still scores high
+
+
+# --- options for a spectrum input and same-design batches (issue 22) ----------------------------
+
+def test_a_centred_spectrum_has_zero_frequency_in_the_middle(denoiser):
+    plain = ex.build(denoiser, _cfg(transform="abs"), ["a", "b"], seed=0)
+    centred = ex.build(denoiser, _cfg(transform="abs", centre_spectrum=True), ["a", "b"], seed=0)
+    x = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    s, c = plain.front(x), centred.front(x)
+    dc = denoise.noise_residual(denoiser, x).sum((-2, -1)).abs()      # |F(0, 0)| = |sum of the residual|
+    torch.testing.assert_close(s[..., 0, 0], dc, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(c[..., SIZE // 2, SIZE // 2], dc, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(c, torch.roll(s, (SIZE // 2, SIZE // 2), (-2, -1)))
+
+
+def test_input_scale_multiplies_the_residual_before_the_spectrum(denoiser):
+    x = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    one = ex.build(denoiser, _cfg(transform="log1p"), ["a", "b"], seed=0).front(x)
+    scaled = ex.build(denoiser, _cfg(transform="log1p", input_scale=255.0), ["a", "b"], seed=0).front(x)
+    # |FFT| is linear in the residual: log1p(|F(255 r)|) = log1p(255 |F(r)|)
+    torch.testing.assert_close(scaled, torch.log1p(255 * torch.expm1(one)), rtol=1e-4, atol=1e-4)
+    # in [-1, 1] units log1p is nearly the identity on small magnitudes; in 8-bit units it is not
+    assert (scaled - torch.log1p(255 * one)).abs().max() < (scaled - 255 * one).abs().max()
+
+
+@pytest.mark.parametrize("backbone, stem, size, shift", [("small_cnn", "standard", SIZE, 8),
+                                                         ("resnet18", "light", SIZE, 8),
+                                                         ("resnet18", "standard", 64, 32)])
+def test_circular_padding_makes_pooled_features_invariant_to_circular_shifts(denoiser, backbone, stem, size, shift):
+    # a circular shift by the backbone's total stride moves the last map by whole positions, which
+    # wrap around under circular padding: the global average is unchanged; zero padding breaks it
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    rolled = torch.roll(x, (shift, shift), (-2, -1))
+    feats = {}
+    for padding in ("circular", "zeros"):
+        net = ex.build(denoiser, _cfg(backbone=backbone, stem=stem, image_size=size, padding=padding),
+                       ["a", "b"], seed=0).backbone.eval()
+        with torch.no_grad():
+            feats[padding] = net(x), net(rolled)
+    torch.testing.assert_close(*feats["circular"], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(*feats["zeros"], rtol=1e-3, atol=1e-4)
+
+
+def test_circular_padding_keeps_the_weights_names():
+    import torchvision
+    net = torchvision.models.resnet18(weights=None)
+    keys = list(net.state_dict())
+    ex.circular_padding(net)
+    assert list(net.state_dict()) == keys and net.conv1.padding_mode == "circular"
+
+
+def test_a_light_stem_keeps_the_spatial_size_to_the_first_block(denoiser):
+    x = torch.rand(1, 3, SIZE, SIZE)
+    for stem, side in (("light", SIZE), ("standard", SIZE // 4)):
+        net = ex.build(denoiser, _cfg(backbone="resnet18", stem=stem), ["a", "b"], seed=0).backbone.eval()
+        with torch.no_grad():
+            before_block = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        assert before_block.shape[-2:] == (side, side)
+    assert isinstance(net.maxpool, torch.nn.MaxPool2d)
+
+
+def test_linear_backbone_starts_at_the_whitened_principal_components():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 20, generator=g) * torch.logspace(0, 1.5, 20) + 3     # anisotropic, off-centre
+    lin = ex.LinearMap(20, dim=5)
+    lin.fit_pca(x)
+    with torch.no_grad():
+        y = lin(x)
+    torch.testing.assert_close(y.mean(0), torch.zeros(5), atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.cov(y.T), torch.eye(5), atol=1e-4, rtol=0)
+    # the rows are the top principal directions: the largest-variance input axes
+    assert set(lin.map.weight.abs().argmax(1).tolist()) == {15, 16, 17, 18, 19}
+
+
+def test_linear_backbone_is_fitted_before_training_and_trains(zoo, pool, denoiser):
+    model = ex.build(denoiser, _cfg(backbone="linear"), zoo.names, seed=0)
+    before = model.backbone.map.weight.clone()
+    source = ex.ZooSource(zoo, pool, "cpu")
+    ex.fit_input_statistics(model, source, seed=0)
+    fitted = model.backbone.map.weight.clone()
+    assert model.dim == ex.LINEAR_DIM and not torch.equal(before, fitted)
+    hist = ex.train(model, source, _train_cfg(epochs=1), "cpu")
+    assert hist[0]["loss"] > 0 and not torch.equal(fitted, model.backbone.map.weight)
+
+
+def test_nothing_is_measured_without_normalize_or_linear(denoiser):
+    class NoImages:
+        classes = ["a", "b"]
+
+        def __call__(self, labels, gen):
+            raise AssertionError("no training images should be drawn")
+
+    ex.fit_input_statistics(ex.build(denoiser, _cfg(), ["a", "b"], seed=0), NoImages(), seed=0)
+
+
+@pytest.mark.parametrize("options", [{"backbone": "resnet18", "stem": "light", "padding": "circular",
+                                      "centre_spectrum": True, "input_scale": 255.0},
+                                     {"backbone": "linear", "normalize": True}])
+def test_the_new_options_survive_save_and_load(tmp_path, denoiser, options):
+    model = ex.build(denoiser, _cfg(**options), ["a", "b"], seed=0).eval()
+    path = tmp_path / "x.pt"
+    ex.save(model, path)
+    again = ex.load(path)
+    x = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    assert again.cfg == model.cfg
+    torch.testing.assert_close(again.features(x), model.features(x))
+
+
+class _Labels:
+    """A training source that remembers the labels of every batch."""
+
+    def __init__(self, source):
+        self.source, self.classes, self.designs, self.device = source, source.classes, source.designs, source.device
+        self.batches = []
+
+    def __call__(self, labels, gen):
+        self.batches.append(labels.clone())
+        return self.source(labels, gen)
+
+
+def test_same_design_training_batches_pair_seeds_of_one_architecture(zoo, pool, denoiser):
+    source = _Labels(ex.ZooSource(zoo, pool, "cpu"))
+    assert source.designs == [a for a in ARCHS for _ in (0, 1)]
+    model = ex.build(denoiser, _cfg(), zoo.names, seed=0)
+    ex.train(model, source, _train_cfg(epochs=1, steps_per_epoch=4, sampler="same_design", seeds_per_design=2,
+                                       triplet_distance="cosine"), "cpu")
+    assert len(source.batches) == 4
+    for labels in source.batches:                    # P = 2, S = 2: one architecture, both its seeds
+        models = labels.unique().tolist()
+        assert len(models) == 2 and len({source.designs[m] for m in models}) == 1
+
+
+def test_same_design_training_resumes_like_an_unbroken_run(tmp_path, zoo, pool, denoiser):
+    tcfg = _train_cfg(epochs=2, sampler="same_design")
+
+    class Kill(Exception):
+        pass
+
+    def kill(row):
+        raise Kill
+
+    whole = ex.build(denoiser, _cfg(), zoo.names, seed=0)
+    ex.train(whole, ex.ZooSource(zoo, pool, "cpu"), tcfg, "cpu")
+    state = tmp_path / "state.pt"
+    with pytest.raises(Kill):
+        ex.train(ex.build(denoiser, _cfg(), zoo.names, seed=0), ex.ZooSource(zoo, pool, "cpu"), tcfg, "cpu",
+                 state_path=state, on_epoch=kill)
+    resumed = ex.build(denoiser, _cfg(), zoo.names, seed=0)
+    ex.train(resumed, ex.ZooSource(zoo, pool, "cpu"), tcfg, "cpu", state_path=state)
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+
+
+def test_a_state_written_before_the_new_options_still_resumes(tmp_path, zoo, pool, denoiser):
+    from modelfp import checkpoints
+    state = tmp_path / "state.pt"
+    model = ex.build(denoiser, _cfg(), zoo.names, seed=0)
+    ex.train(model, ex.ZooSource(zoo, pool, "cpu"), _train_cfg(epochs=1, steps_per_epoch=1), "cpu", state_path=state)
+    payload = checkpoints.load(state, ex.STATE_FORMAT, "state")
+    for key, names in (("train", ("sampler", "seeds_per_design", "triplet_distance")),
+                       ("model", ("centre_spectrum", "padding", "stem", "input_scale"))):
+        for name in names:
+            del payload["fingerprint"][key][name]
+    checkpoints.save(payload, state)
+    # same configuration (epochs 1): the old state is accepted and the finished run is not retrained
+    hist = ex.train(model, ex.ZooSource(zoo, pool, "cpu"), _train_cfg(epochs=1, steps_per_epoch=1), "cpu",
+                    state_path=state)
+    assert [r["epoch"] for r in hist] == [1]
+    with pytest.raises(ValueError, match="another configuration"):        # a new option set is another run
+        ex.train(model, ex.ZooSource(zoo, pool, "cpu"), _train_cfg(epochs=1, steps_per_epoch=1, sampler="same_design"),
+                 "cpu", state_path=state)
+
+
+@pytest.mark.parametrize("model_kw, train_kw, match", [
+    ({"stem": "light"}, {}, "stem"), ({"padding": "reflect"}, {}, "padding"), ({"input_scale": 0}, {}, "input_scale"),
+    ({"backbone": "linear", "weights": "w.pt"}, {}, "linear"), ({}, {"sampler": "per_design"}, "sampler"),
+    ({}, {"triplet_distance": "l1"}, "triplet_distance"), ({}, {"seeds_per_design": 0}, "seeds_per_design")])
+def test_the_new_options_reject_bad_values(denoiser, model_kw, train_kw, match):
+    with pytest.raises(ValueError, match=match):
+        ex.build(denoiser, _cfg(**model_kw), ["a", "b"], seed=0) if model_kw else ex.TrainConfig(**train_kw)

@@ -75,3 +75,304 @@ def test_evaluate_group_reports_the_open_set_columns():
     out = open_set(emb, labels, 4, seed=0)
     assert row["openset_auroc"] == pytest.approx(100 * out["auroc"])
     assert row["openset_threshold"] == out["threshold"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-model open-set answers (modelfp.openset): the rule, its calibration, the tool's fallback,
+# the benchmark (issue 25)
+
+import csv
+import importlib.util
+import logging
+import math
+from pathlib import Path
+
+import torch
+
+from modelfp import denoise, openset
+from modelfp import extractor as ex
+from modelfp.attributor import Attributor, Candidate
+from modelfp.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def families(seed=0, n_families=4, per_model=40, dim=32):
+    """Models whose images spread differently: per family a tight model, a tight close relative of
+    it, and a diffuse model elsewhere (unit rows, string labels)."""
+    rng = np.random.default_rng(seed)
+    emb, labels = [], []
+    for f in range(n_families):
+        centre = rng.normal(size=dim)
+        relative = centre / np.linalg.norm(centre) + 0.25 * rng.normal(size=dim) / np.sqrt(dim)
+        for name, c, spread in ((f"tight{f}", centre, 0.15), (f"relative{f}", relative, 0.15),
+                                (f"diffuse{f}", rng.normal(size=dim), 0.9)):
+            emb.append(c / np.linalg.norm(c) + spread * rng.normal(size=(per_model, dim)) / np.sqrt(dim))
+            labels += [name] * per_model
+    return np.concatenate(emb), np.array(labels)
+
+
+def test_leave_one_out_scores_are_each_image_against_its_models_other_images():
+    rng = np.random.default_rng(0)
+    prints = rng.normal(size=(5, 6))
+    prints /= np.linalg.norm(prints, axis=1, keepdims=True)
+    total = prints.sum(0)
+    expected = [prints[i] @ (total - prints[i]) / np.linalg.norm(total - prints[i]) for i in range(5)]
+    assert openset.loo_scores(prints, total) == pytest.approx(expected)
+    # a gallery that kept only some images' fingerprints still scores those exactly
+    assert openset.loo_scores(prints[:2], total) == pytest.approx(expected[:2])
+    assert openset.loo_scores(prints[:1], prints[0]).size == 0          # one image: nothing to leave out
+
+
+def test_a_models_threshold_is_its_own_spread_shrunk_toward_the_global_threshold():
+    loo = np.array([0.7, 0.8, 0.9])                    # mean 0.8, sd 0.1
+    own = openset.OpenSetRule(0.5, z=1.0, prior=0.0)
+    assert own.model_threshold(loo) == pytest.approx(0.7)
+    half = openset.OpenSetRule(0.5, z=1.0, prior=3.0)   # weight 3 / (3 + 3)
+    assert half.model_threshold(loo) == pytest.approx(0.6)
+    assert own.model_threshold([0.9]) == 0.5            # fewer than 2 images: the global threshold
+    assert openset.OpenSetRule.global_only(0.5).model_threshold(loo) == 0.5
+
+
+def test_the_margin_turns_an_image_between_two_models_into_unknown_and_says_why():
+    rule = openset.OpenSetRule(0.5, z=1.0, prior=0.0, margin=0.05)
+    answer = openset.decide(rule, "vae", 0.90, 0.80, "beta_vae", 0.88)
+    assert not answer.accepted and "margin" in answer.reason and "beta_vae" in answer.reason
+    assert openset.decide(rule, "vae", 0.90, 0.80, "beta_vae", 0.80).accepted
+    low = openset.decide(rule, "vae", 0.75, 0.80, "beta_vae", 0.2)
+    assert not low.accepted and low.reason == "score 0.7500 below vae's threshold 0.8000"
+
+
+def test_per_model_thresholds_name_more_known_images_than_the_global_one_at_the_same_unknown_rate():
+    emb, labels = families(seed=0)
+    scored = openset.score_splits(emb, labels, openset.leave_out_splits(labels, 10, 0.6, repeats=10, seed=1))
+    per_model = openset.outcomes(scored, openset.OpenSetRule(0.9, z=2.0, prior=3.0))
+    # the global threshold that calls exactly as many absent images unknown
+    absent_best = np.sort(scored.best[~scored.known])
+    k = math.ceil(per_model["absent_unknown"] * len(absent_best))
+    cut = absent_best[k - 1] + 1e-9 if k else absent_best[0]
+    same_rate = openset.outcomes(scored, openset.OpenSetRule.global_only(cut))
+    assert same_rate["absent_unknown"] == pytest.approx(per_model["absent_unknown"], abs=1 / len(absent_best))
+    assert 0.5 < per_model["absent_unknown"] < 1          # a real trade-off: relatives score near their kin
+    # one threshold must reject the tight models' relatives, so it rejects the diffuse models' own images
+    assert per_model["known_named"] > same_rate["known_named"] + 0.1
+    assert per_model["n_known"] == same_rate["n_known"] > 0 and per_model["n_absent"] > 0
+
+
+def test_the_protocol_leaves_whole_models_out_and_never_queries_a_gallery_image():
+    emb, labels = families(seed=0, n_families=2, per_model=15)
+    for split in openset.leave_out_splits(labels, gallery_size=5, known_fraction=0.6, repeats=4, seed=0):
+        known_models = set(labels[split.gallery])
+        assert len(known_models) == round(0.6 * 6) and all((labels[split.gallery] == m).sum() == 5 for m in known_models)
+        assert not set(split.gallery) & set(split.known)
+        assert set(labels[split.known]) == known_models and not set(labels[split.absent]) & known_models
+        assert len(split.gallery) + len(split.known) + len(split.absent) == len(labels)
+    with pytest.raises(ValueError, match="more than gallery_size"):
+        openset.leave_out_splits(labels, gallery_size=15)
+
+
+# -- calibration: the workflow's calibrate verb reads only the validation inputs it is given
+
+def tiny_extractor(tmp_path, name="trained.pt", **attrs) -> str:
+    """The training-free reference extractor over a tiny denoiser (16-pixel window), saved."""
+    model = ex.build(denoise.init_model(depth=3, features=4, seed=0),
+                     ex.ExtractorConfig(backbone="none", transform="log1p", image_size=16), ["a", "b"], seed=0)
+    for key, value in attrs.items():
+        setattr(model, key, value)
+    path = tmp_path / name
+    ex.save(model, path, variant="reference")
+    return str(path)
+
+
+def embeddings_folder(folder: Path, emb, labels) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in np.unique(labels):
+        np.savez(folder / f"{name}.npz", embeddings=emb[labels == name].astype(np.float32))
+    return str(folder)
+
+
+def evaluation_csv(path: Path, openset_threshold=0.9) -> str:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["group", "verification_threshold", "openset_threshold"])
+        writer.writeheader()
+        writer.writerow({"group": "all", "verification_threshold": 0.5, "openset_threshold": openset_threshold})
+    return str(path)
+
+
+def calibrate(tmp_path, extractor, evaluation, embeddings, out="model.pt"):
+    assert main(["calibrate", "--extractor", extractor, "--evaluation", evaluation, "--embeddings", embeddings,
+                 "--gallery", "10", "--seed", "0", "--out", str(tmp_path / out)]) == 0
+    return ex.load(tmp_path / out).openset_rule
+
+
+def test_calibration_fits_the_constants_on_the_validation_embeddings_it_is_given_only(tmp_path):
+    trained = tiny_extractor(tmp_path)
+    val_emb, val_labels = families(seed=0)
+    val = embeddings_folder(tmp_path / "embeddings/all/val-w3", val_emb, val_labels)
+    evaluation = evaluation_csv(tmp_path / "val-w3.csv")
+    # a test-bed view beside it, which calibration must not read
+    bed = embeddings_folder(tmp_path / "embeddings/all/w3", *families(seed=5))
+    first = calibrate(tmp_path, trained, evaluation, val, "first.pt")
+    fitted = openset.fit(val_emb, val_labels, 0.9, gallery_size=10, seed=0)
+    assert {k: first[k] for k in ("z", "prior", "margin")} == fitted.rule.constants()
+    assert first["fitted_on"] == val and first["balanced"] >= first["balanced_global"]
+    # the test bed's embeddings change: the constants do not
+    for npz in Path(bed).glob("*.npz"):
+        npz.write_bytes(b"changed")
+    assert calibrate(tmp_path, trained, evaluation, val, "again.pt") == first
+    # the validation embeddings change: the constants follow them
+    other_emb, other_labels = clusters(n_models=6, per_model=20, noise=0.3, seed=2)
+    other = embeddings_folder(tmp_path / "other/val-w3", other_emb, other_labels)
+    changed = calibrate(tmp_path, trained, evaluation, other, "other.pt")
+    assert [changed[k] for k in ("z", "prior", "margin")] != [first[k] for k in ("z", "prior", "margin")]
+    assert {k: changed[k] for k in ("z", "prior", "margin")} == openset.fit(other_emb, other_labels, 0.9).rule.constants()
+
+
+def test_calibrate_without_embeddings_stores_no_per_model_rule(tmp_path):
+    trained = tiny_extractor(tmp_path)
+    out = tmp_path / "model.pt"
+    assert main(["calibrate", "--extractor", trained, "--evaluation", evaluation_csv(tmp_path / "v.csv"),
+                 "--out", str(out)]) == 0
+    model = ex.load(out)
+    assert model.openset_threshold == 0.9 and model.openset_rule is None
+
+
+# -- the tool: per-model answers, and old files falling back to the global threshold
+
+def write_model_images(folder: Path, kind: int, n: int, seed: int) -> list[str]:
+    """n 24-pixel images of a toy model: noise plus its own periodic trace."""
+    from PIL import Image
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:24, :24]
+    trace = (((x + kind * y) % (kind + 2)) == 0) * 70
+    paths = []
+    for i in range(n):
+        img = (rng.integers(60, 140, (24, 24, 3)) + trace[..., None]).clip(0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"{i:05d}.png")
+        paths.append(str(folder / f"{i:05d}.png"))
+    return paths
+
+
+RULE = {"z": 1.0, "prior": 0.0, "margin": 0.0}
+
+
+def test_identify_uses_each_models_own_threshold_and_says_why_an_image_is_unknown(tmp_path, capsys):
+    path = tiny_extractor(tmp_path, "model.pt", threshold=0.5, openset_threshold=0.5, openset_rule=RULE)
+    att = Attributor(path)
+    gallery = att.new_gallery()
+    for kind in (0, 1):
+        att.add(gallery, f"m{kind}", write_model_images(tmp_path / f"m{kind}", kind, 6, seed=kind))
+    acceptance = att.acceptance(gallery)
+    loo = gallery.loo_scores()
+    for name in ("m0", "m1"):
+        assert acceptance.thresholds[name] == pytest.approx(loo[name].mean() - loo[name].std(ddof=1))
+    # an image is named when it clears its nearest model's own threshold, whatever the global one
+    query = write_model_images(tmp_path / "q", 0, 1, seed=9)[0]
+    r, = att.identify([query], gallery, top_k=1)
+    assert r.threshold == acceptance.thresholds[r.nearest]
+    assert (r.model == r.nearest) == (r.score >= r.threshold) and (r.reason is None) == (r.model != "unknown")
+    gallery_file = str(tmp_path / "g.gallery")
+    att.save_gallery(gallery, gallery_file)
+    # the command line: a reason column only when some answer is unknown
+    capsys.readouterr()
+    assert main(["identify", query, "--extractor", path, "--gallery", gallery_file, "--threshold", "-1"]) == 0
+    out = capsys.readouterr().out
+    assert "reason" not in out.splitlines()[0]
+    assert main(["identify", query, "--extractor", path, "--gallery", gallery_file, "--threshold", "1.01"]) == 0
+    row, = csv.DictReader(capsys.readouterr().out.splitlines()[:2])
+    assert row["model"] == "unknown" and row["reason"].startswith("score ") and "below the threshold 1.0100" in row["reason"]
+    assert main(["identify", query, "--extractor", path, "--gallery", gallery_file, "--format", "json"]) == 0
+    doc = __import__("json").loads(capsys.readouterr().out)
+    assert doc["model_thresholds"] == pytest.approx(acceptance.thresholds) and "per-model" in doc["open_set_rule"]
+
+
+def test_an_old_extractor_or_gallery_falls_back_to_the_global_threshold_and_says_so_once(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="modelfp")
+    new = tiny_extractor(tmp_path, "new.pt", threshold=0.5, openset_threshold=0.5, openset_rule=RULE)
+    # an extractor file written before per-model rules: no openset_rule key at all
+    payload = torch.load(new, weights_only=True)
+    del payload["openset_rule"]
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    assert ex.load(old).openset_rule is None
+    files = {f"m{k}": write_model_images(tmp_path / f"m{k}", k, 4, seed=k) for k in (0, 1)}
+    query = write_model_images(tmp_path / "q", 1, 1, seed=7)
+    att = Attributor(old)
+    gallery = att.new_gallery()
+    for name, paths in files.items():
+        att.add(gallery, name, paths)
+    for _ in range(2):
+        r, = att.identify(query, gallery)
+        assert r.threshold == 0.5 and (r.model == "unknown") == (r.score < 0.5)
+    assert caplog.text.count("calibrated before per-model open-set thresholds") == 1
+    # a gallery made before fingerprints were kept: its models use the global threshold
+    att = Attributor(new)
+    for entry in gallery.models.values():
+        del entry["prints"]
+    gallery.models["m1"]["prints"] = torch.zeros(0, ex.load(new).dim)       # m1: kept none yet
+    acceptance = att.acceptance(gallery)
+    assert acceptance.thresholds == {"m0": 0.5, "m1": 0.5} and acceptance.rule.per_model
+    assert "m0 added before galleries kept" in caplog.text
+    att.add(gallery, "m0", write_model_images(tmp_path / "more", 0, 3, seed=3))
+    assert len(gallery.models["m0"]["prints"]) == 3 and att.acceptance(gallery).thresholds["m0"] != 0.5
+    # the exported form carries the rule
+    exported = tmp_path / "exported"
+    ex.export(ex.load(new), exported)
+    assert ex.load(exported).openset_rule == RULE
+
+
+def test_acceptance_names_the_nearest_model_only_above_its_threshold():
+    rule = openset.OpenSetRule(0.9, z=1.0, prior=0.0, margin=0.02)
+    from modelfp.attributor import Acceptance
+    acceptance = Acceptance(rule, {"diffuse": 0.7, "tight": 0.95})
+    assert acceptance.decide([Candidate("diffuse", 0.8), Candidate("tight", 0.3)]).accepted      # under the global
+    assert not acceptance.decide([Candidate("tight", 0.92), Candidate("diffuse", 0.3)]).accepted  # over the global
+    assert not acceptance.decide([Candidate("diffuse", 0.8), Candidate("tight", 0.79)]).accepted  # the margin
+    assert acceptance.decide([Candidate("diffuse", 0.8)]).accepted                              # one model
+
+
+# -- the benchmark (benchmarks/openset.py) on a tiny fabricated run
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("openset_benchmark", ROOT / "benchmarks" / "openset.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_compares_both_rules_on_the_validation_folders_evaluation_side(tmp_path, capsys):
+    bench = load_benchmark()
+    results = tmp_path / "results"
+    for kind in range(4):
+        write_model_images(results / "validation" / f"val{kind}" / "images", kind, 12, seed=kind)
+    (results / "validation" / "choices.csv").write_text("not a model\n")
+    extractor = tiny_extractor(tmp_path, "model.pt", threshold=0.5, openset_threshold=0.5, openset_rule=RULE)
+    assert bench.main(["--results", str(results), "--extractor", extractor, "--gallery", "10", "--repeats", "3"]) == 0
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert "4 models" in lines[0] and "2 known models" in lines[0]
+    assert lines[2].startswith("global threshold 0.5000") and lines[3].startswith("per-model (z 1")
+    # the smoke run's few images: the gallery shrinks so every known model keeps a query
+    assert "gallery 10 ->" in out.err
+    # the core on arrays: both rules see the same queries
+    emb, labels = families(seed=1, n_families=2, per_model=15)
+    rows = bench.compare(emb, labels, {"global": openset.OpenSetRule.global_only(0.9),
+                                       "per-model": openset.OpenSetRule(0.9, 1.0, 3.0)}, gallery=5, repeats=2)
+    assert [r["rule"] for r in rows] == ["global", "per-model"]
+    assert rows[0]["n_known"] == rows[1]["n_known"] == 2 * 4 * 10 and rows[0]["n_absent"] == 2 * 2 * 15
+    # only evaluation-side images are embedded
+    from modelfp import splits
+    folders = bench.model_folders(results)
+    assert sorted(folders) == ["val0", "val1", "val2", "val3"]
+    emb, labels = bench.embed_folders(ex.load(extractor), folders, 0.5, 100, 1)
+    assert len(labels) == sum(len(splits.folder_side(f, 0.5, splits.EVAL)[0]) for f in folders.values())
+
+
+def test_the_benchmark_refuses_to_fit_on_other_folders(tmp_path):
+    bench = load_benchmark()
+    for kind in range(3):
+        write_model_images(tmp_path / "bed" / f"m{kind}" / "images", kind, 8, seed=kind)
+    old = tiny_extractor(tmp_path, "old.pt", openset_threshold=0.5)
+    with pytest.raises(SystemExit, match="never on these folders"):
+        bench.main(["--extractor", old, "--models", *map(str, (tmp_path / "bed").iterdir()), "--repeats", "2"])

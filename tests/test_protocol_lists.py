@@ -42,7 +42,7 @@ def fabricate(tmp_path, support=SUPPORT, test=TEST, pairs=PAIRS):
 def evaluate_cli(tmp_path, root, emb_dir, files):
     out = tmp_path / "eval.csv"
     code = main(["evaluate", "--embeddings", str(emb_dir), "--model", "a", "classical", "--model", "b", "classical",
-          "--model", "c", "emerging", "--pairs-same", "5", "--pairs-diff", "5", "--gallery", "1", "--seed", "0",
+          "--model", "c", "emerging", "--pairs-same", "5", "--pairs-diff", "5", "--gallery", "1", "--gallery-draws", "1", "--seed", "0",
           "--lists-root", str(root), "--support", str(files["support"]), "--test", str(files["test"]),
           "--pairs", str(files["pairs"]), "--out-csv", str(out)])
     if code:

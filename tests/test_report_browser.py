@@ -1,6 +1,7 @@
 """The HTML report of `modelfp identify --report` in a real browser: headless Chromium (Debian's
 package, installed here when absent and the tests run as root) loads the one file with no network,
-every thumbnail decodes, and the screenshot is not blank. Skipped, with the reason printed, where
+every thumbnail decodes and is shown enlarged, the captions and the summary tell the images of a
+folder of folders apart, and the screenshot is not blank. Skipped, with the reason printed, where
 Chromium is absent and cannot be installed."""
 import os
 import shutil
@@ -18,9 +19,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZE = 16
 BROWSER_SECONDS = 60
-# run in the page after it loaded: how many <img> decoded to a picture (naturalWidth > 0)
-COUNT_LOADED = ("<script>addEventListener('load', () => document.body.setAttribute('data-loaded', "
-                "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length))</script>")
+# run in the page after it loaded: how many <img> decoded to a picture (naturalWidth > 0), and the
+# first one's size in the file and on the page
+COUNT_LOADED = ("<script>addEventListener('load', () => {const b = document.body, i = document.images[0]; "
+                "b.setAttribute('data-loaded', [...document.images].filter(i => i.complete && i.naturalWidth > 0)"
+                ".length); b.setAttribute('data-natural', i.naturalWidth); "
+                "b.setAttribute('data-shown', i.clientWidth)})</script>")
 
 
 def _chromium() -> str:
@@ -74,8 +78,8 @@ def test_chromium_shows_every_thumbnail_of_the_report(tmp_path):
     for name, trace in traces.items():
         for i in range(3):
             save(tmp_path / "known" / name / f"{i}.png", trace)
-        for i in range(4):
-            save(tmp_path / "queries" / f"{name}{i}.png", trace)
+        for i in range(4):                             # a folder of folders, the same file names in each
+            save(tmp_path / "queries" / name / f"{i}.png", trace)
     (tmp_path / "queries" / "broken.png").write_bytes(b"not a png")
     gallery = str(tmp_path / "g.gallery")
     common = ["--extractor", str(extractor), "--gallery", gallery]
@@ -91,6 +95,12 @@ def test_chromium_shows_every_thumbnail_of_the_report(tmp_path):
     assert dom.stdout.count("<img") == expected
     assert f'data-loaded="{expected}"' in dom.stdout   # each data-URI thumbnail decoded in the browser
     assert dom.stdout.count("<circle") == expected and "Could not be used: 1" in dom.stdout
+    assert 'data-natural="32"' in dom.stdout and 'data-shown="128"' in dom.stdout   # 32 px shown at 128
+    for name in traces:                                # captions: the path under the folder given
+        assert all(f"<figcaption>{name}/{i}.png<br>" in dom.stdout for i in range(4))
+    queries = tmp_path / "queries"                     # the summary: one row per sub-folder
+    for folder, n in ((queries / "stripes", 4), (queries / "checker", 4), (queries, 1)):
+        assert f"<tr><td>{folder}</td><td>{n}</td>" in dom.stdout, dom.stdout[:3000]
 
     shot = tmp_path / "shot.png"
     done = _browse(exe, report, f"--screenshot={shot}", "--window-size=1000,1800")

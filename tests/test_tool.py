@@ -163,7 +163,7 @@ def test_the_api_gives_the_answers_the_command_line_prints(tmp_path, capsys, ext
         else:
             assert row == {"path": record.path, "model": record.model, "score": f"{record.score:.6f}",
                            "nearest": record.nearest, "threshold": f"{THRESHOLD:.6f}",
-                           "source": str(tmp_path / "q"), "error": ""}
+                           "source": str(tmp_path / "q"), "note": "", "error": ""}
     # the toy models' traces are easy: each query is nearest to its own model
     assert [r.nearest for r in records[:4]] == ["stripes", "stripes", "checker", "checker"]
 
@@ -176,8 +176,9 @@ def test_gallery_add_twice_extends_the_counts(tmp_path, capsys, extractor_file):
     assert main(["gallery", "add", "stripes", _save(tmp_path / "s2.png", "stripes", 2), *args]) == 0
     assert main(["gallery", "add", "checker", _save(tmp_path / "c0.png", "checker", 0), *args]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"stripes: 2 images in {path} (1 models)", f"stripes: 3 images in {path} (1 models)",
-                   f"checker: 1 images in {path} (2 models)"]
+    assert out == [f"stripes: 2 images in {path} (1 models); added 2",
+                   f"stripes: 3 images in {path} (1 models); added 1",
+                   f"checker: 1 images in {path} (2 models); added 1"]
     g = Attributor(extractor_file).load_gallery(path)
     assert {n: m["count"] for n, m in g.models.items()} == {"stripes": 3, "checker": 1}
     # a bad image among good ones: the good ones are added, the bad one reported, exit 1
@@ -185,7 +186,8 @@ def test_gallery_add_twice_extends_the_counts(tmp_path, capsys, extractor_file):
     assert main(["gallery", "add", "checker", str(tmp_path / "empty.png"),
                  _save(tmp_path / "c1.png", "checker", 1), *args]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{tmp_path / 'empty.png'}  error: ") and out[1].startswith("checker: 2 images")
+    assert out[0].startswith(f"{tmp_path / 'empty.png'}  error: ")
+    assert out[1] == f"checker: 2 images in {path} (2 models); added 1, 1 could not be used"
 
 
 def test_grayscale_rgba_and_16_bit_pngs_are_accepted(tmp_path, capsys, extractor_file, gallery):
@@ -206,7 +208,8 @@ def test_verify_answers_two_images_and_reports_a_bad_one(tmp_path, capsys, extra
     a = _save(tmp_path / "a.png", "stripes", 60)
     assert main(["verify", a, a, "--extractor", extractor_file]) == 0
     assert _rows(capsys.readouterr().out) == [{"a": a, "b": a, "verdict": "same model", "same": "true",
-                                               "score": "1.000000", "threshold": f"{THRESHOLD:.6f}", "error": ""}]
+                                               "score": "1.000000", "threshold": f"{THRESHOLD:.6f}", "note": "",
+                                               "error": ""}]
     assert main(["verify", a, a, "--extractor", extractor_file, "--format", "table"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[1].split() == [a, a, "same", "model", "1.0000"]
@@ -342,7 +345,7 @@ def test_gallery_remove_removes_and_list_shows_what_is_left(tmp_path, capsys, ca
     assert _gallery_models(capsys, gallery) == {"checker": 3}
     code, rows = _identify(capsys, extractor_file, gallery, _save(tmp_path / "q.png", "stripes", 5),
                            options=["--threshold", "-1", "--top-k", "3"])
-    assert code == 0 and rows[0]["model"] == "checker" and rows[0]["nearest_2"] == ""
+    assert code == 0 and rows[0]["model"] == "checker" and "nearest_2" not in rows[0]
     before = Path(gallery).read_bytes()
     caplog.clear()
     assert main(["gallery", "remove", "checker", "nosuch", "--gallery", gallery]) == 2   # all or nothing
@@ -524,16 +527,24 @@ def test_a_damaged_export_is_one_line_and_exit_2(tmp_path, caplog, cnn_file):
 
 def test_the_report_is_one_self_contained_page_with_a_thumbnail_per_answered_image(tmp_path, capsys,
                                                                                    extractor_file, gallery):
-    for m in ("stripes", "checker"):
+    for m in ("stripes", "checker"):                     # a folder of folders, the same names in each
         for i in range(3):
-            _save(tmp_path / "q" / f"{m}{i}.png", m, 140 + i, size=(24, 40))
+            _save(tmp_path / "q" / m / f"{i}.png", m, 140 + i, size=(24, 40))
     (tmp_path / "q" / "empty.png").write_bytes(b"")
     report = tmp_path / "out" / "report.html"
     capsys.readouterr()
     assert main(["identify", str(tmp_path / "q"), "--extractor", extractor_file, "--gallery", gallery,
                  "--report", str(report)]) == 1
-    rows = [r for r in _rows(capsys.readouterr().out) if not r["error"]]
+    out = capsys.readouterr()
+    rows = [r for r in _rows(out.out) if not r["error"]]
     page = report.read_text()
+    # captions: the path relative to the folder given; the summary: one row per sub-folder
+    captions = re.findall(r"<figcaption>([^<]+)<br>", page)
+    assert sorted(captions) == sorted(f"{m}/{i}.png" for m in ("stripes", "checker") for i in range(3))
+    for folder, n in ((tmp_path / "q" / "checker", 3), (tmp_path / "q" / "stripes", 3), (tmp_path / "q", 1)):
+        assert f"<tr><td>{folder}</td><td>{n}</td>" in page
+        assert f"{folder}: {n} images; " in out.err                    # the command line's summary too
+    assert "image-rendering:pixelated" in page and "width:128px" in page   # small images shown enlarged
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert len(sources) == len(rows) == 6 and page.count("<img") == 6
     assert all(s.startswith("data:image/png;base64,") for s in sources)
@@ -563,3 +574,148 @@ def test_a_gallery_tied_to_the_extractor_file_digest_still_loads(tmp_path, extra
     attributor.save_gallery(old, gallery)
     with pytest.raises(ValueError, match="another extractor"):
         att.load_gallery(gallery)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 25: idempotent galleries, notes on weakened images, --top-k capped, warts
+
+def test_adding_images_a_model_already_holds_is_skipped_and_leaves_the_gallery_as_it_was(tmp_path, capsys,
+                                                                                         extractor_file):
+    root = tmp_path / "known"
+    for model in ("stripes", "checker"):
+        for i in range(3):
+            _save(root / model / f"{i}.png", model, i)
+    path = tmp_path / "g.gallery"
+    argv = ["gallery", "add", "--from-folders", str(root), "--extractor", extractor_file, "--gallery", str(path)]
+    assert main(argv) == 0
+    first = path.read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--format", "table"]) == 0                    # the same command again
+    assert capsys.readouterr().out.splitlines() == [
+        f"checker: 3 images in {path} (2 models); added 0, skipped 3 already present",
+        f"stripes: 3 images in {path} (2 models); added 0, skipped 3 already present",
+        f"{path} left as it was (nothing new added)"]
+    assert path.read_bytes() == first
+    # the same pixels in another file (a copy saved again, other bytes) are the same image; new ones are added
+    copy = tmp_path / "copy.png"
+    Image.open(root / "stripes" / "0.png").save(copy, optimize=True, compress_level=1)
+    assert copy.read_bytes() != (root / "stripes" / "0.png").read_bytes()
+    new = _save(tmp_path / "new.png", "stripes", 7)
+    assert main(["gallery", "add", "stripes", str(copy), new, new, "--extractor", extractor_file,
+                 "--gallery", str(path)]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert [(r["path"], r["status"]) for r in rows] == [(new, "added"), (str(copy), "already present"),
+                                                         (new, "already present")]
+    assert _gallery_models(capsys, str(path)) == {"checker": 3, "stripes": 4}
+
+
+def test_the_api_adds_an_image_once_per_model(tmp_path, extractor_file):
+    att = Attributor(extractor_file)
+    known = {m: [str(tmp_path / "known" / m)] for m in ("stripes", "checker")}
+    for m in known:
+        for i in range(2):
+            _save(tmp_path / "known" / m / f"{i}.png", m, i)
+    path = tmp_path / "my.gallery"
+    first = att.gallery_add_models(path, known)
+    before = path.read_bytes()
+    again = att.gallery_add_models(path, known)                      # the README's example, run twice
+    assert [(len(u.added), len(u.skipped), u.count) for u in first] == [(2, 0, 2), (2, 0, 2)]
+    assert [(len(u.added), len(u.skipped), u.count) for u in again] == [(0, 2, 2), (0, 2, 2)]
+    assert path.read_bytes() == before
+    # per model: the same image may be a sample of another model
+    other = att.gallery_add(path, "other", [str(tmp_path / "known" / "stripes" / "0.png")])
+    assert (other.added, other.skipped, other.count) == ([str(tmp_path / "known" / "stripes" / "0.png")], [], 1)
+
+
+def test_a_1x1_image_is_an_error_row_and_prints_no_library_warning(tmp_path, extractor_file, gallery):
+    """In a fresh process: PyTorch warns once per process, so a warning seen by an earlier test
+    would otherwise hide this one."""
+    import subprocess
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.full((1, 1, 3), 90, np.uint8)).save(tiny)
+    both = [["identify", str(tiny), "--gallery", gallery], ["verify", str(tiny), str(tiny)]]
+    script = ("import sys; from modelfp.cli import main; "
+              f"sys.exit(max(main([*argv, '--extractor', {extractor_file!r}]) for argv in {both!r}))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "warn" not in done.stderr.lower(), done.stderr
+    assert done.stdout.count("1x1 pixels, smaller than the extractor's") == 3, done.stdout   # identify, a, b
+
+
+def test_a_damaged_extractor_file_says_what_a_person_does(tmp_path, caplog, capsys, extractor_file):
+    png = _save(tmp_path / "x.png")
+    good = Path(extractor_file).read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good[: len(good) // 2])                     # a torch file cut short
+    incomplete = tmp_path / "incomplete.pt"
+    payload = torch.load(extractor_file, weights_only=True)
+    del payload["state_dict"]
+    torch.save(payload, incomplete)                                   # the right format, a key missing
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    for bad, fix in ((truncated, "copy or download it again"), (incomplete, "copy or download it again"),
+                     (empty, "the .pt file of a trained extractor")):
+        for argv in (["verify", png, png, "--extractor", str(bad)], ["export", str(bad), str(tmp_path / "out")]):
+            caplog.clear()
+            assert main(argv) == 2
+            errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+            assert len(errors) == 1 and errors[0].startswith(str(bad)) and fix in errors[0], errors
+            assert "rule" not in errors[0] and "\n" not in errors[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_top_k_above_the_number_of_models_is_capped_and_said_once(tmp_path, capsys, extractor_file, gallery):
+    queries = [_save(tmp_path / "q" / f"{i}.png", "stripes", 160 + i) for i in range(2)]
+    capsys.readouterr()
+    assert main(["identify", *queries, "--extractor", extractor_file, "--gallery", gallery, "--top-k", "10"]) == 0
+    out = capsys.readouterr()
+    header = out.out.splitlines()[0].split(",")
+    assert header == ["path", "model", "score", "nearest", "threshold", "nearest_2", "score_2", "source", "note",
+                      "error"]
+    assert all(r["nearest_2"] and r["score_2"] for r in _rows(out.out))   # no empty column
+    assert out.err.count("--top-k 10") == 1 and f"{gallery} holds 2 models; listing 2" in out.err
+    assert main(["identify", *queries, "--extractor", extractor_file, "--gallery", gallery, "--top-k", "10",
+                 "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["top_k"] == 2 and all(len(r["top"]) == 2 for r in doc["images"])
+
+
+def test_jpeg_grayscale_and_alpha_images_are_answered_with_a_note(tmp_path, capsys, extractor_file, gallery):
+    rgb = _pixels("stripes", 170)
+    plain = _save(tmp_path / "plain.png", "stripes", 170)
+    jpeg = tmp_path / "photo.jpg"
+    Image.fromarray(rgb).save(jpeg, quality=95)
+    gray = tmp_path / "gray.png"
+    Image.fromarray(rgb[..., 0]).save(gray)
+    rgba = tmp_path / "rgba.png"
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(rgba)
+    gray_jpeg = tmp_path / "gray.jpg"
+    Image.fromarray(rgb[..., 0]).save(gray_jpeg)
+    capsys.readouterr()
+    code, rows = _identify(capsys, extractor_file, gallery, plain, jpeg, gray, rgba, gray_jpeg)
+    assert code == 0 and all(r["model"] for r in rows)
+    assert [r["note"] for r in rows] == ["", "fingerprint weakened: JPEG", "fingerprint weakened: grayscale",
+                                         "fingerprint weakened: alpha", "fingerprint weakened: JPEG, grayscale"]
+    assert main(["identify", plain, str(jpeg), "--extractor", extractor_file, "--gallery", gallery,
+                 "--format", "table"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[-1] == "NOTE" and table[2].endswith("fingerprint weakened: JPEG")
+    assert main(["verify", str(jpeg), plain, "--extractor", extractor_file]) == 0
+    assert _rows(capsys.readouterr().out)[0]["note"] == "a: fingerprint weakened: JPEG"
+    assert Attributor(extractor_file).verify(plain, str(rgba)).note == "b: fingerprint weakened: alpha"
+
+
+def test_images_are_named_relative_to_the_input_and_summed_up_per_sub_folder(tmp_path, extractor_file, gallery):
+    from modelfp.attributor import summarize
+    q = tmp_path / "q"
+    deep = _save(q / "vae" / "x" / "0.png", "stripes", 180)
+    loose = _save(q / "0.png", "checker", 181)
+    flow = _save(q / "flow" / "0.png", "checker", 182)
+    alone = _save(tmp_path / "alone.png", "stripes", 183)
+    records = Attributor(extractor_file).identify([q, alone, tmp_path / "q" / "**" / "0.png"], gallery)
+    assert [(r.path, r.name) for r in records[:4]] == [(loose, "0.png"), (flow, "flow/0.png"),
+                                                       (deep, "vae/x/0.png"), (alone, alone)]
+    assert {r.name for r in records[4:]} == {"0.png", "flow/0.png", "vae/x/0.png"}   # relative to q/
+    pattern = str(tmp_path / "q" / "**" / "0.png")
+    assert [(s.folder, s.images) for s in summarize(records)] == [
+        (str(q), 1), (str(q / "flow"), 1), (str(q / "vae"), 1), (str(tmp_path), 1), (pattern, 3)]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import smooth_pool, write_pngs
-from modelfp import denoise, extractor as ex, synthetic, testbed
+from modelfp import denoise, extractor as ex, manifest, synthetic, testbed
 from modelfp.archspace import parse
 from modelfp.cli import main
 from modelfp.pools import write_pool
@@ -91,6 +91,10 @@ def inputs(tmp_path_factory):
     paths["embeddings"] = _embeddings(root / "embeddings", {"v0": [1, 0, 0, 0], "v1": [0, 1, 0, 0]})
     paths["not_a_model"] = root / "notes.pt"
     paths["not_a_model"].write_text("not a model")
+    # the zoo manifests the rules declare (modelfp.manifest); the second also lists a damaged file
+    manifest.write([paths[f"checkpoint{i}"] for i in range(len(ZOO))], root / "zoo.tsv")
+    manifest.write([paths["checkpoint0"], paths["not_a_model"]], root / "zoo_damaged.tsv")
+    paths["manifest"], paths["manifest_damaged"] = root / "zoo.tsv", root / "zoo_damaged.tsv"
     paths["not_npz"] = root / "notes.npz"
     paths["not_npz"].write_text("not an npz")
     paths["no_all_row"] = root / "no_all.csv"
@@ -105,14 +109,19 @@ def inputs(tmp_path_factory):
 
 NOT_NPZ = "not an npz archive, or a damaged one; delete it and rerun"
 BAD_INPUT = {
-    "zoo-summary missing": ("zoo-summary --out {out}/s.csv {checkpoint0} {missing}", "missing", "no such file"),
-    "zoo-summary damaged": ("zoo-summary --out {out}/s.csv {checkpoint0} {not_a_model}", "not_a_model",
+    "zoo-summary missing": ("zoo-summary --out {out}/s.csv {checkpoint0} {missing} --manifest {manifest}", "missing",
+                            "no such file"),
+    "zoo-summary damaged": ("zoo-summary --out {out}/s.csv {checkpoint0} {not_a_model} --manifest {manifest_damaged}",
+                            "not_a_model",
                             "not a modelfp synthetic-model checkpoint"),
     "train-denoiser": ("train-denoiser --pool {missing} --out {out}/d.pt --sigma 1 --patch 8 --batch-size 2 "
                        "--steps 1 --lr 0.001 --depth 3 --features 4 --seed 0 --device cpu", "missing",
                        "build the pool first"),
     "synthetic-spectra": ("synthetic-spectra --pool {pool} --denoiser {denoiser} --out {out}/s.npz {spectra} "
-                          "{checkpoint0} {not_a_model}", "not_a_model", "not a modelfp synthetic-model checkpoint"),
+                          "{checkpoint0} {not_a_model} --manifest {manifest_damaged}", "not_a_model",
+                          "not a modelfp synthetic-model checkpoint"),
+    "zoo-summary changed checkpoint": ("zoo-summary --out {out}/s.csv {checkpoint0} {checkpoint1} --manifest "
+                                       "{manifest_damaged}", "checkpoint1", "not listed in any of the 1 zoo manifest"),
     "test-spectra": ("test-spectra --model a {images_a} classical --model b {missing} emerging --denoiser {denoiser} "
                      "--out {out}/t.npz {spectra}", "missing", "model b: not a folder"),
     "ffd-tables": ("ffd-tables --synthetic {not_npz} --real {not_npz} --out-csv {out}/2.csv {out}/11.csv "
@@ -167,7 +176,7 @@ def test_a_verb_with_a_missing_or_damaged_input_names_it_in_one_line_and_exits_2
 
 def test_zoo_summary_has_one_row_of_training_results_per_checkpoint(inputs, tmp_path):
     files = [inputs[f"checkpoint{i}"] for i in range(len(ZOO))]
-    assert main(["zoo-summary", "--out", str(tmp_path / "summary.csv"), *files]) == 0
+    assert main(["zoo-summary", "--out", str(tmp_path / "summary.csv"), *files, "--manifest", inputs["manifest"]]) == 0
     got = [(r["arch"], int(r["seed"]), int(r["steps"]), r["reached_floor"], float(r["train_seconds"]), r["file"])
            for r in _rows(tmp_path / "summary.csv")]
     assert got == [(arch, seed, 10 + i, str(i % 2 == 0), 1.5 + i, files[i]) for i, (arch, seed) in enumerate(ZOO)]
@@ -199,7 +208,7 @@ def test_synthetic_spectra_has_the_spectra_of_every_checkpoint(inputs, tmp_path)
     files = [inputs[f"checkpoint{i}"] for i in range(len(ZOO))]
     out = tmp_path / "synthetic.npz"
     assert main(["synthetic-spectra", "--pool", inputs["pool"], "--denoiser", inputs["denoiser"], "--out", str(out),
-                 *SPECTRA, *files]) == 0
+                 *SPECTRA, *files, "--manifest", inputs["manifest"]]) == 0
     _assert_spectra(out, [f"{arch}/seed{seed}" for arch, seed in ZOO], archs=[a for a, _ in ZOO],
                     seeds=[s for _, s in ZOO])
 

@@ -90,6 +90,30 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     # a second run has nothing to do
     again = snakemake(workflow_copy, "all", "zoo_k3", "--cores", "2", *SMOKE)
     assert "Nothing to be done" in again.stdout
+    _check_changed_checkpoint_reruns_what_reads_it(workflow_copy, paths[0])
+
+
+def _check_changed_checkpoint_reruns_what_reads_it(root, checkpoint):
+    """The extractors declare the zoo's slice manifests, not its checkpoints (issue 24), yet a
+    changed checkpoint still reruns them: its manifest's rule declares it, so the manifest is
+    remade, and every job reading the manifest after it; a job never reads a checkpoint that
+    differs from its manifest."""
+    import os
+    import time
+
+    from modelfp import manifest
+    later = time.time() + 60
+    os.utime(checkpoint, (later, later))
+    plan = snakemake(root, "all", "--dry-run", "--cores", "2", *SMOKE).stdout
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, flags=re.M))
+    slice_ = archspace.slice_id(archspace.parse(checkpoint.parent.name))
+    assert jobs.get("zoo_manifest") == "1" and f"results/synthetic/slices/{slice_}.tsv" in plan
+    assert int(jobs.get("train_extractor", 0)) >= 10      # every variant trained on the synthetic zoo
+    assert "synthetic_spectra" in jobs and "zoo_summary" in jobs
+    # and the manifest of the run holds the checkpoint's digest, which a job checks before reading it
+    listed = manifest.read([root / f"results/synthetic/slices/{slice_}.tsv"])
+    rel = str(checkpoint.relative_to(root))
+    assert listed[rel] == manifest.digest(checkpoint)
 
 
 def _check_ffd_tables(root):
@@ -170,8 +194,10 @@ def _check_attribution(root):
         for group, row in _read_evaluation(root, variant).items():
             models, images = int(row["models"]), int(row["images"])
             assert models == n_models[group] and images > evaluation["gallery"] * models, (variant, group)
-            queries = images - evaluation["gallery"] * models
-            correct = float(row["identification_acc"]) * queries / 100
+            # a mean over the gallery draws of counts over the same queries (the images outside the pools)
+            queries, draws = int(row["identification_queries"]), int(row["gallery_draws"])
+            assert draws == evaluation["gallery_draws"] and 0 < queries <= images - evaluation["gallery"] * models
+            correct = float(row["identification_acc"]) * queries * draws / 100
             assert correct == pytest.approx(round(correct), abs=1e-6), (variant, group, row)
             correct = float(row["verification_acc"]) * pairs / 100
             assert correct == pytest.approx(round(correct), abs=1e-6) and correct >= pairs / 2, (variant, row)
@@ -214,6 +240,15 @@ def _check_attribution(root):
                 assert float(table_viii[method][f"{group} {metric}"]) == round(float(ours[group][metric]), 2)
     assert [float(table_viii["Ours (Only-Syn)"][f"paper {g} {m}"]) for g in ("classical", "emerging")
             for m in (m1, m2)] == list(paper_viii["Ours (Only-Syn)"])
+    # issue 22: the ceiling diagnostic's row, and every other row tested against Only-Syn per group
+    from modelfp.ceiling import LABEL
+    assert table_viii[LABEL]["paper classical identification_acc"] == ""
+    paired = list(csv.DictReader(open(root / "results/tables/table_viii_paired.csv")))
+    assert {(r["method"], r["group"]) for r in paired} == {(m, g) for m in table_viii if m != "Ours (Only-Syn)"
+                                                           and table_viii[m]["classical identification_acc"] != ""
+                                                           for g in ("classical", "emerging")}
+    assert all(0 <= float(r["p (McNemar exact)"]) <= 1 for r in paired)
+    assert list(csv.DictReader(open(root / "results/tables/table_ix_paired.csv")))
     for stem in ("table_vi", "table_vii", "table_ix", "table_x"):
         assert (root / f"results/tables/{stem}.md").read_text().startswith("# Table")
     # Figure 8: synthesis time of the zoo up to k blocks is the sum of the zoo summaries' times,

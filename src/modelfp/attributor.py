@@ -15,21 +15,41 @@ galleries). Inputs are image files, folders (searched recursively for the format
 (missing, empty, corrupt, truncated, smaller than the extractor's window) is a record with `error`
 set, "what is wrong; what to do", and never stops the other images. An unusable extractor or
 gallery file raises ValueError, one line. Records are plain dataclasses (`dataclasses.asdict`).
+
+Each record also carries `name` (the image's path relative to the input it was found through, what
+a person reads in a report), `folder` (the summary it counts in: the sub-folder of a folder input
+it lies in, so a folder of folders is summed up per sub-folder) and `note` ("fingerprint weakened:
+JPEG, grayscale, alpha", read from the file's format and mode before conversion). A gallery keeps a
+digest of each image's decoded pixels per model, so adding an image a model already holds is
+skipped and counted: adding the same images again leaves the gallery as it was.
+
+"unknown" is decided per model (`modelfp.openset`, `Attributor.acceptance`): a gallery also keeps
+each image's fingerprint, whose leave-one-out scores give each model its own threshold (with the
+extractor's calibrated constants, shrunk toward its global open-set threshold); an image is named
+its nearest model only when it clears that model's threshold and, with a calibrated margin, beats
+the second model by it. An extractor calibrated before, or models added before, use the global
+threshold (said once); an explicit threshold is one global threshold.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import logging
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from . import checkpoints
 from . import extractor as ex
+from . import openset
 from .pools import IMAGE_EXTENSIONS, BadImageError, list_images, load_image
 
 GALLERY_FORMAT = "modelfp.gallery/1"
@@ -37,6 +57,16 @@ GALLERY_HINT = "pass a gallery made by `modelfp gallery add`"
 WINDOWS = 3                 # sliding windows per side of an image (Table VII)
 CHUNK = 32                  # images read and embedded at a time (memory stays flat on big folders)
 BAD_IMAGE_FIX = "re-export the image or leave it out"
+# what a person does about a damaged extractor file (the workflow's own hints name its rules)
+EXTRACTOR_FIX = ("copy or download it again, or re-export a good copy with `modelfp export EXTRACTOR "
+                 "OUT_DIR` and pass that folder")
+EXTRACTOR_KINDS = ("pass the .pt file of a trained extractor (results/extractors/<variant>/model.pt) "
+                   "or the folder written by `modelfp export`")
+WORKFLOW_FIXES = (checkpoints.REBUILD, "rerun the rule that trains it")
+JPEG_FORMATS = ("JPEG", "MPO")                        # MPO: the multi-picture JPEG of some cameras
+GRAY_MODES = ("1", "L", "LA", "La", "I", "F")        # plus "I;16" and kin
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -44,11 +74,15 @@ BAD_IMAGE_FIX = "re-export the image or leave it out"
 
 @dataclass
 class ImageRecord:
-    """One input image as read: the uint8 (3,H,W) pixels, or the error."""
+    """One input image as read: the uint8 (3,H,W) pixels, or the error; `name`, `folder`, `note`:
+    see the module docstring and `expand`."""
     path: str
     image: torch.Tensor | None = None
     error: str | None = None
     source: str | None = None       # the input it was found through (see `expand`)
+    name: str | None = None
+    folder: str | None = None
+    note: str | None = None
 
 
 @dataclass
@@ -62,8 +96,13 @@ class Candidate:
 class Identification:
     """The nearest gallery model of one image; `model` is "unknown" when the score is under the
     threshold; `top` holds the best gallery models, best first (`top[0]` is `nearest`). Only
-    `path`, `error` and `source` are set when the image could not be used. `source`: the input
-    folder or pattern the image was found through (a file named on its own: its folder)."""
+    `path`, `error`, `source`, `name` and `folder` are set when the image could not be used.
+    `source`: the input folder or pattern the image was found through (a file named on its own: its
+    folder); `name`: its path relative to that input; `folder`: its summary (see `summarize`);
+    `note`: "fingerprint weakened: ..." for a JPEG, grayscale or alpha image, else None.
+    `threshold`: the acceptance threshold of the nearest model (its own, `modelfp.openset`, or the
+    global one); `reason`: why the answer is "unknown" (under that threshold, or too close to the
+    second model), else None."""
     path: str
     model: str | None = None
     score: float | None = None
@@ -72,12 +111,16 @@ class Identification:
     error: str | None = None
     top: list[Candidate] = field(default_factory=list)
     source: str | None = None
+    name: str | None = None
+    folder: str | None = None
+    note: str | None = None
+    reason: str | None = None
 
 
 @dataclass
 class FolderSummary:
-    """Where the images of one input folder (or pattern) went: images per gallery model (most
-    first), "unknown" and could not be used."""
+    """Where the images of one folder went (a sub-folder of a folder input, or an input folder or
+    pattern): images per gallery model (most first), "unknown" and could not be used."""
     folder: str
     images: int
     models: dict[str, int]
@@ -85,11 +128,35 @@ class FolderSummary:
     failed: int
 
 
+@dataclass
+class Acceptance:
+    """How `identify` answers "unknown" with one gallery: the open-set rule (`modelfp.openset`) and
+    each model's acceptance threshold (its own, from its gallery images, or the global one)."""
+    rule: openset.OpenSetRule
+    thresholds: dict[str, float]
+
+    def decide(self, ranked: list[Candidate]) -> openset.Answer:
+        """The answer for an image's gallery models ranked best first (the second for the margin)."""
+        second = ranked[1] if len(ranked) > 1 else None
+        return openset.decide(self.rule, ranked[0].model, ranked[0].score, self.thresholds[ranked[0].model],
+                              second and second.model, second and second.score)
+
+    def describe(self) -> str:
+        """One line for the summary: what makes an answer "unknown"."""
+        if not self.rule.per_model:
+            return f"threshold {self.rule.threshold:.4f}; below it: unknown"
+        low, high = min(self.thresholds.values()), max(self.thresholds.values())
+        margin = f", or within {self.rule.margin:g} of the second model" if self.rule.margin > 0 else ""
+        return (f"unknown: below the nearest model's own threshold ({low:.4f}-{high:.4f} in this gallery, from "
+                f"each model's images; global {self.rule.threshold:.4f}){margin}")
+
+
 def summarize(records: Iterable[Identification]) -> list[FolderSummary]:
-    """One summary per `source` of the identification records, in the order sources first appear."""
+    """One summary per `folder` of the identification records (their `source` when not set), in the
+    order folders first appear: a folder of folders given as input is summed up per sub-folder."""
     groups: dict[str, list[Identification]] = {}
     for r in records:
-        groups.setdefault(r.source or "", []).append(r)
+        groups.setdefault(r.folder or r.source or "", []).append(r)
     out = []
     for folder, group in groups.items():
         counts: dict[str, int] = {}
@@ -104,13 +171,15 @@ def summarize(records: Iterable[Identification]) -> list[FolderSummary]:
 @dataclass
 class Verification:
     """Do images a and b come from the same model? `failed` holds the records of unusable images
-    (then `same` and `score` are None)."""
+    (then `same` and `score` are None); `note`: "a: fingerprint weakened: JPEG; b: ..." when either
+    image is a JPEG, grayscale or has alpha."""
     a: str
     b: str
     same: bool | None = None
     score: float | None = None
     threshold: float | None = None
     failed: list[ImageRecord] = field(default_factory=list)
+    note: str | None = None
 
     @property
     def error(self) -> str | None:
@@ -120,23 +189,29 @@ class Verification:
 @dataclass
 class GalleryUpdate:
     """What `gallery_add` did: the model's image count afterwards, the number of models in the
-    gallery, the images added and the records of those that could not be used."""
+    gallery, the images added, those skipped because the model already held them (same decoded
+    pixels) and the records of those that could not be used."""
     name: str
     path: str
     count: int
     models: int
     added: list[str]
     failed: list[ImageRecord]
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Gallery:
     """Fingerprints of known models: per model the sum and count of its images' unit embeddings,
     made by the extractor whose file has digest `extractor`, each image seen in `windows` x
-    `windows` windows."""
+    `windows` windows, and the `pixel_digest` of each image (galleries made before digests: none,
+    so their images are not recognised when added again), and each image's unit fingerprint
+    (`prints`, whose leave-one-out scores give the model its own open-set threshold; galleries made
+    before: none, so their models use the global threshold)."""
     extractor: str
     windows: int = WINDOWS
-    models: dict[str, dict] = field(default_factory=dict)     # name -> {"sum": (dim,), "count": int}
+    # name -> {"sum": (dim,), "count": int, "digests": [str], "prints": (n, dim)}
+    models: dict[str, dict] = field(default_factory=dict)
 
     def fingerprints(self) -> tuple[list[str], torch.Tensor]:
         """Model names and their unit fingerprints (M, dim): each model's mean direction."""
@@ -146,6 +221,21 @@ class Gallery:
     def counts(self) -> dict[str, int]:
         """Images per model, in the order the models were added."""
         return {name: int(entry["count"]) for name, entry in self.models.items()}
+
+    def loo_scores(self) -> dict[str, np.ndarray]:
+        """Per model, its kept gallery images' leave-one-out scores (`openset.loo_scores`): empty for
+        a model of one image or one added before fingerprints were kept (`without_prints`)."""
+        out = {}
+        for name, entry in self.models.items():
+            kept = entry.get("prints")
+            usable = kept is not None and len(kept) and int(entry["count"]) > 1
+            out[name] = openset.loo_scores(kept.float().numpy(), entry["sum"].float().numpy()) if usable \
+                else np.zeros(0)
+        return out
+
+    def without_prints(self) -> list[str]:
+        """The models added before galleries kept each image's fingerprint."""
+        return [name for name, entry in self.models.items() if entry.get("prints") is None]
 
     def remove(self, names: Iterable[str], where: str = "the gallery") -> dict[str, int]:
         """Drop the models `names` (all or none: ValueError naming the absent ones); returns their
@@ -197,66 +287,143 @@ def is_pattern(item) -> bool:
     return glob.has_magic(str(item)) and not Path(item).exists()
 
 
-def _folder_images(folder: Path, source: str) -> Iterator[tuple[str, str | None, str]]:
+class Found(NamedTuple):
+    """One entry of `expand`: an image file (error None) or an input that gives none."""
+    path: str
+    error: str | None
+    source: str         # the input it was found through (a file named on its own: its folder)
+    name: str           # its path relative to that input (a file named on its own: as given)
+    folder: str         # its summary: the sub-folder of a folder input it lies in, else `source`
+
+
+def _relative(path: Path, base: Path | None) -> str:
+    try:
+        return path.relative_to(base).as_posix() if base is not None else path.as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _fixed_part(pattern: str) -> Path | None:
+    """The folder a glob pattern starts from (its leading parts without * ? [), or None."""
+    parts = []
+    for part in Path(pattern).parts[:-1]:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else None
+
+
+def _folder_images(folder: Path, source: str, base: Path | None, by_sub: bool) -> Iterator[Found]:
+    """The images of `folder`, named relative to `base`; with `by_sub` each counts in the summary of
+    the sub-folder of `folder` it lies in (images directly in `folder`: in `source`'s)."""
     found = list_images(folder)
     if not found:
-        yield str(folder), (f"a folder with no images ({', '.join(IMAGE_EXTENSIONS)}) in it; "
-                            f"check the path"), source
-    yield from ((str(p), None, source) for p in found)
+        yield Found(str(folder), (f"a folder with no images ({', '.join(IMAGE_EXTENSIONS)}) in it; "
+                                  f"check the path"), source, str(folder), source)
+    for p in found:
+        parts = p.relative_to(folder).parts
+        group = str(folder / parts[0]) if by_sub and len(parts) > 1 else source
+        yield Found(str(p), None, source, _relative(p, base), group)
 
 
-def expand(inputs: Iterable) -> Iterator[tuple[str, str | None, str]]:
-    """(path, None, source) for each image file of `inputs`, or (path, error, source) for a missing
-    path, a folder without images or a pattern that matches nothing. An input is a file (as given;
-    its source is its folder), a folder (its images found recursively, in sorted order; the source
-    is the folder) or a glob pattern (`**` matches folders at any depth; matched folders are read
-    like folders, matched files kept when they have an image extension; the source is the pattern)."""
+def expand(inputs: Iterable) -> Iterator[Found]:
+    """A `Found` per image file of `inputs` (error None), or per missing path, folder without images
+    or pattern that matches nothing (error set). An input is a file (as given; its source is its
+    folder), a folder (its images found recursively, in sorted order, named relative to it; the
+    source is the folder, the summary folder the sub-folder an image lies in) or a glob pattern
+    (`**` matches folders at any depth; matched folders are read like folders, matched files kept
+    when they have an image extension; named relative to the pattern's fixed leading folders; the
+    source and summary are the pattern)."""
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            yield from _folder_images(path, str(path))
+            yield from _folder_images(path, str(path), path, by_sub=True)
         elif is_pattern(item):
-            matches = sorted(glob.glob(str(item), recursive=True))
+            pattern, base = str(item), _fixed_part(str(item))
+            matches = sorted(glob.glob(pattern, recursive=True))
             n = 0                                   # entries yielded for this pattern
             for match in map(Path, matches):
                 if match.is_dir():
-                    for found in _folder_images(match, str(item)):
+                    for found in _folder_images(match, pattern, base, by_sub=False):
                         n += 1
                         yield found
                 elif match.name.lower().endswith(IMAGE_EXTENSIONS):
                     n += 1
-                    yield str(match), None, str(item)
+                    yield Found(str(match), None, pattern, _relative(match, base), pattern)
             if not matches:
-                yield str(item), "no file or folder matches this pattern; check the pattern", str(item)
+                yield Found(pattern, "no file or folder matches this pattern; check the pattern", pattern,
+                            pattern, pattern)
             elif not n:
-                yield str(item), (f"the pattern matches no image ({', '.join(IMAGE_EXTENSIONS)}); "
-                                  f"check the pattern"), str(item)
-        elif not path.exists():
-            yield str(path), "no such file or folder; check the path", str(path.parent)
+                yield Found(pattern, (f"the pattern matches no image ({', '.join(IMAGE_EXTENSIONS)}); "
+                                      f"check the pattern"), pattern, pattern, pattern)
         else:
-            yield str(path), None, str(path.parent)
+            error = None if path.exists() else "no such file or folder; check the path"
+            yield Found(str(path), error, str(path.parent), str(path), str(path.parent))
+
+
+def weakened(fmt: str | None, mode: str, info: dict) -> str | None:
+    """"fingerprint weakened: JPEG, grayscale, alpha" (those that apply) from a file's format and
+    mode as Pillow opens it, before any conversion: JPEG compression wipes out much of the
+    high-frequency trace (Figure 16), grayscale keeps one channel of three, alpha is composited on
+    white. None when none applies."""
+    why = [what for what, applies in (
+        ("JPEG", fmt in JPEG_FORMATS),
+        ("grayscale", mode in GRAY_MODES or mode.startswith("I;")),
+        ("alpha", mode in ALPHA_MODES or "transparency" in info)) if applies]
+    return "fingerprint weakened: " + ", ".join(why) if why else None
+
+
+def _header(path) -> tuple[tuple[int, int] | None, str | None]:
+    """(width, height) of an image file, upright per its EXIF orientation, and its `weakened` note,
+    from its header without decoding it; (None, None) when Pillow cannot open it (loading it says
+    why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # load_image says it, once
+            with Image.open(path) as im:
+                w, h = im.size
+                sideways = im.getexif().get(0x0112) in (5, 6, 7, 8)
+                note = weakened(im.format, im.mode, im.info)
+    except Exception:  # noqa: BLE001 - load_image names what is wrong with the file
+        return None, None
+    return ((h, w) if sideways else (w, h)), note
+
+
+def _too_small(path, w: int, h: int, min_size: int, found: Found) -> ImageRecord:
+    record = _error(path, f"{w}x{h} pixels, smaller than the extractor's {min_size}x{min_size} window",
+                    f"use images of at least {min_size}x{min_size} pixels (small images are not "
+                    f"upscaled: that would change their fingerprint)", found.source)
+    record.name, record.folder = found.name, found.folder
+    return record
 
 
 def read_images(inputs: Iterable, min_size: int) -> Iterator[ImageRecord]:
     """One record per image of `inputs` (see `expand`), in order: its pixels at their own size,
-    or the error. Images smaller than `min_size` (the extractor's window) on a side are refused,
-    not upscaled: resizing would rewrite the high-frequency traces the fingerprint is made of."""
-    for path, error, source in expand(inputs):
-        if error:
-            yield ImageRecord(path, error=error, source=source)
+    or the error, and its `note` (`weakened`). Images smaller than `min_size` (the extractor's
+    window) on a side are refused, not upscaled: resizing would rewrite the high-frequency traces
+    the fingerprint is made of. They are refused from their header, before decoding (a 1x1 image
+    decoded would also make PyTorch warn about a read-only array)."""
+    for found in expand(inputs):
+        path, where = found.path, {"source": found.source, "name": found.name, "folder": found.folder}
+        if found.error:
+            yield ImageRecord(path, error=found.error, **where)
+            continue
+        size, note = _header(path)
+        if size is not None and min(size) < min_size:
+            yield _too_small(path, *size, min_size, found)
             continue
         try:
             image = load_image(path, None)
         except BadImageError as err:
-            yield _error(path, err.problem, source=source)
+            record = _error(path, err.problem, source=found.source)
+            record.name, record.folder = found.name, found.folder
+            yield record
             continue
         h, w = image.shape[-2:]
         if h < min_size or w < min_size:
-            yield _error(path, f"{w}x{h} pixels, smaller than the extractor's {min_size}x{min_size} window",
-                         f"use images of at least {min_size}x{min_size} pixels (small images are "
-                         f"not upscaled: that would change their fingerprint)", source)
+            yield _too_small(path, w, h, min_size, found)
         else:
-            yield ImageRecord(path, image, source=source)
+            yield ImageRecord(path, image, note=note, **where)
 
 
 def models_in_folders(roots: Iterable) -> tuple[dict[str, list[str]], list[ImageRecord]]:
@@ -294,8 +461,33 @@ def _chunks(records: Iterator[ImageRecord], n: int) -> Iterator[list[ImageRecord
         yield chunk
 
 
+def pixel_digest(image: torch.Tensor) -> str:
+    """What makes two gallery images the same: a digest of the decoded pixels and their shape. Not
+    of the file's bytes: the fingerprint is made of the pixels, so a copy saved again (other PNG
+    compression, other metadata, another lossless format) would add the same fingerprint twice."""
+    digest = hashlib.sha256(f"{tuple(image.shape)} {image.dtype}".encode())
+    digest.update(image.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
 # ---------------------------------------------------------------------------------------------
 # The attributor
+
+def load_extractor(path, device="cpu") -> ex.Extractor:
+    """`extractor.load`, with errors that say what a person does about a bad file (re-copy it,
+    re-export it), not what the workflow does (rerun the rule that made it)."""
+    try:
+        return ex.load(path, device)
+    except ValueError as err:
+        text = str(err)
+        for fix in WORKFLOW_FIXES:
+            text = text.replace(fix, EXTRACTOR_FIX)
+        if "; " not in text:
+            text += f"; {EXTRACTOR_KINDS}"
+        if text == str(err):
+            raise
+        raise ValueError(text) from err
+
 
 def weights_digest(model: ex.Extractor) -> str:
     """What ties a gallery to its extractor: a digest of everything that makes the fingerprints (the
@@ -321,9 +513,16 @@ class Attributor:
 
     def __init__(self, extractor, device="cpu", windows: int = WINDOWS):
         self.path = str(extractor)
-        self.model = ex.load(extractor, device)
+        self.model = load_extractor(extractor, device)
         self.digest = weights_digest(self.model)
         self.windows = windows
+        self._said: set[str] = set()
+
+    def _say_once(self, message: str) -> None:
+        """A note for the person (logged at INFO: the command line shows it, once per message)."""
+        if message not in self._said:
+            self._said.add(message)
+            log.info("%s", message)
 
     def _made_here(self, digest: str) -> bool:
         """Whether a gallery's extractor digest is this extractor's: its weights digest, or (galleries
@@ -350,6 +549,32 @@ class Attributor:
                              f"use results/extractors/<variant>/model.pt")
         return float(stored)
 
+    def open_set_rule(self, threshold: float | None = None) -> openset.OpenSetRule:
+        """identify's rule for "unknown": `threshold` alone when given (one global threshold), else
+        the extractor's calibrated per-model rule (`modelfp.openset`) around its open-set threshold;
+        an extractor calibrated before per-model rules gives the global threshold (said once)."""
+        if threshold is not None:
+            return openset.OpenSetRule.global_only(threshold)
+        global_threshold = self.threshold(None, "open-set")
+        constants = getattr(self.model, "openset_rule", None)
+        if constants is None:
+            self._say_once(f"{self.path}: calibrated before per-model open-set thresholds; every model uses the "
+                           f"global threshold {global_threshold:.4f} (a newly calibrated extractor has them)")
+            return openset.OpenSetRule.global_only(global_threshold)
+        return openset.OpenSetRule.from_constants(constants, global_threshold)
+
+    def acceptance(self, gallery: Gallery, threshold: float | None = None, where: str = "the gallery") -> Acceptance:
+        """Each model's acceptance threshold in `gallery` under `open_set_rule(threshold)`; models
+        added before galleries kept fingerprints use the global threshold (said once)."""
+        rule = self.open_set_rule(threshold)
+        thresholds = {name: rule.model_threshold(scores) for name, scores in gallery.loo_scores().items()}
+        old = gallery.without_prints()
+        if rule.per_model and old:
+            self._say_once(f"{where}: {', '.join(old)} added before galleries kept each image's fingerprint: "
+                           f"the global threshold {rule.threshold:.4f} decides their unknowns; for their own, "
+                           f"`modelfp gallery remove` them and add their images again")
+        return Acceptance(rule, thresholds)
+
     def count(self, inputs: Iterable) -> int:
         """How many records `inputs` make (images and errors): the total of a progress bar."""
         return sum(1 for _ in expand(inputs))
@@ -361,12 +586,15 @@ class Attributor:
         windows = windows or self.windows
         for chunk in _chunks(read_images(inputs, self.min_size), CHUNK):
             good = [r for r in chunk if r.error is None]
-            emb = F.normalize(ex.embed(self.model, [r.image for r in good], windows), dim=1) if good else None
-            rows = iter(emb) if good else iter(())
+            rows = iter(self._fingerprints([r.image for r in good], windows) if good else ())
             for record in chunk:
                 yield record, (next(rows) if record.error is None else None)
             if progress:
                 progress(len(chunk))
+
+    def _fingerprints(self, images: list[torch.Tensor], windows: int) -> torch.Tensor:
+        """Unit fingerprints (N, dim) of uint8 (3,H,W) images."""
+        return F.normalize(ex.embed(self.model, images, windows), dim=1)
 
     # -- galleries ------------------------------------------------------------------------------
 
@@ -386,19 +614,40 @@ class Attributor:
     def save_gallery(self, gallery: Gallery, path) -> None:
         save_gallery(gallery, path)
 
-    def add(self, gallery: Gallery, name: str, inputs: Iterable,
-            progress: Callable[[int], object] | None = None) -> tuple[list[str], list[ImageRecord]]:
+    def add(self, gallery: Gallery, name: str, inputs: Iterable, progress: Callable[[int], object] | None = None,
+            ) -> tuple[list[str], list[str], list[ImageRecord]]:
         """Add the images of `inputs` to model `name` of `gallery` (in memory); returns the paths
-        added and the records of the images that could not be used."""
-        added, failed = [], []
-        for record, h in self.embed(inputs, gallery.windows, progress):
-            if h is None:
-                failed.append(ImageRecord(record.path, error=record.error, source=record.source))
-                continue
-            entry = gallery.models.get(name, {"sum": torch.zeros_like(h), "count": 0})
-            gallery.models[name] = {"sum": entry["sum"] + h, "count": entry["count"] + 1}
-            added.append(record.path)
-        return added, failed
+        added, the paths skipped because the model already holds their pixels (`pixel_digest`; also
+        a second copy within `inputs`), and the records of the images that could not be used.
+        Skipped images are not embedded."""
+        added, skipped, failed = [], [], []
+        held = set(gallery.models.get(name, {}).get("digests", ()))
+        for chunk in _chunks(read_images(inputs, self.min_size), CHUNK):
+            new = []
+            for record in chunk:
+                if record.error is not None:
+                    failed.append(ImageRecord(record.path, error=record.error, source=record.source,
+                                              name=record.name, folder=record.folder))
+                    continue
+                digest = pixel_digest(record.image)
+                if digest in held:
+                    skipped.append(record.path)
+                else:
+                    held.add(digest)
+                    new.append((record.path, digest, record.image))
+            if new:
+                prints = self._fingerprints([image for _, _, image in new], gallery.windows)
+                entry = gallery.models.get(name) or {"sum": torch.zeros_like(prints[0]), "count": 0}
+                # each image's fingerprint, for the model's own open-set threshold (a model added before
+                # they were kept starts keeping them now: its leave-one-out scores stay exact)
+                kept = entry.get("prints", prints[:0].detach().cpu())
+                gallery.models[name] = {"sum": entry["sum"] + prints.sum(0), "count": entry["count"] + len(new),
+                                        "digests": [*entry.get("digests", ()), *(d for _, d, _ in new)],
+                                        "prints": torch.cat([kept, prints.detach().cpu()])}
+                added += [path for path, _, _ in new]
+            if progress:
+                progress(len(chunk))
+        return added, skipped, failed
 
     def gallery_add(self, path, name: str, inputs: Iterable,
                     progress: Callable[[int], object] | None = None) -> GalleryUpdate:
@@ -409,13 +658,14 @@ class Attributor:
     def gallery_add_models(self, path, models: dict[str, Iterable],
                            progress: Callable[[int], object] | None = None) -> list[GalleryUpdate]:
         """`gallery_add` for several models ({name: inputs}, e.g. from `models_in_folders`) in one
-        write of the gallery file (only when some image was added); one update per model."""
+        write of the gallery file (only when some image was added: adding images a model already
+        holds leaves the file as it was); one update per model."""
         gallery = self.load_gallery(path) if Path(path).exists() else self.new_gallery()
         done = {name: self.add(gallery, name, inputs, progress) for name, inputs in models.items()}
-        if any(added for added, _ in done.values()):
+        if any(added for added, _, _ in done.values()):
             self.save_gallery(gallery, path)
-        return [GalleryUpdate(name, str(path), gallery.counts().get(name, 0), len(gallery.models), added, failed)
-                for name, (added, failed) in done.items()]
+        return [GalleryUpdate(name, str(path), gallery.counts().get(name, 0), len(gallery.models), added, failed,
+                              skipped) for name, (added, skipped, failed) in done.items()]
 
     # -- identification and verification -------------------------------------------------------
 
@@ -430,23 +680,27 @@ class Attributor:
             raise ValueError(f"{where}an empty gallery; add models with `modelfp gallery add`")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {top_k}")
-        threshold = self.threshold(threshold, "open-set")
+        acceptance = self.acceptance(gallery, threshold, where.removesuffix(": ") or "the gallery")
         names, prints = gallery.fingerprints()
         for record, h in self.embed(inputs, gallery.windows, progress):
+            found = {"source": record.source, "name": record.name, "folder": record.folder}
             if h is None:
-                yield Identification(record.path, error=record.error, source=record.source), record, None
+                yield Identification(record.path, error=record.error, **found), record, None
                 continue
-            scores, best = torch.topk(prints @ h, min(top_k, len(names)))
-            top = [Candidate(names[int(i)], float(v)) for v, i in zip(scores, best)]
-            score = top[0].score
-            yield (Identification(record.path, top[0].model if score >= threshold else "unknown", score,
-                                  top[0].model, threshold, top=top, source=record.source), record, h)
+            scores, best = torch.topk(prints @ h, min(max(top_k, 2), len(names)))     # the second: the margin
+            ranked = [Candidate(names[int(i)], float(v)) for v, i in zip(scores, best)]
+            answer = acceptance.decide(ranked)
+            top = ranked[:top_k]
+            yield (Identification(record.path, top[0].model if answer.accepted else "unknown", top[0].score,
+                                  top[0].model, answer.threshold, top=top, note=record.note, reason=answer.reason,
+                                  **found), record, h)
 
     def identify(self, inputs: Iterable, gallery, threshold: float | None = None, top_k: int = 1,
                  progress: Callable[[int], object] | None = None) -> list[Identification]:
-        """One record per input image, in order: the nearest gallery model by cosine similarity,
-        or "unknown" under the threshold (default: the extractor's open-set threshold), and the
-        `top_k` best models with their scores. gallery: a Gallery or a path."""
+        """One record per input image, in order: the nearest gallery model by cosine similarity, or
+        "unknown" when the image fails that model's acceptance (`acceptance`: under the model's own
+        threshold, or within the margin of the second model; with `threshold` given: under it), the
+        reason, and the `top_k` best models with their scores. gallery: a Gallery or a path."""
         return [i for i, _, _ in self.identify_each(inputs, gallery, threshold, top_k, progress)]
 
     def verify_pairs(self, a_inputs: Iterable, b_inputs: Iterable, threshold: float | None = None,
@@ -465,13 +719,14 @@ class Attributor:
                                                record.path if which == "b" else "", threshold=threshold,
                                                failed=[bad]))
                 else:
-                    good.append((record.path, h))
+                    good.append((record.path, h, record.note))
             sides.append(good)
         pairs = []
-        for a, ha in sides[0]:
-            for b, hb in sides[1]:
+        for a, ha, note_a in sides[0]:
+            for b, hb, note_b in sides[1]:
                 score = float(ha @ hb)
-                pairs.append(Verification(a, b, score >= threshold, score, threshold))
+                pairs.append(Verification(a, b, score >= threshold, score, threshold,
+                                          note=_pair_note(note_a, note_b)))
         return failed + pairs
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
@@ -490,4 +745,10 @@ class Attributor:
             return Verification(str(a), str(b), threshold=threshold,
                                 failed=[ImageRecord(r.path, error=r.error) for r in failed])
         score = float(pairs[0][1] @ pairs[1][1])
-        return Verification(str(a), str(b), score >= threshold, score, threshold)
+        return Verification(str(a), str(b), score >= threshold, score, threshold,
+                            note=_pair_note(pairs[0][0].note, pairs[1][0].note))
+
+
+def _pair_note(note_a: str | None, note_b: str | None) -> str | None:
+    """The notes of a verified pair, each named by its side: "a: fingerprint weakened: JPEG; b: ..."."""
+    return "; ".join(f"{side}: {note}" for side, note in (("a", note_a), ("b", note_b)) if note) or None

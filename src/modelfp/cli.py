@@ -118,18 +118,34 @@ def cmd_synthesize(args):
                                                        progress=progress)
         for model, result in zip(models, results):
             synthetic.save(model, result, cfg, next(outs), seed=result.seed,
-                           pools=[str(p) for p in args.pool], device=str(device), training_path=path,
+                           init_seed=synthetic.synthetic_seed(arch.id, result.seed), pools=[str(p) for p in args.pool], device=str(device), training_path=path,
                            arch_seconds=time.perf_counter() - start)
             log.info("  seed %d: %d steps, residual %.5f (floor %s), %.1f s", result.seed, result.steps,
                      result.final_residual, "reached" if result.reached_floor else "not reached",
                      result.train_seconds)
 
 
+def _zoo_checkpoints(paths, manifests) -> list[str]:
+    """Synthetic checkpoints, each checked against the slice manifests the rule declared
+    (modelfp.manifest: the jobs' inputs are the manifests, not the hundreds of checkpoints)."""
+    from . import manifest
+    if not manifests:
+        raise ValueError("synthetic checkpoints need --manifest: the zoo manifests that list them "
+                         "(results/synthetic/slices/<slice>.tsv)")
+    return manifest.verified(paths, manifests)
+
+
+def cmd_zoo_manifest(args):
+    from . import manifest
+    manifest.write(args.checkpoints, args.out)
+    log.info("%s: %d checkpoints", args.out, len(args.checkpoints))
+
+
 def cmd_zoo_summary(args):
     """One csv row per synthetic checkpoint: the zoo's residuals, steps and training times."""
     from . import checkpoints, synthetic, tables
     rows = []
-    for path in args.checkpoints:
+    for path in _zoo_checkpoints(args.checkpoints, args.manifest):
         # the metadata only: no need to build each model
         info = checkpoints.load(path, synthetic.FORMAT, "synthetic-model checkpoint")
         r = info["result"]
@@ -186,7 +202,7 @@ def cmd_synthetic_spectra(args):
     from .synthetic import fit_to_size
     _set_threads(args.threads)
     device = _device(args.device)
-    zoo = SyntheticZoo.from_files(args.checkpoints, device=device)
+    zoo = SyntheticZoo.from_files(_zoo_checkpoints(args.checkpoints, args.manifest), device=device)
     denoiser = denoise.load(args.denoiser, device)
     ns = sorted(set(args.n_images_sweep) | {args.n_images})
     val = _read_pools(args.pool, "val")
@@ -464,7 +480,7 @@ def cmd_train_extractor(args):
     if args.synthetic:
         from .feed import SyntheticZoo
         from .synthetic import fit_to_size
-        zoo = SyntheticZoo.from_files(args.synthetic, device=device)
+        zoo = SyntheticZoo.from_files(_zoo_checkpoints(args.synthetic, args.manifest), device=device)
         source = ex.ZooSource(zoo, fit_to_size(_read_pools(args.pool, "train"), size), device)
     else:
         names, images = _training_side(args.images, args.train_fraction, size)
@@ -478,8 +494,7 @@ def cmd_train_extractor(args):
             model.new_head(source.classes)
     else:
         model = ex.build(denoise.load(args.denoiser, device), model_cfg, source.classes, train_cfg.seed).to(device)
-        if model_cfg.normalize:
-            ex.fit_input_statistics(model, source, train_cfg.seed)
+        ex.fit_input_statistics(model, source, train_cfg.seed)     # normalize, linear: else nothing
     log.info("extractor %s: %s on %d %s models, %s", args.variant, model_cfg.backbone, len(source.classes),
              "synthetic" if args.synthetic else "known", "untrained (control)" if args.untrained
              else f"{train_cfg.epochs} epochs x {train_cfg.steps_per_epoch} steps of {train_cfg.p}x{train_cfg.k}")
@@ -577,6 +592,7 @@ def cmd_train_baseline(args):
     store it with its centre (the mean feature of those images) as a trained-baseline file."""
     import torch
     from . import baselines, denoise
+    from .baselines.common import Stopping
     _set_threads(args.threads)
     device = _device(args.device)
     module = baselines.baseline(args.name)
@@ -587,22 +603,46 @@ def cmd_train_baseline(args):
         if not args.denoiser:
             raise ValueError(f"train-baseline {args.name}: needs --denoiser (the workflow's DnCNN)")
         extra["denoiser"] = denoise.load(args.denoiser, device)
+    stopping = Stopping(args.holdout, args.eval_every, args.patience)
     model = module.build(args.image_size, len(names), args.seed, **extra, **hp).to(device)
-    log.info("baseline %s: %d known models, %d training images of %d px, %d steps of %d", args.name, len(names),
-             sum(len(x) for x in images), args.image_size, args.steps, args.batch_size)
+    log.info("baseline %s: %d known models, %d training images of %d px, at most %d steps of %d; %s", args.name,
+             len(names), sum(len(x) for x in images), args.image_size, args.steps, args.batch_size,
+             "no early stopping" if stopping.eval_every is None else
+             f"early stopping on {stopping.holdout:g} of each model's training images held out, every "
+             f"{stopping.eval_every} steps, patience {stopping.patience}")
 
     def progress(step, loss):
         log.info("  step %6d  loss %.4f", step, loss)
 
     model, info = module.train(model, images, args.steps, args.batch_size, args.seed, device, progress,
-                               state_path=args.state, **hp)
+                               state_path=args.state, stopping=stopping, **hp)
+    history = info.pop("history")
+    if "best_step" in info:
+        log.info("baseline %s: %d steps run, best held-out accuracy %s at step %s (%d held-out images)", args.name,
+                 info["steps_run"], info["heldout_acc"], info["best_step"], info["heldout_images"])
     # the centre: the mean feature of its own training images (as Only-Syn's extractor is centred)
     centre = module.embed(model.eval(), torch.cat(images), device).double().mean(0).float()
+    if args.history:
+        _write_history(history, args.history)
     baselines.save(args.out, args.name, model, args.image_size, names, hp, centre, info,
                    denoiser=extra.get("denoiser"))
     log.info("baseline %s trained in %.1f s -> %s", args.name, info.get("seconds", float("nan")), args.out)
     if args.state and Path(args.state).exists():
         os.remove(args.state)                    # the final file is written: the state is done with
+
+
+def _write_history(rows: list[dict], path) -> None:
+    """A baseline's learning curve as csv (step, loss, heldout_acc, phase; a blank accuracy where
+    none was measured), written atomically; a header only for a method that does not train."""
+    import csv
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["step", "loss", "heldout_acc", "phase"])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 def load_fingerprinter(path, device):
@@ -616,9 +656,7 @@ EMBED_CHUNK = 64      # images loaded at a time by `embed`
 
 
 def cmd_embed(args):
-    import torch
     from . import extractor as ex
-    from .pools import load_image
     from .splits import EVAL, folder_side
     _set_threads(args.threads)
     model = load_fingerprinter(args.extractor, _device(args.device))
@@ -627,9 +665,7 @@ def cmd_embed(args):
         paths, total = folder_side(folder, args.train_fraction, EVAL)
         if lists is not None:
             paths = _listed_images(lists, name, folder, args.train_fraction) or paths
-        # a chunk of images at a time: 1,000 megapixel images would not fit in memory at once
-        emb = torch.cat([ex.embed(model, [load_image(p, None) for p in paths[i:i + EMBED_CHUNK]], args.window,
-                                  args.batch_size) for i in range(0, len(paths), EMBED_CHUNK)])
+        emb = ex.embed_paths(model, paths, args.window, args.batch_size, EMBED_CHUNK)
         _save_npz(Path(args.out_dir) / f"{name}.npz", embeddings=emb.numpy(),
                   paths=[str(p) for p in paths], folder=str(folder))
         log.info("  %-24s %4d of %d images (%s, train_fraction %g) -> %s", name, len(paths), total,
@@ -694,7 +730,7 @@ def cmd_evaluate(args):
         protocol_lists.locate(lists, keys, groups["all"])
         log.info("evaluation lists: %d support, %d test images, %d pairs (not the seeded protocol)",
                  len(lists.support), len(lists.test), len(lists.pairs))
-    rows = []
+    rows, queries, pairs_out = [], [], []
     for group, names in groups.items():
         if len(names) < 2:
             log.warning("group %s has %d test model(s): no metrics (need 2)", group, len(names))
@@ -702,24 +738,40 @@ def cmd_evaluate(args):
         emb, labels = evaluate.read_embeddings(args.embeddings, names)
         if lists is not None:
             # the rows of these models' embeddings: read_embeddings stacks them in `names` order
-            support, test, pairs = protocol_lists.locate(lists, [k for k in keys if k[0] in names], names)
-            row, own = protocol_lists.evaluate_lists(emb, labels, support, test, pairs, verifier)
+            group_keys = [k for k in keys if k[0] in names]
+            support, test, pairs = protocol_lists.locate(lists, group_keys, names)
+            row, own, ide, ver = protocol_lists.evaluate_lists_details(emb, labels, support, test, pairs, verifier)
         else:
-            row = evaluate.evaluate_group(emb, labels, n_same=args.pairs_same, n_diff=args.pairs_diff,
-                                          gallery_size=args.gallery, seed=args.seed)
+            row, ver, ide = evaluate.evaluate_group_details(emb, labels, n_same=args.pairs_same,
+                                                            n_diff=args.pairs_diff, gallery_size=args.gallery,
+                                                            seed=args.seed, draws=args.gallery_draws)
             own = None if verifier is None else evaluate.verification(
                 emb, labels, args.pairs_same, args.pairs_diff, args.seed, pair_score=verifier)
+            group_keys = None
+        if args.out_queries or args.out_pairs:
+            # per query and per pair, named by image (model, key), so two methods' files join
+            from .protocol_lists import embedded_keys
+            group_keys = group_keys or embedded_keys(args.embeddings, names)
+            queries += [{"group": group, **r} for r in evaluate.query_rows(ide, group_keys)]
+            if "scores" in ver:
+                pairs_out += [{"group": group, **r} for r in evaluate.pair_rows(ver, group_keys)]
         if own is not None:
             row.update(verifier_verification_acc=100 * own["accuracy"], verifier_verification_auc=100 * own["auc"])
         rows.append({"group": group, "models": len(names), "images": len(labels), **row})
-        log.info("%-9s verification %.2f / AUC %.2f (threshold %.4f), identification %.2f / F1 %.2f, "
-                 "open-set AUROC %.2f (threshold %.4f), SS %.3f, DBI %.3f",
+        log.info("%-9s verification %.2f / AUC %.2f (threshold %.4f), identification %.2f / F1 %.2f "
+                 "(sd %.2f over %d gallery draws, se %.2f on %d queries), open-set AUROC %.2f (threshold %.4f), "
+                 "SS %.3f, DBI %.3f",
                  group, row["verification_acc"], row["verification_auc"], row["verification_threshold"],
-                 row["identification_acc"], row["identification_f1"], row["openset_auroc"],
-                 row["openset_threshold"], row["silhouette"], row["dbi"])
+                 row["identification_acc"], row["identification_f1"], row["identification_acc_sd"],
+                 row["gallery_draws"], row["identification_acc_se"], row["identification_queries"],
+                 row["openset_auroc"], row["openset_threshold"], row["silhouette"], row["dbi"])
         if args.out_png and group != "all":
             png = dict(zip(("classical", "emerging"), args.out_png))[group]
             evaluate.plot_tsne(emb, labels, png, f"{args.title}: {group} test models", seed=args.seed)
+    if args.out_queries:
+        tables.write_csv(queries, args.out_queries)
+    if args.out_pairs:
+        tables.write_csv(pairs_out, args.out_pairs)
     tables.write_csv(rows, args.out_csv)
 
 
@@ -736,12 +788,24 @@ def _all_row(path, columns) -> dict:
 
 def cmd_calibrate(args):
     """The deployable extractor: the trained one plus the best verification threshold (verify) and
-    open-set threshold (identify's "unknown") of an evaluation csv's "all" row."""
+    open-set threshold (identify's "unknown") of an evaluation csv's "all" row, and with
+    --embeddings the per-model open-set constants fitted on those embeddings (`modelfp.openset.fit`)."""
     from . import extractor as ex
-    # the rule passes the validation generators' evaluation: thresholds are never chosen on the test bed
+    # the rule passes the validation generators' evaluation and embeddings: never the test bed's
     row = _all_row(args.evaluation, ("verification_threshold", "openset_threshold"))
+    rule = None
+    if args.embeddings:
+        from . import openset
+        emb, labels = openset.read_embeddings_folder(args.embeddings)
+        fitted = openset.fit(emb, labels, row["openset_threshold"], gallery_size=args.gallery, seed=args.seed)
+        rule = fitted.record(str(args.embeddings))
+        log.info("%s: open-set rule %s; balanced open-set accuracy %.2f %% (global threshold alone %.2f %%) "
+                 "on %d models' embeddings, %d draws", args.embeddings, fitted.rule.describe(),
+                 100 * fitted.fitted["balanced"], 100 * fitted.global_["balanced"], len(set(labels.tolist())),
+                 fitted.repeats)
     ex.set_threshold(args.extractor, row["verification_threshold"], out=args.out,
-                     openset_threshold=row["openset_threshold"], threshold_from=str(args.evaluation))
+                     openset_threshold=row["openset_threshold"], openset_rule=rule,
+                     threshold_from=str(args.evaluation))
     log.info("%s: verification threshold %.4f, open-set threshold %.4f (best on %s) -> %s", args.extractor,
              row["verification_threshold"], row["openset_threshold"], args.evaluation, args.out)
 
@@ -751,7 +815,8 @@ def cmd_attribution_table(args):
     # an empty PAPER_LABEL declares a row without paper numbers; any other must be the paper's
     make = tables.comparison_table if args.table in tables.COMPARISON_METRICS else tables.ablation_table
     rows = make(args.table, [(label, paper or None, tables.read_evaluation(path))
-                             for label, paper, path in args.row])
+                             for label, paper, path in args.row]
+                + [(label, None, tables.read_evaluation(path)) for label, path in args.diagnostic])
     tables.write_table(rows, args.out_csv, args.out_md, tables.TITLES[args.table], args.note)
     log.info("%s -> %s, %s", tables.TITLES[args.table], args.out_csv, args.out_md)
 
@@ -891,8 +956,14 @@ def build_parser() -> argparse.ArgumentParser:
     _compute_args(p)
     p.set_defaults(func=cmd_synthesize)
 
+    p = sub.add_parser("zoo-manifest", help="manifest of a zoo slice's checkpoints (path, size, SHA-256)")
+    p.add_argument("--out", required=True)
+    p.add_argument("checkpoints", nargs="+")
+    p.set_defaults(func=cmd_zoo_manifest)
+
     p = sub.add_parser("zoo-summary", help="csv of the zoo's checkpoints (residuals, steps, time)")
     p.add_argument("--out", required=True)
+    p.add_argument("--manifest", nargs="+", required=True, help="the zoo manifests listing the checkpoints")
     p.add_argument("checkpoints", nargs="+")
     p.set_defaults(func=cmd_zoo_summary)
 
@@ -915,6 +986,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", nargs="+", required=True, help="pools whose val images are fed")
     p.add_argument("--denoiser", required=True)
     p.add_argument("--out", required=True, help=".npz with names, archs, log and power spectra")
+    p.add_argument("--manifest", nargs="+", required=True, help="the zoo manifests listing the checkpoints")
     _spectra_args(p)
     p.add_argument("checkpoints", nargs="+")
     p.set_defaults(func=cmd_synthetic_spectra)
@@ -989,6 +1061,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-extractor", help="train a fingerprint extractor variant (or build a control)")
     p.add_argument("--variant", required=True, help="its name, for logs and the file's metadata")
     p.add_argument("--synthetic", nargs="+", help="synthetic model checkpoints (the feed's classes)")
+    p.add_argument("--manifest", nargs="+", help="the zoo manifests listing --synthetic's checkpoints")
     p.add_argument("--pool", nargs="+", default=[], help="pool folders whose train images are fed")
     p.add_argument("--images", nargs=2, action="append", metavar=("NAME", "FOLDER"),
                    help="a known model's image folder (fine-tuning; repeat): only its training side is read")
@@ -1022,12 +1095,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-fraction", type=float, required=True,
                    help="share of each folder's images on the training side (modelfp.splits)")
     p.add_argument("--image-size", type=int, required=True, help="training window side (baselines.image_size)")
-    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--steps", type=int, required=True, help="training steps (with --eval-every: the maximum)")
     p.add_argument("--batch-size", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--hp", required=True, help="the method's hyper-parameters as JSON (its DEFAULTS overridden)")
+    p.add_argument("--holdout", type=float, required=True,
+                   help="share of each model's training images held out of the fit for early stopping "
+                        "(baselines.holdout; used with --eval-every)")
+    p.add_argument("--eval-every", type=int, help="steps between held-out evaluations (the recipe's eval_every; "
+                                                  "absent: no early stopping, every step runs)")
+    p.add_argument("--patience", type=int, help="held-out evaluations without improvement before stopping "
+                                                "(the recipe's patience; with --eval-every)")
     p.add_argument("--denoiser", help="the workflow's DnCNN (methods on noise residuals: marra)")
     p.add_argument("--out", required=True)
+    p.add_argument("--history", help="learning curve csv: step, loss, heldout_acc, phase (modelfp.baselines.common)")
     p.add_argument("--state", help="resumable training state, written STATE_SAVES times a phase "
                                    "(modelfp.baselines.common); deleted once --out is written")
     _compute_args(p)
@@ -1051,6 +1132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs-same", type=int, required=True)
     p.add_argument("--pairs-diff", type=int, required=True)
     p.add_argument("--gallery", type=int, required=True)
+    p.add_argument("--gallery-draws", type=int, required=True,
+                   help="seeded gallery draws from a fixed pool per model, the queries fixed (evaluation.gallery_draws)")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out-png", nargs=2, metavar=("CLASSICAL", "EMERGING"),
                    help="also plot each group's t-SNE (png)")
@@ -1059,12 +1142,21 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(abady): its scores on the same pairs go to verifier_verification_*")
     _list_args(p)
     p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-queries", help="csv, a row per query: group, model, key, majority prediction, share of "
+                                         "draws right, each draw's prediction (modelfp.paired reads it)")
+    p.add_argument("--out-pairs", help="csv, a row per verification pair: group, model_i, key_i, model_j, key_j, "
+                                       "same, score (modelfp.paired reads it)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("calibrate", help="store an evaluation's best verification and open-set thresholds "
                                          "in an extractor")
     p.add_argument("--extractor", required=True)
     p.add_argument("--evaluation", required=True)
+    p.add_argument("--embeddings", help="the embeddings folder of the same (validation) evaluation: fit the "
+                                        "per-model open-set constants there (modelfp.openset)")
+    p.add_argument("--gallery", type=int, default=10, help="gallery images per known model in that fit "
+                                                           "(evaluation.gallery)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_calibrate)
 
@@ -1072,6 +1164,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .variants import TABLES
     p.add_argument("--table", required=True, choices=TABLES)
     p.add_argument("--row", nargs=3, action="append", required=True, metavar=("LABEL", "PAPER_LABEL", "CSV"))
+    p.add_argument("--diagnostic", nargs=2, action="append", default=[], metavar=("LABEL", "CSV"),
+                   help="a diagnostic row, never a method, after the rows (Table VIII's ceiling; repeat)")
     p.add_argument("--note", default="")
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True)
@@ -1100,8 +1194,10 @@ def build_parser() -> argparse.ArgumentParser:
     _figure_outputs(p)
     p.set_defaults(func=cmd_figure_16)
 
-    from . import blockswap, kernel_spectra, validation
+    from . import blockswap, ceiling, kernel_spectra, paired, validation
     validation.add_command(sub)     # validation-table: the validation set's choices.csv (issue 11)
+    paired.add_command(sub)         # paired-tests: Tables VIII/IX, McNemar and AUC bootstrap (issue 22)
+    ceiling.add_command(sub)        # ceiling: Table VIII's supervised linear diagnostic (issue 22)
     blockswap.add_command(sub)      # fig-3: swapped last blocks carry the fingerprint (issue 16)
     kernel_spectra.add_command(sub)     # fig-12: kernel spectra beside the output's (issue 16)
 

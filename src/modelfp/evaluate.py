@@ -11,6 +11,12 @@ trains on the test models, it only compares embeddings by cosine similarity (pap
 - 1:N model identification (Table VIII): per model, 10 images form its gallery fingerprint (the mean
   feature); every other image is a query, assigned to the gallery entry of highest cosine; reported
   are accuracy and macro-F1 over the queries (`gallery_fingerprints`, `identification`).
+  Repeated gallery draws (issue 22, `evaluation.gallery_draws`): per model a seeded gallery pool is
+  held out (`pool_size`) and each draw takes its gallery from the pool, so the queries (every image
+  outside the pool) are the same in every draw; reported are the mean over draws, their spread
+  (sd) and the accuracy's binomial standard error, and per query its majority prediction and the
+  fraction of draws it was right (`query_rows`, read by modelfp.paired). One draw is the paper's
+  protocol exactly: the pool is the gallery.
 - Open-set rejection (not in the paper; the "unknown" answer of `modelfp identify`): leave one
   model out of the gallery at a time; its queries' best gallery scores should fall below the other
   models' queries' best scores. Reported are the AUROC of that separation (as POSE reports open-set
@@ -38,6 +44,11 @@ import numpy as np
 N_SAME_PAIRS = 5000     # Sec. IV-A: 5,000 positive verification pairs ...
 N_DIFF_PAIRS = 5000     # ... and 5,000 negative ones
 GALLERY_SIZE = 10       # Sec. IV-A: images per model that form its gallery fingerprint
+# With several gallery draws, a model's gallery pool holds POOL_FACTOR galleries' worth of images,
+# so the draws differ, but at most half its images, so at least half stay queries (the query set
+# sets the accuracy's standard error; the paper's 500 evaluated images per model keep 450)
+POOL_FACTOR = 5
+DRAW_STREAM = 1         # the gallery draws' random stream, default_rng((seed, 1)): apart from the pool's
 TSNE_PERPLEXITY = 30.0  # scikit-learn's default, lowered for small sets (must stay below n / 3)
 MARKERS = ("o", "^", "s", "D", "v", "P", "X", "*")
 
@@ -242,7 +253,8 @@ def verification(emb, labels, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_P
     pair_score(emb_i, emb_j) -> scores when given (a method's own verifier, e.g. Abady's siamese
     network), on the very same pairs.
 
-    Returns accuracy (best over thresholds) and AUC as fractions in [0, 1], the threshold, n_pairs.
+    Returns accuracy (best over thresholds) and AUC as fractions in [0, 1], the threshold, n_pairs,
+    and for inspection (and the paired tests, modelfp.paired) the pairs i, j, same and their scores.
     """
     emb, labels = _embeddings(emb, labels)
     if n_same < 1 or n_diff < 1:
@@ -264,7 +276,7 @@ def verification_of_pairs(emb, i, j, same, pair_score=None) -> dict:
     accuracy, threshold = best_threshold_accuracy(scores, same)
     from sklearn.metrics import roc_auc_score
     return {"accuracy": accuracy, "auc": float(roc_auc_score(same, scores)), "threshold": threshold,
-            "n_pairs": int(len(same))}
+            "n_pairs": int(len(same)), "i": i, "j": j, "same": same, "scores": scores}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -284,37 +296,110 @@ def gallery_fingerprints(emb, labels) -> tuple[np.ndarray, np.ndarray]:
     return names, _l2_normalise(sums / np.bincount(inverse)[:, None])
 
 
-def _gallery_split(labels: np.ndarray, gallery_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(gallery, query) image indices: per model in sorted label order, `gallery_size` of its images
-    drawn at random (numpy.random.default_rng(seed)), the rest queries."""
+def pool_size(n_images: int, gallery_size: int, draws: int = 1) -> int:
+    """Images of a model held out as its gallery pool: the gallery itself with one draw (the paper's
+    protocol); with several, POOL_FACTOR galleries' worth, capped at half the model's images, and
+    never fewer than gallery_size."""
+    if draws <= 1:
+        return gallery_size
+    return max(gallery_size, min(POOL_FACTOR * gallery_size, n_images // 2))
+
+
+def gallery_pool(labels, gallery_size: int, seed: int, draws: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, query) image indices: per model in sorted label order, `pool_size` of its images drawn
+    at random (numpy.random.default_rng(seed)) form its gallery pool, all others are queries (the
+    same queries whatever gallery is then drawn from the pool)."""
     if gallery_size < 1:
         raise ValueError(f"gallery_size must be >= 1; got {gallery_size}")
+    if draws < 1:
+        raise ValueError(f"gallery draws must be >= 1; got {draws}")
+    labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    gallery, queries = [], []
+    pool, queries = [], []
     for name in np.unique(labels):
         idx = np.flatnonzero(labels == name)
         if len(idx) <= gallery_size:
             raise ValueError(f"model {name.item()!r} has {len(idx)} images; identification needs more than "
                              f"gallery_size={gallery_size}")
         chosen = rng.permutation(idx)
-        gallery.append(np.sort(chosen[:gallery_size]))
-        queries.append(np.sort(chosen[gallery_size:]))
-    return np.concatenate(gallery), np.concatenate(queries)
+        k = pool_size(len(idx), gallery_size, draws)
+        pool.append(np.sort(chosen[:k]))
+        queries.append(np.sort(chosen[k:]))
+    return np.concatenate(pool), np.concatenate(queries)
 
 
-def identification(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0) -> dict:
-    """1:N model identification (Table VIII).
+def gallery_draws(labels, pool, gallery_size: int, draws: int, seed: int) -> list[np.ndarray]:
+    """`draws` galleries (image indices): per model in sorted label order, gallery_size of its pool
+    images drawn without replacement (numpy.random.default_rng((seed, DRAW_STREAM))). A pool of
+    exactly gallery_size images per model gives that pool in every draw."""
+    labels, pool = np.asarray(labels), np.asarray(pool, dtype=np.int64)
+    rng = np.random.default_rng((seed, DRAW_STREAM))
+    names = np.unique(labels[pool])
+    out = []
+    for _ in range(draws):
+        out.append(np.concatenate([np.sort(rng.choice(pool[labels[pool] == name], gallery_size, replace=False))
+                                   for name in names]))
+    return out
 
-    For every model (in sorted label order), `gallery_size` of its images drawn at random
-    (numpy.random.default_rng(seed)) form its gallery fingerprint (`gallery_fingerprints`); all its
-    other images are queries. A query is assigned to the fingerprint of highest cosine. Returns
-    accuracy and macro-F1 (over all models, scikit-learn) as fractions, n_queries, and for inspection
-    query_index, truth (their labels), predictions (predicted labels), gallery_index and names.
+
+def binomial_se(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy (a fraction) measured on n independent queries."""
+    return float(np.sqrt(accuracy * (1 - accuracy) / n)) if n > 0 else float("nan")
+
+
+def identification(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1) -> dict:
+    """1:N model identification (Table VIII), averaged over `draws` seeded gallery draws.
+
+    For every model (in sorted label order) a gallery pool of its images is drawn at random
+    (`gallery_pool`, numpy.random.default_rng(seed)); all its other images are queries, the same in
+    every draw. Each draw takes `gallery_size` pool images per model as the gallery fingerprints
+    (`gallery_draws`, `gallery_fingerprints`); a query is assigned to the fingerprint of highest
+    cosine. With one draw the pool is the gallery: the paper's protocol. Returns the mean accuracy
+    and macro-F1 over draws (scikit-learn, fractions), `identification_of_draws`'s spread and
+    per-query entries, and pool_index.
     Raises ValueError if a model has <= gallery_size images (it would have no query).
     """
     emb, labels = _embeddings(emb, labels)
-    gallery, queries = _gallery_split(labels, gallery_size, seed)
-    return identification_of_split(emb, labels, gallery, queries)
+    pool, queries = gallery_pool(labels, gallery_size, seed, draws)
+    galleries = gallery_draws(labels, pool, gallery_size, draws, seed)
+    return {**identification_of_draws(emb, labels, galleries, queries), "pool_index": pool}
+
+
+def _majority(predictions: np.ndarray) -> np.ndarray:
+    """(draws, n) predicted labels -> (n,) the most frequent per column; a tie goes to the label
+    predicted first (in the earliest draw) among the tied."""
+    out = predictions[0].copy()
+    for k in range(predictions.shape[1]):
+        col = predictions[:, k].tolist()
+        out[k] = max(dict.fromkeys(col), key=col.count)      # dict keeps first-seen order; max keeps the first
+    return out
+
+
+def identification_of_draws(emb, labels, galleries, queries) -> dict:
+    """`identification_of_split` for each gallery of `galleries` with the same queries.
+
+    Returns accuracy and macro_f1 (means over draws), accuracy_sd and macro_f1_sd (sample standard
+    deviation over draws; NaN for one draw), accuracy_se (`binomial_se` of the mean accuracy on the
+    queries), n_queries, draws, and per query (query_index order): truth, predictions (the majority
+    over draws, `_majority`), draw_predictions (draws, n_queries), correct_fraction (share of draws
+    right); gallery_index (every image in some draw's gallery), galleries, names."""
+    runs = [identification_of_split(emb, labels, g, queries) for g in galleries]
+    if not runs:
+        raise ValueError("identification needs at least one gallery draw")
+    acc = np.array([r["accuracy"] for r in runs])
+    f1 = np.array([r["macro_f1"] for r in runs])
+    truth = runs[0]["truth"]
+    draw_predictions = np.stack([r["predictions"] for r in runs])
+
+    def sd(x):
+        return float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
+    return {"accuracy": float(acc.mean()), "macro_f1": float(f1.mean()), "accuracy_sd": sd(acc),
+            "macro_f1_sd": sd(f1), "accuracy_se": binomial_se(float(acc.mean()), len(truth)),
+            "n_queries": runs[0]["n_queries"], "draws": len(runs), "query_index": runs[0]["query_index"],
+            "truth": truth, "predictions": _majority(draw_predictions), "draw_predictions": draw_predictions,
+            "correct_fraction": (draw_predictions == truth).mean(axis=0),
+            "gallery_index": np.unique(np.concatenate([np.asarray(g, dtype=np.int64) for g in galleries])),
+            "galleries": [np.asarray(g, dtype=np.int64) for g in galleries], "names": runs[0]["names"]}
 
 
 def identification_of_split(emb, labels, gallery, queries) -> dict:
@@ -340,7 +425,7 @@ def identification_of_split(emb, labels, gallery, queries) -> dict:
 # Open-set rejection (the "unknown" of identification)
 
 
-def open_set(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0) -> dict:
+def open_set(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1) -> dict:
     """Leave-one-model-out open-set rejection.
 
     Galleries and queries are split as `identification` splits them (same seed: same split), so a
@@ -351,11 +436,14 @@ def open_set(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0) -> di
     len(models) - 1 times), returns the AUROC of known vs unknown (a fraction), the threshold that
     best separates them (`best_threshold_accuracy` with balanced classes: "known" at or above it)
     and its balanced accuracy, the score counts, and for inspection known_scores and unknown_scores.
-    Needs at least 2 models.
+    Needs at least 2 models. With several gallery draws (as `identification`: same pool, same
+    queries) auroc, threshold and balanced_accuracy are means over the draws; the counts and
+    scores are the first draw's.
     """
     emb, labels = _embeddings(emb, labels)
-    gallery, queries = _gallery_split(labels, gallery_size, seed)
-    return open_set_of_split(emb, labels, gallery, queries)
+    pool, queries = gallery_pool(labels, gallery_size, seed, draws)
+    runs = [open_set_of_split(emb, labels, g, queries) for g in gallery_draws(labels, pool, gallery_size, draws, seed)]
+    return {**runs[0], **{k: float(np.mean([r[k] for r in runs])) for k in ("auroc", "threshold", "balanced_accuracy")}}
 
 
 def open_set_of_split(emb, labels, gallery, queries) -> dict:
@@ -405,22 +493,63 @@ def cluster_scores(emb, labels) -> dict:
 
 
 def evaluate_group(emb, labels, *, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_PAIRS,
-                   gallery_size: int = GALLERY_SIZE, seed: int = 0) -> dict:
+                   gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1) -> dict:
     """One group's row of Tables VIII-X: accuracies, AUC and F1 in percent (x100, as the tables),
     the verification threshold as a cosine, silhouette and DBI raw; plus the open-set AUROC (percent)
-    and threshold (a cosine)."""
-    return group_row(verification(emb, labels, n_same, n_diff, seed),
-                     identification(emb, labels, gallery_size, seed),
-                     open_set(emb, labels, gallery_size, seed), cluster_scores(emb, labels))
+    and threshold (a cosine); identification over `draws` gallery draws (`identification`)."""
+    return evaluate_group_details(emb, labels, n_same=n_same, n_diff=n_diff, gallery_size=gallery_size,
+                                  seed=seed, draws=draws)[0]
+
+
+def evaluate_group_details(emb, labels, *, n_same: int = N_SAME_PAIRS, n_diff: int = N_DIFF_PAIRS,
+                           gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1) -> tuple[dict, dict, dict]:
+    """(`evaluate_group`'s row, the verification, the identification): the last two for the
+    per-pair and per-query files (`pair_rows`, `query_rows`)."""
+    ver = verification(emb, labels, n_same, n_diff, seed)
+    ide = identification(emb, labels, gallery_size, seed, draws)
+    row = group_row(ver, ide, open_set(emb, labels, gallery_size, seed, draws), cluster_scores(emb, labels))
+    return row, ver, ide
 
 
 def group_row(ver: dict, ide: dict, ope: dict, clu: dict) -> dict:
-    """The table row of `evaluate_group` from the four results (also used with published lists)."""
+    """The table row of `evaluate_group` from the four results (also used with published lists):
+    the identification's spread over gallery draws (sd, NaN for one draw) and its binomial standard
+    error (se, `binomial_se`) in percent beside it, and how many queries and draws it had."""
     return {"verification_acc": 100 * ver["accuracy"], "verification_auc": 100 * ver["auc"],
             "verification_threshold": ver["threshold"],
             "identification_acc": 100 * ide["accuracy"], "identification_f1": 100 * ide["macro_f1"],
+            "identification_acc_sd": 100 * ide.get("accuracy_sd", float("nan")),
+            "identification_acc_se": 100 * binomial_se(ide["accuracy"], ide["n_queries"]),
+            "identification_f1_sd": 100 * ide.get("macro_f1_sd", float("nan")),
+            "identification_queries": ide["n_queries"], "gallery_draws": ide.get("draws", 1),
             "openset_auroc": 100 * ope["auroc"], "openset_threshold": ope["threshold"],
             "silhouette": clu["silhouette"], "dbi": clu["dbi"]}
+
+
+def query_rows(ide: dict, keys) -> list[dict]:
+    """One row per query of an identification (`identification` or `identification_of_split`):
+    model (its true model), key (modelfp.splits.image_key), the majority prediction, the share of
+    draws it was right and each draw's prediction (pred_0, ...). keys: (model, key) of every
+    embedding row, as modelfp.protocol_lists.embedded_keys gives them; (model, key) joins two
+    methods' files."""
+    draws = ide.get("draw_predictions", np.asarray(ide["predictions"])[None])
+    correct = ide.get("correct_fraction", (draws == ide["truth"]).mean(axis=0))
+    rows = []
+    for k, q in enumerate(ide["query_index"]):
+        model, key = keys[int(q)]
+        if model != ide["truth"][k]:
+            raise ValueError(f"query row {int(q)}: key {model}/{key} but label {ide['truth'][k]!r}")
+        rows.append({"model": model, "key": key, "predicted": str(ide["predictions"][k]),
+                     "correct_fraction": float(correct[k]), **{f"pred_{d}": str(p) for d, p in enumerate(draws[:, k])}})
+    return rows
+
+
+def pair_rows(ver: dict, keys) -> list[dict]:
+    """One row per verification pair (`verification_of_pairs`'s i, j, same, scores): model_i, key_i,
+    model_j, key_j, same (0/1), score; keys as `query_rows`."""
+    return [{"model_i": keys[int(a)][0], "key_i": keys[int(a)][1], "model_j": keys[int(b)][0],
+             "key_j": keys[int(b)][1], "same": int(t), "score": float(x)}
+            for a, b, t, x in zip(ver["i"], ver["j"], ver["same"], ver["scores"])]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -6,14 +6,23 @@ Input pipeline (`SpectrumInput`): image I in [-1, 1] -> noise residual I' = I - 
 prototype found the transform matters a lot) -> optionally each frequency position standardised
 with mean/std measured on training images (spectra are not translation invariant: position is
 frequency). The denoiser is frozen and travels inside the extractor file, so a saved extractor
-embeds images on its own.
+embeds images on its own. Options for a spectrum input (all off by default, the behaviour before
+them): `input_scale` multiplies the residual before |FFT| (residuals are in [-1, 1] units, |FFT|
+about 0.3, where log1p is nearly the identity; 255 puts them in 8-bit units), `centre_spectrum`
+fftshifts it so zero frequency sits in the middle.
 
 Network (`Extractor`): a torchvision ResNet (ResNet50 in the paper; no pretrained weights can be
 downloaded, `weights` may name a local state dict) whose pooled output is the fingerprint h
 (Eq. 12), plus a linear classification head over the training models. pooling "avg" is the
-paper's global average pool; "flatten" keeps the last feature map's positions.
+paper's global average pool; "flatten" keeps the last feature map's positions. Options:
+`padding: circular` pads the backbone's convolutions (and the ResNet max-pool) circularly, since the
+spectrum is periodic; `stem: light` gives a ResNet a stride-1 3x3 first convolution and no max-pool
+(CIFAR-style), so single-bin peaks of a small spectrum are not blurred before the first block;
+`backbone: linear` is the cheapest learned metric: one linear map of the flattened spectrum to
+LINEAR_DIM, initialised at the whitened PCA of training spectra (`fit_input_statistics`).
 
-Training (`train`): P x K batches of model indices (`losses.PKSampler`); the images come from a
+Training (`train`): P x K batches of model indices (`losses.PKSampler`; or, `sampler: same_design`,
+P // S architectures x S seeds each, `losses.SameDesignSampler`); the images come from a
 `source` made on the device each step - for synthetic models the feed I_k = M_k(I_real) (Eq. 11),
 for fine-tuning the images of known models - rounded to 8 bits like any saved image; loss CE +
 batch-hard triplet (Eq. 14); AdamW with linear warm-up then cosine decay, stepped per batch.
@@ -32,7 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import checkpoints, denoise
-from .losses import MARGIN, PKSampler, attribution_loss
+from .losses import DISTANCES, MARGIN, SAMPLERS, attribution_loss, make_sampler
 from .pools import as_unit_range, to_uint8, to_unit_range
 from .spectrum import TRANSFORMS, fft_magnitude
 
@@ -54,6 +63,11 @@ POOLINGS = ("avg", "flatten")
 # backbone features
 HEADS = ("bnneck", "projection")
 PROJECTION_DIM = 128
+PADDINGS = ("zeros", "circular")      # the backbone's convolutions (circular: the spectrum is periodic)
+STEMS = ("standard", "light")         # a ResNet's stem: 7x7/2 conv + max-pool, or 3x3/1 conv alone
+LINEAR_DIM = 256                      # backbone "linear": the fingerprint's size (< STATS_IMAGES, so
+                                      # every component of the PCA initialisation is measured)
+PCA_FLOOR = 1e-3                      # whitening divides by max(component std, PCA_FLOOR x the largest)
 STATS_IMAGES = 512          # training images measured for the per-position input statistics
 # training images whose mean fingerprint is the centre: fixed, not in the config, so the centre is
 # part of the method; 512 puts the mean's standard error at 1/sqrt(512) ~ 4% of the per-image
@@ -77,6 +91,10 @@ class ExtractorConfig:
     head: str = "bnneck"            # bnneck | projection (HEADS)
     image_size: int = 128           # the training window; test images are windowed to it
     residual: str = "predicted"     # denoise.noise_residual mode
+    centre_spectrum: bool = False   # fftshift the spectrum: zero frequency in the middle
+    padding: str = "zeros"          # the backbone's convolutions: zeros | circular (PADDINGS)
+    stem: str = "standard"          # a ResNet's stem: standard | light (STEMS)
+    input_scale: float = 1.0        # the residual is multiplied by this before |FFT|
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
@@ -89,6 +107,15 @@ class ExtractorConfig:
             raise ValueError(f"extractor head must be one of {HEADS}, not {self.head!r}")
         if self.image_size < 8:
             raise ValueError(f"extractor image_size must be >= 8, not {self.image_size}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"extractor padding must be one of {PADDINGS}, not {self.padding!r}")
+        if self.stem not in STEMS:
+            raise ValueError(f"extractor stem must be one of {STEMS}, not {self.stem!r}")
+        if self.stem == "light" and self.backbone == "small_cnn":
+            raise ValueError("extractor stem: light is for the torchvision ResNets; small_cnn's first layer "
+                             "is already a stride-1 3x3 convolution without pooling (set stem: standard)")
+        if not self.input_scale > 0:
+            raise ValueError(f"extractor input_scale must be > 0, not {self.input_scale}")
 
 
 @dataclass
@@ -106,6 +133,9 @@ class TrainConfig:
     # 0: every batch is made afresh by the source (Eq. 11 each step); n > 0: a bank of n input
     # spectra per training model, made once before training (`SpectrumBank`), batches drawn from it
     bank: int = 0
+    sampler: str = "uniform"        # uniform: P of all models (paper) | same_design (losses.SAMPLERS)
+    seeds_per_design: int = 2       # same_design: S models of each of P // S architectures per batch
+    triplet_distance: str = "euclidean"   # euclidean (paper) | cosine, of L2-normalised features
 
     def __post_init__(self):
         if self.epochs < 1 or self.steps_per_epoch < 1:
@@ -113,6 +143,12 @@ class TrainConfig:
                              f"{self.epochs}, {self.steps_per_epoch}")
         if self.bank < 0:
             raise ValueError(f"extractor bank must be >= 0 (0: no bank), not {self.bank}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"extractor sampler must be one of {SAMPLERS}, not {self.sampler!r}")
+        if self.seeds_per_design < 1:
+            raise ValueError(f"extractor seeds_per_design must be >= 1, not {self.seeds_per_design}")
+        if self.triplet_distance not in DISTANCES:
+            raise ValueError(f"extractor triplet_distance must be one of {DISTANCES}, not {self.triplet_distance!r}")
         if self.bank and self.augment:
             raise ValueError("extractor bank and augment exclude each other: augmentations act on images "
                              "made afresh each step; set bank: 0 for an immunized variant")
@@ -131,6 +167,7 @@ class SpectrumInput(nn.Module):
         super().__init__()
         self.denoiser = denoiser.eval().requires_grad_(False)
         self.transform, self.normalize, self.residual = cfg.transform, cfg.normalize, cfg.residual
+        self.scale, self.shift = cfg.input_scale, cfg.centre_spectrum
         s = cfg.image_size
         self.register_buffer("mean", torch.zeros(3, s, s))
         self.register_buffer("std", torch.ones(3, s, s))
@@ -144,7 +181,10 @@ class SpectrumInput(nn.Module):
             r = self.denoiser.noise_estimate(x)
         else:
             r = x - self.denoiser.denoise(x)
-        return fft_magnitude(r, self.transform)
+        if self.scale != 1:
+            r = r * self.scale
+        s = fft_magnitude(r, self.transform)
+        return torch.fft.fftshift(s, dim=(-2, -1)) if self.shift else s
 
     @torch.no_grad()
     def standardise(self, s):
@@ -163,12 +203,25 @@ class SpectrumInput(nn.Module):
         self.std.copy_(spectra.std(0).clamp_min(STD_FLOOR))
 
 
-def fit_input_statistics(model: "Extractor", source, seed: int) -> None:
-    """The per-position input statistics (`SpectrumInput.fit_statistics`) of STATS_IMAGES training
-    images of `source`, labels and images drawn from torch.Generator(seed + STATS_SEED_OFFSET)."""
+def fit_input_statistics(model: "Extractor", source, seed: int, batch_size: int = 64) -> None:
+    """What the extractor measures of its training images before training: the per-position input
+    statistics (`SpectrumInput.fit_statistics`, with `normalize`) and the linear backbone's PCA
+    initialisation (`LinearMap.fit_pca`, of the network's input), both of the same STATS_IMAGES
+    training images of `source`, labels and images drawn from torch.Generator(seed +
+    STATS_SEED_OFFSET). Nothing (and no draw) when the config needs neither."""
+    linear = isinstance(model.backbone, LinearMap)
+    if not (model.cfg.normalize or linear):
+        return
     gen = torch.Generator().manual_seed(seed + STATS_SEED_OFFSET)
     labels = torch.randint(len(source.classes), (STATS_IMAGES,), generator=gen)
-    model.front.fit_statistics(source(labels, gen))
+    images = source(labels, gen)
+    if model.cfg.normalize:
+        model.front.fit_statistics(images)
+    if linear:
+        device = model.front.mean.device
+        with torch.no_grad():
+            x = torch.cat([model.front(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)])
+        model.backbone.fit_pca(x)
 
 
 class SmallCNN(nn.Module):
@@ -191,6 +244,61 @@ class SmallCNN(nn.Module):
         return self.pool(self.body(x)).flatten(1)
 
 
+class LinearMap(nn.Module):
+    """backbone "linear": the flattened input spectrum through one linear layer to `dim` (the
+    cheapest learned metric). `fit_pca` initialises it at the whitened principal components of
+    training inputs, so at initialisation the Euclidean distance of fingerprints is the Mahalanobis
+    distance of the spectra in their top `dim` components; training then moves the map."""
+
+    def __init__(self, in_dim: int, dim: int = LINEAR_DIM):
+        super().__init__()
+        self.map = nn.Linear(in_dim, dim)
+
+    def forward(self, x):
+        return self.map(x.flatten(1))
+
+    @torch.no_grad()
+    def fit_pca(self, x: torch.Tensor) -> None:
+        """Rows of the map := the top principal directions of x (N, ...) divided by their standard
+        deviations (floored at PCA_FLOOR of the largest), bias := minus the mapped mean; rows past
+        the data's rank keep their initial weights."""
+        x = x.flatten(1).double()
+        mean = x.mean(0)
+        _, sv, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        n = min(self.map.out_features, len(sv))
+        std = sv[:n] / math.sqrt(max(len(x) - 1, 1))
+        rows = vh[:n] / std.clamp_min(PCA_FLOOR * std[0])[:, None]
+        w = self.map.weight.detach().double().clone()
+        w[:n] = rows
+        self.map.weight.copy_(w.to(self.map.weight.dtype))
+        self.map.bias.copy_((-(w @ mean)).to(self.map.bias.dtype))
+
+
+class CircularMaxPool(nn.Module):
+    """A max-pool whose padding wraps around (for `padding: circular`)."""
+
+    def __init__(self, pool: nn.MaxPool2d):
+        super().__init__()
+        pad = pool.padding if isinstance(pool.padding, tuple) else (pool.padding, pool.padding)
+        self.pad = (pad[1], pad[1], pad[0], pad[0])
+        self.pool = nn.MaxPool2d(pool.kernel_size, pool.stride, 0, pool.dilation, ceil_mode=pool.ceil_mode)
+
+    def forward(self, x):
+        return self.pool(F.pad(x, self.pad, mode="circular"))
+
+
+def circular_padding(net: nn.Module) -> nn.Module:
+    """`net` with every padded convolution padding circularly and every padded max-pool wrapping
+    around (no weight changes: the state dict keeps its keys)."""
+    for name, mod in list(net.named_modules()):
+        if isinstance(mod, nn.Conv2d) and any(mod.padding):
+            mod.padding_mode = "circular"      # Conv2d pads by _reversed_padding_repeated_twice itself
+        elif isinstance(mod, nn.MaxPool2d) and mod.padding not in (0, (0, 0)):
+            parent, _, child = name.rpartition(".")
+            setattr(net.get_submodule(parent) if parent else net, child, CircularMaxPool(mod))
+    return net
+
+
 def _output_dim(net: nn.Module, cfg: ExtractorConfig) -> int:
     with torch.no_grad():
         return net.eval()(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).shape[1]
@@ -204,7 +312,15 @@ def _small_cnn(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
     if cfg.weights:
         raise ValueError("extractor weights are for torchvision backbones; small_cnn trains from scratch")
     net = SmallCNN(cfg.pooling)
+    if cfg.padding == "circular":
+        circular_padding(net)
     return net, _output_dim(net, cfg)
+
+
+def _linear(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
+    if cfg.weights:
+        raise ValueError("extractor weights are for torchvision backbones; linear trains from scratch")
+    return LinearMap(3 * cfg.image_size * cfg.image_size), LINEAR_DIM
 
 
 def _resnet(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
@@ -221,6 +337,13 @@ def _resnet(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
         except (RuntimeError, TypeError) as err:
             raise ValueError(f"{cfg.weights}: not torchvision {cfg.backbone} weights ({err})") from err
     net.fc = nn.Identity()
+    if cfg.stem == "light":
+        # CIFAR-style: the 7x7/2 conv + 3x3/2 max-pool would blur single-bin peaks of a small spectrum
+        # into their neighbours before the first block (a pretrained conv1 is not kept: other shape)
+        net.conv1 = nn.Conv2d(3, net.conv1.out_channels, 3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    if cfg.padding == "circular":
+        circular_padding(net)
     if cfg.pooling == "flatten":
         net.avgpool = nn.Identity()            # ResNet.forward flattens (C, h, w) itself
     return net, _output_dim(net, cfg)
@@ -228,9 +351,10 @@ def _resnet(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
 
 # The extractor's backbones, name -> builder(cfg) -> (network, feature dim). "none": no network, the
 # fingerprint is the flattened input spectrum itself (the training-free reference of Tables VIII-X:
-# the same residual-spectrum input, compared by cosine).
+# the same residual-spectrum input, compared by cosine). padding and stem change nothing of the
+# networks without convolutions (none, linear), so the controls can share a preset's options.
 BACKBONES = {"resnet18": _resnet, "resnet34": _resnet, "resnet50": _resnet, "small_cnn": _small_cnn,
-             "none": _no_network}
+             "linear": _linear, "none": _no_network}
 
 
 class Extractor(nn.Module):
@@ -257,6 +381,7 @@ class Extractor(nn.Module):
         self.register_buffer("centre", torch.zeros(self.dim), persistent=False)
         self.threshold: float | None = None          # calibrated verification threshold (verify)
         self.openset_threshold: float | None = None  # calibrated open-set threshold (identify)
+        self.openset_rule: dict | None = None        # calibrated per-model open-set constants (modelfp.openset)
 
     def features(self, images):
         return self.fingerprint_and_logits(self.front(images))[0]
@@ -291,7 +416,8 @@ def save(model: Extractor, path, **meta) -> None:
     checkpoints.save({"format": FORMAT, "config": asdict(model.cfg), "classes": model.classes,
                       "denoiser": denoise.to_payload(model.front.denoiser), "state_dict": state,
                       "centre": model.centre.detach().cpu().clone(), "threshold": model.threshold,
-                      "openset_threshold": model.openset_threshold, "meta": meta}, path)
+                      "openset_threshold": model.openset_threshold, "openset_rule": model.openset_rule,
+                      "meta": meta}, path)
 
 
 def load(path, device="cpu") -> Extractor:
@@ -322,16 +448,20 @@ def load(path, device="cpu") -> Extractor:
                     "for readable scores", path)
     model.threshold = payload.get("threshold")
     model.openset_threshold = payload.get("openset_threshold")
+    model.openset_rule = payload.get("openset_rule")        # None: calibrated before per-model rules
     model.meta = payload.get("meta", {})
     return model.to(device).eval()
 
 
-def set_threshold(path, threshold: float, out=None, openset_threshold: float | None = None, **meta) -> None:
+def set_threshold(path, threshold: float, out=None, openset_threshold: float | None = None,
+                  openset_rule: dict | None = None, **meta) -> None:
     """The extractor file `path` with the verification threshold (`verify`), the open-set threshold
-    (`identify`: "unknown" below it) and meta stored, written atomically to `out` (default: `path`)."""
+    (`identify`: "unknown" below it), the per-model open-set constants (`modelfp.openset`; None:
+    the global threshold only) and meta stored, written atomically to `out` (default: `path`)."""
     payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file")
     payload["threshold"] = float(threshold)
     payload["openset_threshold"] = None if openset_threshold is None else float(openset_threshold)
+    payload["openset_rule"] = openset_rule
     payload["meta"] = {**payload.get("meta", {}), **meta}
     checkpoints.save(payload, out or path)
 
@@ -350,6 +480,7 @@ class ZooSource:
     def __init__(self, zoo, pool: torch.Tensor, device):
         self.zoo, self.pool, self.device = zoo, pool, torch.device(device)
         self.classes = list(zoo.names)
+        self.designs = [m.arch.id for m in zoo.models]     # each model's architecture (same_design batches)
 
     def __call__(self, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         idx = torch.randint(len(self.pool), (len(labels),), generator=gen)
@@ -422,6 +553,17 @@ def _state(model, opt, sched, sampler, gen, epoch, history, fingerprint):
             "epoch": epoch, "history": history, "fingerprint": fingerprint, "classes": model.classes}
 
 
+def _with_defaults(fingerprint: dict) -> dict:
+    """A state file's configuration with the options added since it was written at their defaults
+    (which are the behaviour before them), so such a state still resumes."""
+    out = dict(fingerprint)
+    for key, cls in (("train", TrainConfig), ("model", ExtractorConfig)):
+        if isinstance(out.get(key), dict):
+            defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+            out[key] = {**{k: v for k, v in defaults.items() if k not in out[key]}, **out[key]}
+    return out
+
+
 def train(model: Extractor, source, cfg: TrainConfig, device, state_path=None, progress=None,
           on_epoch=None, evaluator=None) -> list[dict]:
     """Train `model` (its classes = source.classes) with Eq. 14; returns the per-epoch history.
@@ -436,7 +578,13 @@ def train(model: Extractor, source, cfg: TrainConfig, device, state_path=None, p
     if list(model.classes) != list(source.classes):
         raise ValueError("the extractor's classes differ from its training source's")
     model = model.to(device)
-    sampler = PKSampler(len(source.classes), min(cfg.p, len(source.classes)), cfg.k, cfg.seed)
+    # each model's design (architecture id) for same_design batches; a source without designs (known
+    # models) is one design per model
+    designs = list(getattr(source, "designs", source.classes))
+    sampler = make_sampler(cfg.sampler, designs, cfg.p, cfg.k, cfg.seeds_per_design, cfg.seed)
+    if cfg.sampler == "same_design" and sampler.s < cfg.seeds_per_design:
+        log.warning("same_design batches: %d model(s) per design, not seeds_per_design %d (the smallest "
+                    "design has no more)", sampler.s, cfg.seeds_per_design)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * cfg.steps_per_epoch
@@ -451,7 +599,7 @@ def train(model: Extractor, source, cfg: TrainConfig, device, state_path=None, p
         bank = SpectrumBank(source, model.front, cfg.bank, cfg.seed + BANK_SEED_OFFSET)
     if state_path and Path(state_path).exists():
         state = checkpoints.load(state_path, STATE_FORMAT, "extractor training state")
-        if state["fingerprint"] != fingerprint:
+        if _with_defaults(state["fingerprint"]) != fingerprint:
             raise ValueError(f"{state_path}: training state of another configuration; delete it to "
                              f"start over")
         model.load_state_dict(state["model"])
@@ -475,7 +623,7 @@ def train(model: Extractor, source, cfg: TrainConfig, device, state_path=None, p
                 x = model.front(images.to(device))
             labels = labels.to(device)
             h, logits = model.fingerprint_and_logits(x)
-            loss, ce, tri = attribution_loss(h, logits, labels, cfg.margin)
+            loss, ce, tri = attribution_loss(h, logits, labels, cfg.margin, cfg.triplet_distance)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -551,6 +699,15 @@ def embed(model: Extractor, images, n_windows: int, batch_size: int = 64) -> tor
     return out / torch.bincount(owner, minlength=len(images))[:, None] - model.centre.float().cpu()
 
 
+def embed_paths(model: Extractor, paths, n_windows: int, batch_size: int = 64, chunk: int = 64) -> torch.Tensor:
+    """`embed` of image files, loaded `chunk` at a time (1,000 megapixel images would not fit in
+    memory at once): what the verb embed stores, and the ceiling diagnostic's training side."""
+    from .pools import load_image
+    parts = [embed(model, [load_image(p, None) for p in paths[i:i + chunk]], n_windows, batch_size)
+             for i in range(0, len(paths), chunk)]
+    return torch.cat(parts) if parts else torch.empty(0, model.dim)
+
+
 @torch.no_grad()
 def fit_centre(model: Extractor, source, seed: int, n: int = CENTRE_IMAGES, batch_size: int = 64) -> torch.Tensor:
     """Set (and return) model.centre: the mean raw fingerprint (`features`, eval mode) of n training
@@ -603,7 +760,8 @@ def export(model: Extractor, out_dir) -> tuple[Path, Path]:
                    metadata={"format": EXPORT_FORMAT})
     config = {"format": EXPORT_FORMAT, "config": asdict(model.cfg), "classes": model.classes, "denoiser": den,
               "threshold": model.threshold, "openset_threshold": model.openset_threshold,
-              "meta": getattr(model, "meta", {}), "weights": EXPORT_WEIGHTS,
+              "openset_rule": getattr(model, "openset_rule", None), "meta": getattr(model, "meta", {}),
+              "weights": EXPORT_WEIGHTS,
               "weights_sha256": hashlib.sha256(blob).hexdigest()}
     text = json.dumps(config, indent=2, default=_json_plain) + "\n"
     out = Path(out_dir)
@@ -653,7 +811,8 @@ def exported_payload(path) -> dict:
         state = {k[len("extractor."):]: v for k, v in tensors.items() if k.startswith("extractor.")}
         return {"format": FORMAT, "config": config["config"], "classes": config["classes"], "denoiser": den,
                 "state_dict": state, "centre": tensors["centre"], "threshold": config.get("threshold"),
-                "openset_threshold": config.get("openset_threshold"), "meta": config.get("meta", {})}
+                "openset_threshold": config.get("openset_threshold"), "openset_rule": config.get("openset_rule"),
+                "meta": config.get("meta", {})}
     except Exception as err:  # noqa: BLE001 - safetensors' errors, missing keys: the same clear line
         raise ValueError(f"{folder}: damaged exported extractor ({type(err).__name__}: {err}); "
                          f"export it again") from err

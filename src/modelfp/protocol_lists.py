@@ -171,6 +171,12 @@ def evaluate_lists(emb, labels, support, test, pairs, pair_score=None) -> tuple[
     = test, verification on `pairs` (i, j, same). Cluster scores use the support and test images.
     Verification needs both kinds of pair among the group's; without them its entries are NaN.
     Returns (row, the verification by `pair_score` or None)."""
+    return evaluate_lists_details(emb, labels, support, test, pairs, pair_score)[:2]
+
+
+def evaluate_lists_details(emb, labels, support, test, pairs, pair_score=None) -> tuple[dict, dict | None, dict, dict]:
+    """`evaluate_lists`'s (row, own verification), then the identification and the verification
+    (for the per-query and per-pair files: modelfp.evaluate.query_rows, pair_rows)."""
     emb, labels = np.asarray(emb, dtype=np.float64), np.asarray(labels)
     i, j, same = pairs
     if same.any() and (~same).any():
@@ -183,4 +189,4 @@ def evaluate_lists(emb, labels, support, test, pairs, pair_score=None) -> tuple[
     ope = evaluate.open_set_of_split(emb, labels, support, test)
     rows = np.unique(np.r_[support, test])
     clu = evaluate.cluster_scores(emb[rows], labels[rows])
-    return evaluate.group_row(ver, ide, ope, clu), own
+    return evaluate.group_row(ver, ide, ope, clu), own, ide, ver

@@ -2,9 +2,12 @@
 
 Nothing outside the file is needed to view it (no scripts, styles, fonts or images fetched): the
 thumbnails are inlined as base64 PNG data URIs and the map is inline SVG. It shows, per gallery
-model and for "unknown", a grid of the images attributed to it with their scores (best first),
-the images that could not be used, a summary per input folder, and a 2-D map: the first two
-principal components (scikit-learn PCA) of the gallery models' fingerprints and the queries'.
+model and for "unknown", a grid of the images attributed to it with their scores (best first), each
+captioned with its path relative to the input it was found through (`vae/00025.png` for
+`identify q200/`) and shown at THUMB pixels (small images enlarged without smoothing, so their
+pixels stay visible; large ones shrunk), the images that could not be used, a summary per folder
+(per sub-folder when a folder of folders is given), and a 2-D map: the first two principal
+components (scikit-learn PCA) of the gallery models' fingerprints and the queries'.
 
 Reading order: constants and the item record, thumbnails, the map, the page.
 """
@@ -24,7 +27,8 @@ from PIL import Image
 
 from .attributor import Identification, summarize
 
-THUMB = 96                      # thumbnail side, pixels (images are shrunk to fit, never enlarged)
+THUMB = 128                     # thumbnail side shown, pixels (larger images shrunk to fit in the PNG,
+                                # smaller ones enlarged by the browser without smoothing: `pixelated`)
 MAP_W, MAP_H, MAP_PAD, LABEL_ROOM = 720, 460, 36, 90     # LABEL_ROOM: right of the plot, for labels
 # Tableau 10: distinct on screen and in print; models beyond ten reuse colours (labels tell them apart)
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -33,14 +37,15 @@ UNKNOWN_COLOUR = "#555555"
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fff}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;max-width:100%}
+table{border-collapse:collapse;max-width:100%%}
 td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:left;overflow-wrap:anywhere}
 .grid{display:flex;flex-wrap:wrap;gap:10px}
-figure{margin:0;width:112px;font-size:11px;text-align:center}
-figure img{display:block;margin:0 auto 3px;border:1px solid #bbb;max-width:96px;max-height:96px}
+figure{margin:0;width:%(box)dpx;font-size:11px;text-align:center}
+figure img{display:block;margin:0 auto 3px;border:1px solid #bbb;width:%(thumb)dpx;height:%(thumb)dpx;
+object-fit:contain;image-rendering:pixelated;background:#f4f4f4}
 figcaption{overflow-wrap:anywhere}.swatch{display:inline-block;width:12px;height:12px;margin-right:6px}
 .muted{color:#777}
-"""
+""" % {"thumb": THUMB, "box": THUMB + 16}     # object-fit + pixelated: enlarged to THUMB, no smoothing
 
 
 @dataclass
@@ -53,7 +58,8 @@ class ReportItem:
 
 
 def thumbnail(image: torch.Tensor, size: int = THUMB) -> bytes:
-    """PNG bytes of a uint8 (3,H,W) image shrunk to fit size x size (aspect kept, never enlarged)."""
+    """PNG bytes of a uint8 (3,H,W) image shrunk to fit size x size (aspect kept; never enlarged
+    here: the page enlarges small ones without smoothing)."""
     im = Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
     im.thumbnail((size, size))
     buf = io.BytesIO()
@@ -123,15 +129,17 @@ def _figure(item: ReportItem) -> str:
     r = item.identification
     src = "data:image/png;base64," + base64.b64encode(item.thumbnail).decode("ascii")
     extra = f"<br><span class=muted>nearest {html.escape(r.nearest)}</span>" if r.model == "unknown" else ""
-    name = html.escape(os.path.basename(r.path))
+    extra += f"<br><span class=muted>{html.escape(r.note)}</span>" if r.note else ""
+    name = html.escape(r.name or os.path.basename(r.path))
     return (f'<figure title="{html.escape(r.path)}"><img src="{src}" alt="{name}">'
             f"<figcaption>{name}<br><b>{r.score:.4f}</b>{extra}</figcaption></figure>")
 
 
 def render(items: list[ReportItem], names: list[str], prints: torch.Tensor, *, gallery: str, extractor: str,
-           threshold: float) -> str:
+           threshold: float, unknown_rule: str | None = None) -> str:
     """The report page (HTML text) of identification `items` against the gallery models `names`
-    with unit fingerprints `prints` (M, dim)."""
+    with unit fingerprints `prints` (M, dim); `unknown_rule`: what makes an answer unknown (default:
+    under `threshold`)."""
     col = colours(names)
     answered = [it for it in items if it.identification.error is None]
     failed = [it.identification for it in items if it.identification.error is not None]
@@ -140,8 +148,10 @@ def render(items: list[ReportItem], names: list[str], prints: torch.Tensor, *, g
              f"<title>modelfp identify: {len(items)} images</title><style>{STYLE}</style></head><body>",
              "<h1>Which model made each image</h1>",
              f"<p>{len(items)} images against {len(names)} gallery models ({esc(gallery)}), extractor "
-             f"{esc(extractor)}. Score: cosine similarity of an image's fingerprint and a model's; below "
-             f"the threshold {threshold:.4f} the answer is <i>unknown</i>.</p>", "<h2>Summary per input folder</h2>",
+             f"{esc(extractor)}. Score: cosine similarity of an image's fingerprint and a model's; "
+             + (f"{esc(unknown_rule)}.</p>" if unknown_rule else
+                f"below the threshold {threshold:.4f} the answer is <i>unknown</i>.</p>"),
+             "<h2>Summary per folder</h2>",
              "<table><tr><th>folder</th><th>images</th><th>answers</th></tr>"]
     for s in summarize(it.identification for it in items):
         answers = [f"{esc(m)} {n}" for m, n in s.models.items()] + [f"unknown {s.unknown}"] * bool(s.unknown) \

@@ -36,6 +36,7 @@ from . import checkpoints
 from .archspace import Arch, parse
 from .optim import Adam
 from .pools import as_unit_range
+from .seeding import synthetic_seed
 
 FORMAT = "modelfp.synthetic/1"
 WIDTH = 32  # channels after the first down block; doubles per block (official code)
@@ -150,9 +151,11 @@ def unpack(grouped: SyntheticNet) -> list[SyntheticNet]:
 
 
 def init_model(arch: Arch, seed: int, width: int = WIDTH, dtype=torch.float32, device="cpu"):
-    """The initial weights of seed `seed`: PyTorch's default init drawn from torch.manual_seed(seed)."""
+    """The initial weights of seed index `seed` of `arch`: PyTorch's default init drawn from
+    torch.manual_seed(seeding.synthetic_seed(arch.id, seed)), so every (architecture, seed) starts
+    from its own weights (seeding the index alone gave all architectures of seed 0 one start)."""
     gen_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
+    torch.manual_seed(synthetic_seed(arch.id, seed))
     model = SyntheticNet(arch, copies=1, width=width)
     torch.random.set_rng_state(gen_state)
     return model.to(device=device, dtype=dtype)
@@ -183,7 +186,7 @@ class TrainResult:
 
 
 def _batch_indices(gens, n_pool, batch_size, device):
-    """Each model draws its own images: seed s controls both init and data order."""
+    """Each model draws its own images: its derived seed controls both init and data order."""
     return torch.stack([torch.randint(n_pool, (batch_size,), generator=g) for g in gens]).to(device)
 
 
@@ -216,7 +219,7 @@ def _train_grouped(arch, seeds, pool, val, cfg, width, device, dtype, progress, 
         net = net.to(memory_format=torch.channels_last)
     net.train()
     opt = Adam(net.parameters(), lr=cfg.lr)
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    gens = [torch.Generator().manual_seed(synthetic_seed(arch.id, s)) for s in seeds]
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     val_x = _gather(val, torch.arange(min(cfg.val_images, len(val))).repeat(m, 1), cfg.image_size,
                     dtype, device).contiguous(memory_format=fmt)

@@ -110,6 +110,9 @@ ABLATION_METRICS = ("verification_acc", "verification_auc", "identification_acc"
 COMPARISON_METRICS = {"table_viii": ("identification_acc", "identification_f1"),
                       "table_ix": ("verification_acc", "verification_auc"),
                       "table_x": ("silhouette", "dbi")}
+# Table VIII shows its noise beside the accuracies: the spread over gallery draws and the binomial
+# standard error (modelfp.evaluate.group_row); the paired tests are results/tables/table_viii_paired.csv
+NOISE_METRICS = {"table_viii": ("identification_acc_sd", "identification_acc_se")}
 TITLES = {
     "table_iv": "Table IV: ablation on the architecture options of the synthetic models",
     "table_v": "Table V: ablation on the number of seeds per synthetic architecture",
@@ -164,8 +167,10 @@ def comparison_table(table: str, rows: list[tuple[str, str | None, dict | None]]
     out = []
     cells = [(g, m) for g in ("classical", "emerging") for m in (m1, m2)]
 
+    noise = [(g, m) for g in ("classical", "emerging") for m in NOISE_METRICS.get(table, ())]
+
     def row(method, ev, prefix="", p=None):
-        return {"method": method, **{f"{g} {m}": _r(ev.get(g, {}).get(prefix + m), digits) for g, m in cells},
+        return {"method": method, **{f"{g} {m}": _r(ev.get(g, {}).get(prefix + m), digits) for g, m in cells + noise},
                 **{f"paper {g} {m}": "" if p is None else p[i] for i, (g, m) in enumerate(cells)}}
 
     for method in list(paper) + [m for m in ours if m not in paper]:

@@ -4,9 +4,12 @@ Thin verbs over `modelfp.attributor.Attributor`. Inputs are image files, folders
 recursively) and glob patterns. Output on stdout in `--format table | csv | json` (default: table
 on a terminal, csv when piped): one row per input image (per pair for verify), in order; an image
 that cannot be used is a row with its `error` set, "what is wrong; what to do", and the other images
-are still answered. Summaries (per input folder, per gallery model) follow the table, are inside
-the json document, and go to stderr with csv, so the csv stays one table. A progress bar (tqdm) is
-shown when stderr is a terminal. Exit code: 0 when every input was answered, 1 when some inputs
+are still answered; a JPEG, grayscale or alpha image is answered with its `note` set
+("fingerprint weakened: JPEG"). Summaries (per input folder, per sub-folder of a folder of folders,
+per gallery model) follow the table, are inside the json document, and go to stderr with csv, so
+the csv stays one table. `gallery add` skips the images a model already holds (same pixels) and
+counts them; `--top-k` is capped at the gallery's models (said once on stderr). A progress bar
+(tqdm) is shown when stderr is a terminal. Exit code: 0 when every input was answered, 1 when some inputs
 failed, 2 for usage errors and unusable extractor or gallery files (one line on stderr, from
 `cli.main`).
 """
@@ -112,22 +115,21 @@ def cmd_gallery_add(args) -> int:
     updates = att.gallery_add_models(args.gallery, models, bar.update if bar else None) if models else []
     if bar:
         bar.close()
-    rows = [{"model": "", "path": r.path, "error": r.error} for r in failed]
-    rows += [{"model": u.name, "path": path, "error": None} for u in updates for path in u.added]
-    rows += [{"model": u.name, "path": r.path, "error": r.error} for u in updates for r in u.failed]
-    written = any(u.added for u in updates)
-    lines = [f"{u.name}: {u.count} images in {u.path} ({u.models} models)" if u.added else
-             f"{u.name}: no image added" + ("" if written else f"; {args.gallery} left as it was")
-             for u in updates]
-    if not updates:
-        lines.append(f"no model found; {args.gallery} left as it was")
+    rows = [{"model": "", "path": r.path, "status": "failed", "error": r.error} for r in failed]
+    rows += [{"model": u.name, "path": path, "status": "added", "error": None} for u in updates for path in u.added]
+    rows += [{"model": u.name, "path": path, "status": "already present", "error": None}
+             for u in updates for path in u.skipped]
+    rows += [{"model": u.name, "path": r.path, "status": "failed", "error": r.error} for u in updates for r in u.failed]
+    lines = [_added_line(u) for u in updates]
+    if not any(u.added for u in updates):
+        lines.append(("" if updates else "no model found; ") + f"{args.gallery} left as it was (nothing new added)")
     if fmt == "json":
         _json({"gallery": args.gallery, "images": rows,
-               "models": [{"name": u.name, "added": len(u.added), "failed": len(u.failed), "images": u.count}
-                          for u in updates],
+               "models": [{"name": u.name, "added": len(u.added), "skipped": len(u.skipped), "failed": len(u.failed),
+                           "images": u.count} for u in updates],
                "models_in_gallery": updates[-1].models if updates else None})
     elif fmt == "csv":
-        _csv(rows, ["model", "path", "error"])
+        _csv(rows, ["model", "path", "status", "error"])
     else:
         for row in rows:
             if row["error"]:
@@ -135,6 +137,13 @@ def cmd_gallery_add(args) -> int:
     if fmt != "json":
         print("\n".join(lines), file=_summary_out(fmt))
     return 1 if any(row["error"] for row in rows) else 0
+
+
+def _added_line(u) -> str:
+    """"vae: 10 images in my.gallery (3 models); added 8, skipped 2 already present, 1 could not be used"."""
+    done = [f"added {len(u.added)}"] + [f"skipped {len(u.skipped)} already present"] * bool(u.skipped) \
+        + [f"{len(u.failed)} could not be used"] * bool(u.failed)
+    return f"{u.name}: {u.count} images in {u.path} ({u.models} models); {', '.join(done)}"
 
 
 def cmd_gallery_list(args) -> int:
@@ -169,11 +178,23 @@ def _identification_rows(records, top_k: int) -> tuple[list[dict], list[str]]:
     rows = []
     for r in records:
         row = {"path": r.path, "model": r.model, "score": r.score, "nearest": r.nearest, "threshold": r.threshold,
-               "source": r.source, "error": r.error}
+               "source": r.source, "note": r.note, "error": r.error}
         for i, c in enumerate(r.top[1:], start=2):
             row[f"nearest_{i}"], row[f"score_{i}"] = c.model, c.score
+        row["reason"] = r.reason
         rows.append(row)
-    return rows, [*columns, "source", "error"]
+    reason = ["reason"] if any(r.reason for r in records) else []        # why "unknown"; no empty column
+    return rows, [*columns, *reason, "source", "note", "error"]
+
+
+def _top_k(args, gallery) -> int:
+    """--top-k, capped at the gallery's number of models (said once, on stderr): no empty columns."""
+    n = len(gallery.models)
+    if not n:
+        raise ValueError(f"{args.gallery}: an empty gallery; add models with `modelfp gallery add`")
+    if args.top_k > n:
+        print(f"--top-k {args.top_k}: {args.gallery} holds {n} models; listing {n}", file=sys.stderr)
+    return min(args.top_k, n)
 
 
 def _summary_lines(summaries) -> list[str]:
@@ -189,9 +210,11 @@ def cmd_identify(args) -> int:
     from .attributor import summarize
     fmt = _format(args)
     att = _attributor(args)
+    gallery = att.load_gallery(args.gallery)
+    top_k = _top_k(args, gallery) if args.top_k >= 1 else args.top_k     # below 1: identify's error
     bar = _progress(att, args.images, "identify")
     records, items = [], []
-    each = att.identify_each(args.images, args.gallery, args.threshold, args.top_k, bar.update if bar else None)
+    each = att.identify_each(args.images, gallery, args.threshold, top_k, bar.update if bar else None)
     if args.report:
         from . import report_html
         for r, image, h in each:
@@ -201,32 +224,40 @@ def cmd_identify(args) -> int:
         records = [r for r, _, _ in each]
     if bar:
         bar.close()
-    rows, columns = _identification_rows(records, args.top_k)
+    rows, columns = _identification_rows(records, top_k)
     summaries = summarize(records)
-    threshold = att.threshold(args.threshold, "open-set")
+    acceptance = att.acceptance(gallery, args.threshold, args.gallery)    # what identify_each decided with
+    threshold = acceptance.rule.threshold
     if fmt == "json":
         _json({"gallery": args.gallery, "extractor": args.extractor, "threshold": threshold,
-               "images": [asdict(r) for r in records], "summary": [asdict(s) for s in summaries]})
+               "open_set_rule": acceptance.rule.describe(), "model_thresholds": acceptance.thresholds,
+               "top_k": top_k, "images": [asdict(r) for r in records], "summary": [asdict(s) for s in summaries]})
     elif fmt == "csv":
         _csv(rows, columns)
     else:
         shown = ["path", "model", "score", "nearest"]
         headers = ["IMAGE", "ANSWER", "SCORE", "NEAREST"]
-        if args.top_k > 1:
+        if top_k > 1:
             for row in rows:
                 row["others"] = ", ".join(f"{row[f'nearest_{i}']} {row[f'score_{i}']:.4f}"
-                                          for i in range(2, args.top_k + 1) if f"nearest_{i}" in row)
+                                          for i in range(2, top_k + 1) if f"nearest_{i}" in row)
             shown, headers = [*shown, "others"], [*headers, "NEXT"]
+        if any(row["note"] for row in rows):
+            shown, headers = [*shown, "note"], [*headers, "NOTE"]
+        if "reason" in columns:
+            shown, headers = [*shown, "reason"], [*headers, "WHY UNKNOWN"]
         _table(rows, shown, headers)
     if fmt != "json":
         out = _summary_out(fmt)
-        print(f"\nsummary (threshold {threshold:.4f}; below it: unknown)", file=out)
+        print(f"\nsummary ({acceptance.describe()})", file=out)
         print("\n".join(_summary_lines(summaries)), file=out)
     if args.report:
         from . import report_html
-        names, prints = att.load_gallery(args.gallery).fingerprints()
+        names, prints = gallery.fingerprints()
         report_html.write(report_html.render(items, names, prints, gallery=args.gallery, extractor=args.extractor,
-                                             threshold=threshold), args.report)
+                                             threshold=threshold,
+                                             unknown_rule=acceptance.describe() if acceptance.rule.per_model else None),
+                          args.report)
         print(f"report: {args.report}", file=sys.stderr)
     return 1 if any(r.error for r in records) else 0
 
@@ -242,7 +273,7 @@ def cmd_verify(args) -> int:
     for v in pairs:
         verdict = None if v.failed else "same model" if v.same else "different models"
         row = {"a": v.a, "b": v.b, "verdict": verdict, "same": v.same, "score": v.score, "threshold": v.threshold,
-               "error": v.failed[0].error if v.failed else None}
+               "note": v.note, "error": v.failed[0].error if v.failed else None}
         if v.failed:
             row["path"] = v.failed[0].path
         rows.append(row)
@@ -251,16 +282,20 @@ def cmd_verify(args) -> int:
                                                                     for row in rows]})
     elif fmt == "csv":
         _csv([{**r, "same": None if r["same"] is None else str(r["same"]).lower()} for r in rows],
-             ["a", "b", "verdict", "same", "score", "threshold", "error"])
+             ["a", "b", "verdict", "same", "score", "threshold", "note", "error"])
     else:
-        _table(rows, ["a", "b", "verdict", "score"], ["IMAGE A", "IMAGE B", "VERDICT", "SCORE"])
+        shown, headers = ["a", "b", "verdict", "score"], ["IMAGE A", "IMAGE B", "VERDICT", "SCORE"]
+        if any(row["note"] for row in rows):
+            shown, headers = [*shown, "note"], [*headers, "NOTE"]
+        _table(rows, shown, headers)
         print(f"threshold {att.threshold(args.threshold):.4f} (same model at or above it)")
     return 1 if any(v.failed for v in pairs) else 0
 
 
 def cmd_export(args) -> int:
     from . import extractor as ex
-    model = ex.load(args.extractor)
+    from .attributor import load_extractor
+    model = load_extractor(args.extractor)
     weights, config = ex.export(model, args.out_dir)
     print(f"{weights} ({weights.stat().st_size / 1e6:.1f} MB) and {config}: {args.extractor} as safetensors "
           f"weights and a JSON config; pass the folder as --extractor")
@@ -305,8 +340,11 @@ def add_commands(sub) -> None:
     p = sub.add_parser("identify", help="the nearest gallery model of each image, or unknown", epilog=EPILOG)
     p.add_argument("images", nargs="+", help=IMAGES_HELP)
     p.add_argument("--gallery", required=True)
-    p.add_argument("--threshold", type=float, help="default: the extractor's open-set threshold (below it: unknown)")
-    p.add_argument("--top-k", type=int, default=1, metavar="K", help="also list the K best models and scores")
+    p.add_argument("--threshold", type=float,
+                   help="one threshold for every model (below it: unknown); default: each model's own, from the "
+                        "extractor's calibrated rule and the model's gallery images")
+    p.add_argument("--top-k", type=int, default=1, metavar="K",
+                   help="also list the K best models and scores (at most the gallery's models)")
     p.add_argument("--report", metavar="OUT.html",
                    help="also write a self-contained HTML page: thumbnails per model and unknown, a PCA map")
     _common(p)

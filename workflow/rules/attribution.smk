@@ -30,7 +30,9 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        "results/evaluation/{variant}/{view}.csv",
+        csv="results/evaluation/{variant}/{view}.csv",
+        queries="results/evaluation/{variant}/{view}.queries.csv",
+        pairs="results/evaluation/{variant}/{view}.pairs.csv",
     log:
         "results/logs/evaluation/{variant}_{view}.log",
     benchmark:
@@ -44,7 +46,7 @@ rule evaluate:
     threads: 1
     shell:
         "python -m modelfp evaluate --embeddings {input.embeddings} {params.args}{params.verifier}{params.lists} "
-        "--out-csv {output} > {log} 2>&1"
+        "--out-csv {output.csv} --out-queries {output.queries} --out-pairs {output.pairs} > {log} 2>&1"
 
 
 rule tsne:
@@ -91,6 +93,57 @@ rule attribution_table:
     shell:
         "python -m modelfp attribution-table --table {wildcards.table} {params.rows} "
         "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+
+
+rule ceiling:
+    """Table VIII's diagnostic row (issue 22), never a method: a linear classifier fitted on the
+    reference inputs of the test models' training side, scored on identification's queries."""
+    input:
+        unpack(ceiling_inputs),
+    output:
+        csv=CEILING_CSV,
+        queries=CEILING_QUERIES,
+    log:
+        "results/logs/tables/ceiling.log",
+    benchmark:
+        "results/benchmarks/tables/ceiling.tsv"
+    params:
+        args=ceiling_args,
+        device=config["device"],
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    shell:
+        "python -m modelfp ceiling --extractor {input.extractor} --embeddings {input.embeddings} {params.args} "
+        "--device {params.device} --threads {threads} --out-csv {output.csv} --out-queries {output.queries} "
+        "> {log} 2>&1"
+
+
+rule paired_tests:
+    """Tables VIII and IX, paired (issue 22): every row against Only-Syn on the same queries
+    (McNemar's exact test) and the same pairs (bootstrap of the AUC difference), per group."""
+    input:
+        unpack(paired_inputs),
+    output:
+        identification=report("results/tables/table_viii_paired.csv", caption="../report/paired_tests.rst",
+                              category="Tables"),
+        verification=report("results/tables/table_ix_paired.csv", caption="../report/paired_tests.rst",
+                             category="Tables"),
+    log:
+        "results/logs/tables/paired_tests.log",
+    benchmark:
+        "results/benchmarks/tables/paired_tests.tsv"
+    params:
+        args=paired_args,
+        seed=EVAL["seed"],
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    shell:
+        "python -m modelfp paired-tests {params.args} --seed {params.seed} "
+        "--out-identification {output.identification} --out-verification {output.verification} > {log} 2>&1"
 
 
 rule fig_8:

@@ -1,7 +1,7 @@
 # Helpers that compute paths and parameters; rules stay thin.
 from pathlib import Path
 
-from modelfp import archspace, variants
+from modelfp import archspace, seeding, variants
 
 wildcard_constraints:
     arch=archspace.ID_PATTERN,
@@ -35,8 +35,15 @@ ZOO = zoo_archs(archspace.BLOCKS)
 ZOO_K3 = zoo_archs(archspace.BLOCKS_EXTENDED)
 
 
-def checkpoints(archs):
-    return expand("results/synthetic/{arch}/seed{seed}.pt", arch=archs, seed=SEEDS)
+def checkpoints(archs, seeds=SEEDS):
+    return expand("results/synthetic/{arch}/seed{seed}.pt", arch=archs, seed=seeds)
+
+
+def zoo_manifests(archs):
+    """The slice manifests (rule zoo_manifest) that list these architectures' checkpoints: what a
+    job reading them declares, 36 files instead of 864 for the scheduler to stat (modelfp.manifest)."""
+    slices = dict.fromkeys(archspace.slice_id(archspace.parse(a)) for a in archs)
+    return [f"results/synthetic/slices/{s}.tsv" for s in slices]
 
 
 # One synthesize job per slice (archspace.slice_archs: the 12 architectures sharing K, L, S, U).
@@ -151,8 +158,10 @@ def test_model_pools(name, bed="testbed"):
     return test_model(name, bed).get("pools", TB["pools"])
 
 
-def test_model_n_images(bed="testbed"):
-    return VAL.get("n_images", TB["n_images"]) if bed == "validation" else TB["n_images"]
+def test_model_n_images(name, bed="testbed"):
+    """Images an own generator samples: its entry's `n_images`, else the bed's."""
+    default = VAL.get("n_images", TB["n_images"]) if bed == "validation" else TB["n_images"]
+    return test_model(name, bed).get("n_images", default)
 
 
 def model_inputs(names, bed="testbed", kind="model"):
@@ -176,11 +185,11 @@ def test_model_train_args(name, bed, input):
         lora = json.dumps(spec["lora"], separators=(",", ":"))
         (base,) = input.base
         return (f"--base {base} --lora '{lora}' "
-                f"--batch-size {TB['batch_size']} --seed {spec.get('seed', TB['seed'])}")
+                f"--batch-size {TB['batch_size']} --seed {test_model_seed(name, bed)}")
     hp = json.dumps(spec.get("hp", {}), separators=(",", ":"))
     size = spec.get("image_size", TB["image_size"])
     return (f"--family {spec['generator']} --image-size {size} --steps {spec['steps']} "
-            f"--batch-size {TB['batch_size']} --seed {spec.get('seed', TB['seed'])} --hp '{hp}'")
+            f"--batch-size {TB['batch_size']} --seed {test_model_seed(name, bed)} --hp '{hp}'")
 
 
 def test_model_train_inputs(name, bed="testbed"):
@@ -189,12 +198,13 @@ def test_model_train_inputs(name, bed="testbed"):
     return [test_model_generator(spec["base"], bed)] if "lora" in spec else []
 
 
-def test_model_sample_seed(name, bed="testbed"):
-    """testbed.seed; a derived model (LoRA variant, other sampling) draws other noise than its base,
-    so it cannot share images with it (an offset fixed by its name)."""
-    import zlib
-
-    return TB["seed"] + (zlib.crc32(name.encode()) % 100_000 if "base" in test_model(name, bed) else 0)
+def test_model_seed(name, bed="testbed"):
+    """The training and sampling seed of a generator: its entry's `seed` (pairs meant to differ
+    only in data share one on purpose), else one derived from its name, so no two generators share
+    initial weights or latents by accident. A derived model (LoRA variant, other sampling) has its
+    own name, hence other noise than its base: it cannot share images with it."""
+    spec = test_model(name, bed)
+    return spec["seed"] if "seed" in spec else seeding.generator_seed(name, TB["seed"])
 
 
 def test_model_sample_args(name, bed="testbed"):
@@ -276,7 +286,11 @@ def check_validation():
                              f"differs: seed or differs: data")
         key = "seed" if a["differs"] == "seed" else "pools"
         other = sorted(k for k in set(a) | set(b) if k not in ("note", key) and a.get(k) != b.get(k))
-        value = ((lambda m: test_model(m, "validation").get("seed", TB["seed"])) if key == "seed" else
+        if key == "pools" and not ("seed" in a and "seed" in b):
+            raise ValueError(f"config: validation pair {pair!r} ({members}) differs only in data, so both "
+                             f"entries must share one explicit seed: (without one each gets its own "
+                             f"seed, derived from its name); add e.g. seed: {seeding.derive(pair) % 1000} to both")
+        value = ((lambda m: test_model_seed(m, "validation")) if key == "seed" else
                  (lambda m: sorted(test_model_pools(m, "validation"))))
         if other or value(members[0]) == value(members[1]):
             raise ValueError(f"config: validation pair {pair!r} ({members}) must differ in {key} and only "
@@ -334,7 +348,7 @@ def extractor_inputs(w):
                   if w.variant in EXT["validate"] and len(VAL["models"]) >= 2 else {})
     if v.finetune:
         return {"init": "results/extractors/all/trained.pt", **model_inputs(classical_models()), **validation}
-    return {"synthetic": expand("results/synthetic/{arch}/seed{seed}.pt", arch=v.archs, seed=v.seeds),
+    return {"manifests": zoo_manifests(v.archs),
             "pools": [pool_dir(p) for p in v.pools], "denoiser": DENOISER, **validation}
 
 
@@ -355,7 +369,8 @@ def extractor_args(w, input):
         opts.update(EXT["finetune"])
         source = f"--init {input.init} {model_args(input, flag='--images')}"
     else:
-        source = (f"--synthetic {' '.join(input.synthetic)} --pool {' '.join(input.pools)} "
+        source = (f"--synthetic {' '.join(checkpoints(v.archs, v.seeds))} --manifest {' '.join(input.manifests)} "
+                  f"--pool {' '.join(input.pools)} "
                   f"--denoiser {input.denoiser}" + (" --untrained" if v.untrained else ""))
     if v.finetune or validation:
         # each folder's side (modelfp.splits): fine-tuning reads the training side; the per-epoch
@@ -385,6 +400,13 @@ def calibration_csv(variant):
         raise ValueError("config: the thresholds of results/extractors/<variant>/model.pt are chosen "
                          "on validation generators; list at least two under validation.models")
     return evaluation_csv(variant, VALIDATION_VIEW)
+
+
+def calibration_embeddings(variant):
+    """The validation embeddings behind `calibration_csv`: where the per-model open-set constants
+    of identify's "unknown" are fitted (modelfp.openset)."""
+    trained, view = calibration_csv(variant).removeprefix("results/evaluation/").removesuffix(".csv").split("/")
+    return f"results/embeddings/{trained}/{view}"
 
 
 def view_bed(view):
@@ -492,9 +514,11 @@ def baseline_args(w, input):
 
     recipe = BASE["recipes"][w.baseline]
     denoiser = f" --denoiser {input.denoiser}" if "denoiser" in input.keys() else ""
+    stopping = "".join(f" --{k.replace('_', '-')} {recipe[k]}" for k in ("eval_every", "patience") if k in recipe)
     return (f"{model_args(input, flag='--images')} --train-fraction {EVAL['train_fraction']} "
             f"--image-size {BASE['image_size']} --steps {recipe['steps']} --batch-size {recipe['batch_size']} "
-            f"--seed {BASE['seed']} --hp '{json.dumps(recipe.get('hp', {}), separators=(',', ':'))}'{denoiser}")
+            f"--seed {BASE['seed']} --holdout {BASE['holdout']}{stopping} "
+            f"--hp '{json.dumps(recipe.get('hp', {}), separators=(',', ':'))}'{denoiser}")
 
 
 def baseline_state(w, output):
@@ -530,7 +554,8 @@ def evaluate_args(w=None):
     set's (each in its family's group, so its rows read like the test bed's)."""
     bed = view_bed(getattr(w, "view", DEFAULT_VIEW))
     models = VAL["models"] if bed == "validation" else TB["models"]
-    return " ".join(f"--model {m} {test_model_group(m, bed)}" for m in models) + f" {protocol_args()}"
+    return (" ".join(f"--model {m} {test_model_group(m, bed)}" for m in models) + f" {protocol_args()}"
+            f" --gallery-draws {EVAL['gallery_draws']}")
 
 
 def protocol_args():
@@ -587,19 +612,67 @@ def table_rows(table):
 
 
 def table_inputs(w):
-    """The evaluation csv of each row of a table, as the named input row:<our label>."""
-    return named_inputs("row", ((label, csv) for label, _, csv in table_rows(w.table)))
+    """The evaluation csv of each row of a table, as the named input row:<our label>; Table VIII's
+    also the ceiling diagnostic's (`diagnostic`)."""
+    inputs = named_inputs("row", ((label, csv) for label, _, csv in table_rows(w.table)))
+    if w.table == "table_viii":
+        inputs["diagnostic"] = CEILING_CSV
+    return inputs
 
 
 def table_args(w, input):
-    """`--row LABEL PAPER_LABEL CSV` for each declared row input, the paper's label from table_rows."""
+    """`--row LABEL PAPER_LABEL CSV` for each declared row input, the paper's label from table_rows
+    (and Table VIII's `--diagnostic` ceiling row)."""
     paper = {label: p for label, p, _ in table_rows(w.table)}
     rows = " ".join(f"--row '{label}' '{paper[label]}' {csv}" for label, csv in named(input, "row"))
+    if "diagnostic" in input.keys():
+        rows += f" --diagnostic '{ceiling.LABEL}' {input.diagnostic}"
     if ABLATION_BUDGET and w.table in ("table_iv", "table_v", "table_vi"):
         steps = EXT["steps_per_epoch"]
         rows += (f" --note 'Every row, All included, trained for {EXT['ablation_epochs'] * steps} steps, the "
                  f"ablations common budget; Only-Syn of Tables VIII-X trained for {EXT['epochs'] * steps}.'")
     return rows
+
+
+# --- issue 22: noise and paired tests of Tables VIII and IX, and the ceiling diagnostic ----------
+from modelfp import ceiling
+
+CEILING_CSV = f"results/ceiling/{DEFAULT_VIEW}.csv"
+CEILING_QUERIES = f"results/ceiling/{DEFAULT_VIEW}.queries.csv"
+
+
+def evaluation_details(csv, kind):
+    """The per-query ("queries") or per-pair ("pairs") file `evaluate` writes beside its csv."""
+    return str(Path(csv).with_suffix(f".{kind}.csv"))
+
+
+def ceiling_inputs(w=None):
+    """The reference extractor (it embeds the training side as the reference variant embeds the
+    evaluation side), the reference's evaluation embeddings and the test models' folders."""
+    return {"extractor": fingerprinter_file("reference"), "embeddings": f"results/embeddings/reference/{DEFAULT_VIEW}",
+            **model_inputs(TB["models"])}
+
+
+def ceiling_args(w, input):
+    return (f"{model_args(input, groups_of='testbed')} --train-fraction {EVAL['train_fraction']} "
+            f"--window {EVAL['window']} --gallery {EVAL['gallery']} --gallery-draws {EVAL['gallery_draws']} "
+            f"--seed {EVAL['seed']}")
+
+
+def paired_inputs(w=None):
+    """Per-query files of Table VIII's rows and the ceiling (queries:<label>), per-pair files of
+    Table IX's rows (pairs:<label>)."""
+    queries = [(label, evaluation_details(csv, "queries")) for label, _, csv in table_rows("table_viii")]
+    pairs = [(label, evaluation_details(csv, "pairs")) for label, _, csv in table_rows("table_ix")]
+    return {**named_inputs("queries", queries + [(ceiling.LABEL, CEILING_QUERIES)]),
+            **named_inputs("pairs", pairs)}
+
+
+def paired_args(w, input):
+    """`paired-tests` arguments: Only-Syn (the row reading `all`) is the anchor of every test."""
+    anchor = next(row.label for row in variants.rows("table_viii", PRESET) if row.variant == "all")
+    return (f"--anchor '{anchor}' " + " ".join(f"--queries '{label}' {path}" for label, path in named(input, "queries"))
+            + " " + " ".join(f"--pairs '{label}' {path}" for label, path in named(input, "pairs")))
 
 
 def perturbation_views():

@@ -30,15 +30,20 @@ rule calibrate_extractor:
     input:
         extractor="results/extractors/{variant}/trained.pt",
         evaluation=lambda w: calibration_csv(w.variant),
+        embeddings=lambda w: calibration_embeddings(w.variant),
     output:
         "results/extractors/{variant}/model.pt",
     log:
         "results/logs/extractors/{variant}.calibrate.log",
     benchmark:
         "results/benchmarks/extractors/{variant}.calibrate.tsv"
+    params:
+        gallery=EVAL["gallery"],
+        seed=EVAL["seed"],
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
         "python -m modelfp calibrate --extractor {input.extractor} --evaluation {input.evaluation} "
+        "--embeddings {input.embeddings} --gallery {params.gallery} --seed {params.seed} "
         "--out {output} > {log} 2>&1"

@@ -3,7 +3,7 @@
 
 rule synthetic_spectra:
     input:
-        checkpoints=lambda w: checkpoints(ZOO),
+        manifests=zoo_manifests(ZOO),
         denoiser="results/denoiser/dncnn.pt",
         pools=[pool_dir(p) for p in SYN["pools"]],
     output:
@@ -14,6 +14,7 @@ rule synthetic_spectra:
         "results/benchmarks/spectra/synthetic.tsv"
     params:
         args=spectra_args,
+        checkpoints=checkpoints(ZOO),
     conda:
         "../../envs/modelfp.yaml"
     threads: 2
@@ -21,7 +22,8 @@ rule synthetic_spectra:
         gpu=1,
     shell:
         "python -m modelfp synthetic-spectra --pool {input.pools} --denoiser {input.denoiser} "
-        "--out {output} {params.args} --threads {threads} {input.checkpoints} > {log} 2>&1"
+        "--out {output} {params.args} --threads {threads} {params.checkpoints} --manifest {input.manifests} "
+        "> {log} 2>&1"
 
 
 rule spectral_effects:

@@ -31,19 +31,37 @@ rule synthesize:
         "--threads {threads} > {log} 2>&1"
 
 
+rule zoo_manifest:
+    input:
+        SLICE_CHECKPOINTS,
+    output:
+        "results/synthetic/slices/{slice}.tsv",
+    log:
+        "results/logs/synthesize/{slice}.manifest.log",
+    benchmark:
+        "results/benchmarks/synthesize/{slice}.manifest.tsv"
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    shell:
+        "python -m modelfp zoo-manifest --out {output} {input} > {log} 2>&1"
+
+
 rule zoo_summary:
     input:
-        lambda w: checkpoints(ZOO if w.zoo == "summary" else ZOO_K3),
+        lambda w: zoo_manifests(ZOO if w.zoo == "summary" else ZOO_K3),
     output:
         report("results/synthetic/{zoo}.csv", caption="../report/zoo_summary.rst", category="Synthetic zoo"),
     log:
         "results/logs/zoo_summary/{zoo}.log",
     benchmark:
         "results/benchmarks/zoo_summary/{zoo}.tsv"
+    params:
+        checkpoints=lambda w: checkpoints(ZOO if w.zoo == "summary" else ZOO_K3),
     wildcard_constraints:
         zoo="summary|summary_k3",
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp zoo-summary --out {output} {input} > {log} 2>&1"
+        "python -m modelfp zoo-summary --out {output} {params.checkpoints} --manifest {input} > {log} 2>&1"

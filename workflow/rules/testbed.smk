@@ -43,8 +43,8 @@ rule sample_test_model:
     benchmark:
         "results/benchmarks/{bed}/{model}.sample.tsv"
     params:
-        n=lambda w: test_model_n_images(w.bed),
-        seed=lambda w: test_model_sample_seed(w.model, w.bed),
+        n=lambda w: test_model_n_images(w.model, w.bed),
+        seed=lambda w: test_model_seed(w.model, w.bed),
         sampling=lambda w: test_model_sample_args(w.model, w.bed),
         device=config["device"],
     conda:

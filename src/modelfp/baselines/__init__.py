@@ -10,7 +10,7 @@ compared by cosine, exactly like Only-Syn):
         the untrained model (for marra, the training-free state: it also takes `denoiser=`),
         its initial weights drawn from `seed` with the caller's global RNG left as it was
     train(model, images_by_class, steps, batch_size, seed, device, progress=None, state_path=None,
-          **hp) -> (model, info)
+          stopping=None, **hp) -> (model, info)
         images_by_class: one uint8 (n_c,3,S,S) tensor per training source, in label order, at
         the model's image_size; seeded (a CPU torch.Generator(seed) draws batches, augmentations
         and dropout masks; the global RNG is left alone), so the same arguments give the same
@@ -19,7 +19,15 @@ compared by cosine, exactly like Only-Syn):
         state_path: a resumable state file (`common.TrainingState`, written every
         max(1, steps // STATE_SAVES) steps of each phase; a run that finds its own state file
         continues it bit-identically, one of another configuration is refused); the caller
-        deletes it once the trained file is written
+        deletes it once the trained file is written;
+        stopping: held-out early stopping (`common.Stopping`: a seeded share of each class's images
+        held out of the fit; every eval_every steps of the phase that learns the attribution task
+        their closed-set accuracy - the method's own classifier, or nearest centroids of its
+        embeddings - is measured, the best evaluation's weights kept, training stopped after
+        `patience` evaluations without improvement; `steps` is the maximum). None: every step
+        runs on every image. info then also holds steps_run, best_step, heldout_acc,
+        heldout_images and `history`, the learning curve (rows of step, loss, heldout_acc,
+        phase; `common.Monitor`), which train-baseline writes to its csv
     embed(model, images, device) -> float32 (N, D) on the CPU
         images: uint8 (N,3,S,S); the zero-shot features, compared by cosine; eval mode, no
         gradients, deterministic (batching does not change them)

@@ -14,7 +14,11 @@ training generator, not the global RNG.
 Phase 1 (embedding): contrastive loss (Hadsell et al. 2006) over all pairs of a batch of
 `batch_classes` classes x (batch_size // batch_classes) images: y d^2 + (1 - y) max(0, margin -
 d)^2, with d the Euclidean distance of the L2-normalised embeddings (d^2 = 2 - 2 cos: the loss
-trains the cosine the embeddings are compared by); Adam lr 1e-4.
+trains the cosine the embeddings are compared by); Adam lr 1e-4. It is the phase that learns the
+attribution task, so it is the one early-stopped (`common.Stopping`): on the nearest-centroid
+accuracy (cosine) of the held-out images' embeddings against the centroids of up to `REFERENCE`
+fit images per class, measured in eval mode with BatchNorm statistics re-estimated as below (the
+training's own left as they were).
 
 Between the phases (`bn_recalibrate`, not in the recipe) the backbone's BatchNorm statistics are
 re-estimated over the training images with the final weights. Keras (and torch) keep running
@@ -30,9 +34,9 @@ and b come from the same source. It is symmetric by construction: it sees the pa
 on batches of `verifier_batch` pairs, half same-source, half different-source; early stopping
 with `patience`: the verifier phase is cut into `checks` "epochs", after each the loss on fixed
 validation pairs is measured, training stops after `patience` checks without improvement, and the
-verifier of the best check is kept. The validation pairs come from `val_fraction` of each class's
-training images, held out of both phases (classes with fewer than 4 images lend none; with no
-usable validation pairs the verifier trains for all its steps).
+verifier of the best check is kept. The validation pairs come from the held-out part of the
+training images (`common.hold_out`, baselines.holdout), held out of both phases (with no usable
+validation pairs, e.g. nothing held out, the verifier trains for all its steps).
 
 Steps: `steps` is the embedding phase's length; the verifier phase runs steps * verifier_steps /
 embed_steps steps (or fewer, by early stopping): the paper's ratio, so a preset that shrinks
@@ -44,8 +48,8 @@ Zero-shot use (paper IV-A): `embed` is the embedding, compared by cosine like ev
 score, reported beside the cosine one); `pair_score` the same on embeddings already computed.
 
 Seeding: `build(seed=...)` draws the initial weights from the seeded global generator (restored
-afterwards); the held-out split, batches, pairs and stochastic-depth masks come from a CPU
-torch.Generator(seed).
+afterwards); batches, pairs and stochastic-depth masks come from a CPU torch.Generator(seed)
+(the held-out split from `common.hold_out`'s own).
 """
 
 from __future__ import annotations
@@ -63,7 +67,8 @@ from .. import checkpoints
 from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
-from .common import EMBED_BATCH, TrainingState, embed_batches, labelled, training_state
+from .common import (EMBED_BATCH, Monitor, Stopping, TrainingState, embed_batches, fit_and_heldout,
+                     nearest_centroid_accuracy, training_state)
 
 DEFAULTS = {
     "backbone": "efficientnet_b4",   # a key of BACKBONES (presets: efficientnet_b0)
@@ -77,15 +82,15 @@ DEFAULTS = {
     "verifier_steps": 20000,         # phase 2 runs steps * verifier_steps / embed_steps
     "verifier_batch": 8,             # pairs per phase-2 batch
     "verifier_lr": 1e-3,             # Keras' Adam default (the facts give no phase-2 lr)
-    "patience": 10,                  # early stopping: checks without validation improvement
+    "patience": 10,                  # verifier's early stopping: checks without validation improvement
     "checks": 50,                    # validation checks ("epochs") over the verifier phase
-    "val_fraction": 0.1,             # of each class's training images, for early stopping
     "bn_recalibrate": True,          # BN statistics re-estimated after phase 1 (docstring)
 }
 BACKBONES = {f"efficientnet_b{i}": getattr(torchvision.models, f"efficientnet_b{i}")
              for i in range(8)}
 HIDDEN = (256, 64)     # the verifier's Dense layers
 VAL_PAIRS = 512        # fixed validation pairs for early stopping (half same-source)
+REFERENCE = 32         # fit images per class whose embeddings make the held-out score's centroids
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -144,22 +149,6 @@ def sample_pairs(labels: torch.Tensor, n: int, gen: torch.Generator):
     b = torch.cat([starts[c] + j, starts[cb] + within(cb, torch.rand(n_diff, generator=gen))])
     y = torch.cat([torch.ones(n_same), torch.zeros(n_diff)])
     return a, b, y
-
-
-def hold_out(labels: torch.Tensor, fraction: float, gen: torch.Generator):
-    """(fit, val) index tensors, both sorted: round(fraction * n_c) images of each class (at least
-    2, leaving at least 2) go to val; classes with fewer than 4 images, or fraction 0, lend none."""
-    counts = torch.bincount(labels)
-    starts = torch.cumsum(counts, 0) - counts
-    val = []
-    for c, n in enumerate(counts.tolist()):
-        k = min(max(2, round(fraction * n)), n - 2) if fraction > 0 else 0
-        if k >= 2:
-            val.append(int(starts[c]) + torch.randperm(n, generator=gen)[:k])
-    val = torch.sort(torch.cat(val)).values if val else torch.empty(0, dtype=torch.long)
-    keep = torch.ones(len(labels), dtype=torch.bool)
-    keep[val] = False
-    return keep.nonzero().flatten(), val
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,11 +252,14 @@ def build(image_size: int, classes: int, seed: int = 0, **hp) -> AbadyNet:
 
 def train_embedding(model: AbadyNet, images: torch.Tensor, labels: torch.Tensor, steps: int,
                     batch_size: int, gen: torch.Generator, device, progress=None,
-                    state: TrainingState | None = None, **hp) -> dict:
-    """Phase 1: `steps` Adam steps of the contrastive loss on class batches of uint8 `images`
-    (labels sorted by class); hp resolved. Returns the loss and mean same-/different-source
-    distances (d_same, d_diff) over the last min(LOG_EVERY, steps) steps. state: resumable,
-    phase "embedding"."""
+                    state: TrainingState | None = None, monitor: Monitor | None = None, score=None,
+                    **hp) -> dict:
+    """Phase 1: at most `steps` Adam steps of the contrastive loss on class batches of uint8
+    `images` (labels sorted by class), early-stopped on score() (the held-out accuracy) by monitor
+    (common.Monitor), which keeps the best evaluation's weights; hp resolved. Returns the loss and
+    mean same-/different-source distances (d_same, d_diff) over the last min(LOG_EVERY, steps)
+    steps run and the stopping (steps_run, best_step, heldout_acc). state: resumable, phase
+    "embedding"."""
     per_class = batch_size // min(int(hp["batch_classes"]), model.classes)
     if per_class < 2:
         raise ValueError(f"abady: batch_size {batch_size} gives fewer than 2 images per class for "
@@ -275,8 +267,9 @@ def train_embedding(model: AbadyNet, images: torch.Tensor, labels: torch.Tensor,
     opt = Adam([*model.backbone.parameters(), *model.embedding.parameters()], lr=float(hp["lr"]))
     log = LossLog(steps, progress, ("loss", "d_same", "d_diff"))
     model.train()
-    state = state or TrainingState()
-    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    state, monitor = state or TrainingState(), monitor or Monitor()
+    monitor.start("embedding", steps, model, score)
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log, "monitor": monitor}
     done, _ = state.resume("embedding", resumable)
     for step in range(done, steps):
         idx = class_batch(labels, int(hp["batch_classes"]), per_class, gen)
@@ -291,8 +284,43 @@ def train_embedding(model: AbadyNet, images: torch.Tensor, labels: torch.Tensor,
             same = y[:, None] == y[None, :]
             off = ~torch.eye(len(y), dtype=torch.bool, device=device)
             log.add(loss.item(), d[same & off].mean().item(), d[~same].mean().item())
+        if monitor.after(step + 1, loss.item()):
+            break
         state.checkpoint("embedding", step + 1, steps, resumable)
-    return log.summary()
+    return log.summary() | monitor.finish()
+
+
+def heldout_accuracy(model: AbadyNet, reference: torch.Tensor, ref_labels: torch.Tensor,
+                     images: torch.Tensor, labels: torch.Tensor, device) -> float | None:
+    """Nearest-centroid accuracy (cosine) of the uint8 `images`' embeddings against the centroids of
+    the `reference` images' (fit part), in eval mode with the BatchNorm statistics re-estimated on
+    the reference images (`recalibrate_bn`, as after phase 1, in a fixed order); the model's own
+    statistics, mode and stochastic-depth generator are restored afterwards."""
+    if len(labels) == 0:
+        return None
+    was_training = model.training
+    depth = [m for m in model.backbone.modules() if isinstance(m, SeededStochasticDepth)]
+    gens = [m.gen for m in depth]
+    saved = [b.detach().clone() for b in model.backbone.buffers()]
+    model.set_generator(None)
+    try:
+        recalibrate_bn(model, reference, torch.Generator().manual_seed(0), device)
+        ref, emb = embed(model, reference, device), embed(model, images, device)
+    finally:
+        with torch.no_grad():
+            for b, v in zip(model.backbone.buffers(), saved):
+                b.copy_(v)
+        for m, g in zip(depth, gens):
+            m.gen = g
+        model.train(was_training)
+    return nearest_centroid_accuracy(ref, ref_labels, emb, labels)
+
+
+def reference(labels: torch.Tensor, per_class: int) -> torch.Tensor:
+    """Indices of the first `per_class` images of each class (labels sorted by class)."""
+    counts = torch.bincount(labels)
+    starts = torch.cumsum(counts, 0) - counts
+    return torch.cat([s + torch.arange(min(int(n), per_class)) for s, n in zip(starts.tolist(), counts.tolist())])
 
 
 def recalibrate_bn(model: AbadyNet, images: torch.Tensor, gen: torch.Generator, device) -> None:
@@ -330,13 +358,14 @@ def pair_loss(model: AbadyNet, emb: torch.Tensor, a, b, y) -> float:
 
 def train_verifier(model: AbadyNet, emb: torch.Tensor, labels: torch.Tensor, val_emb: torch.Tensor,
                    val_labels: torch.Tensor, steps: int, gen: torch.Generator, device,
-                   progress=None, state: TrainingState | None = None, **hp) -> dict:
+                   progress=None, state: TrainingState | None = None, monitor: Monitor | None = None,
+                   **hp) -> dict:
     """Phase 2: up to `steps` Adam steps of BCE on same/different pairs of the embeddings emb
     (labels sorted by class), early stopping on VAL_PAIRS pairs of val_emb (drawn first from gen)
     when two of its classes have 2 images; hp resolved. Returns the verifier's loss and accuracy
     (verifier_*), the steps run, whether it stopped early and the best validation loss. state:
     resumable, phase "verifier" (with the validation pairs and the early stopping's best and
-    patience count)."""
+    patience count); monitor: its losses join the learning curve (phase "verifier")."""
     emb, val_emb = emb.to(device), val_emb.to(device)
     counts = torch.bincount(val_labels) if len(val_labels) else torch.zeros(0)
     use_val = int((counts >= 2).sum()) >= 2
@@ -344,8 +373,9 @@ def train_verifier(model: AbadyNet, emb: torch.Tensor, labels: torch.Tensor, val
     every = max(1, steps // max(1, int(hp["checks"])))
     opt = Adam(model.verifier.parameters(), lr=float(hp["verifier_lr"]))
     log = LossLog(steps, progress, ("loss", "accuracy"))
-    state = state or TrainingState()
-    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    state, monitor = state or TrainingState(), monitor or Monitor()
+    monitor.start("verifier", steps)
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log, "monitor": monitor}
     done, (pairs, best, best_state, since) = state.resume(
         "verifier", resumable, pairs=pairs, best=float("inf"), best_state=None, since=0)
     val = None if pairs is None else tuple(t.to(device) for t in pairs)
@@ -360,6 +390,7 @@ def train_verifier(model: AbadyNet, emb: torch.Tensor, labels: torch.Tensor, val
         opt.step()
         log.add(loss.item(), ((logits > 0).float() == y).float().mean().item())
         done = step + 1
+        monitor.after(done, loss.item())
         if use_val and done % every == 0:
             current = pair_loss(model, val_emb, *val)
             if current < best:
@@ -377,19 +408,22 @@ def train_verifier(model: AbadyNet, emb: torch.Tensor, labels: torch.Tensor, val
 
 
 def train(model: AbadyNet, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, state_path=None, **hp):
-    """Phase 1 (`steps` steps, batch_size images per batch), then phase 2 (steps *
-    verifier_steps / embed_steps steps at most), both on the images not held out for early
-    stopping. build's hp (backbone, weights, stochastic_depth, dim) are accepted and ignored, so
-    one hp dict serves both. Returns (model in eval mode, info): phase 1's loss and mean same- and
-    different-source distances (d_same, d_diff) over its last min(LOG_EVERY, steps) steps, the
-    verifier's loss and pair accuracy likewise (verifier_*), how many verifier steps ran, the best
-    validation loss, the sizes and seconds, and the hp used. state_path: resumable state
-    (common.TrainingState; phases "embedding", with the BN recalibration, then "verifier"),
-    resumed from when present."""
+          progress=None, state_path=None, stopping: Stopping | None = None, **hp):
+    """Phase 1 (at most `steps` steps, batch_size images per batch, early-stopped on the held-out
+    part: `stopping`, common.Stopping), then phase 2 (steps * verifier_steps / embed_steps steps at
+    most, early-stopped on pairs of the held-out part), both on the fit part. build's hp (backbone,
+    weights, stochastic_depth, dim) are accepted and ignored, so one hp dict serves both. Returns
+    (model in eval mode, info): phase 1's loss and mean same- and different-source distances
+    (d_same, d_diff) over its last min(LOG_EVERY, steps) steps run and its stopping (steps_run,
+    best_step, heldout_acc), the verifier's loss and pair accuracy likewise (verifier_*), how many
+    verifier steps ran, the best validation loss, the sizes and seconds, the hp used and the
+    learning curve of both phases (history). state_path: resumable state (common.TrainingState;
+    phases "embedding", with the BN recalibration, then "verifier"), resumed from when present."""
     hp = resolve("abady", DEFAULTS, hp)
+    stopping = stopping or Stopping()
     start = time.perf_counter()
-    images, labels = labelled("abady", images_by_class, model.image_size)
+    images, labels, held, held_labels = fit_and_heldout("abady", images_by_class, model.image_size,
+                                                        stopping.fraction, seed)
     if len(images_by_class) != model.classes:
         raise ValueError(f"abady: built for {model.classes} classes, got {len(images_by_class)}")
     if int(hp["embed_steps"]) <= 0:
@@ -398,30 +432,33 @@ def train(model: AbadyNet, images_by_class, steps: int, batch_size: int, seed: i
         raise ValueError("abady: verifier_batch must be at least 2 (BatchNorm; same and "
                          "different pairs)")
     gen = torch.Generator().manual_seed(seed)
-    fit, val = hold_out(labels, float(hp["val_fraction"]), gen)
     model = model.to(device)
-    state = training_state(state_path, "abady", hp, images_by_class, steps, batch_size, seed)
+    state = training_state(state_path, "abady", hp, images_by_class, steps, batch_size, seed, stopping)
+    monitor = Monitor(stopping)
+    ref = reference(labels, REFERENCE)
 
     def embedding_phase():
         model.set_generator(gen)
         try:
-            summary = train_embedding(model, images[fit], labels[fit], steps, batch_size, gen, device,
-                                      progress, state, **hp)
+            summary = train_embedding(
+                model, images, labels, steps, batch_size, gen, device, progress, state, monitor,
+                lambda: heldout_accuracy(model, images[ref], labels[ref], held, held_labels, device), **hp)
         finally:
             model.set_generator(None)
         if hp["bn_recalibrate"]:
-            recalibrate_bn(model, images[fit], gen, device)
+            recalibrate_bn(model, images, gen, device)
         return summary
 
-    info = state.phase("embedding", embedding_phase, model=model)
+    info = state.phase("embedding", embedding_phase, model=model, monitor=monitor)
     model.eval()
-    emb = embed(model, images, device)
+    emb, held_emb = embed(model, images, device), embed(model, held, device)
     verifier_steps = round(steps * int(hp["verifier_steps"]) / int(hp["embed_steps"]))
     shifted = (lambda s, loss: progress(steps + s, loss)) if progress else None
-    info = info | train_verifier(model, emb[fit], labels[fit], emb[val], labels[val], verifier_steps,
-                                 gen, device, shifted, state, **hp)
-    info = {"method": "abady", "steps": steps, "images": len(fit), "val_images": len(val),
-            "classes": model.classes, "seconds": time.perf_counter() - start, **info, **hp}
+    info = info | train_verifier(model, emb, labels, held_emb, held_labels, verifier_steps, gen, device,
+                                 shifted, state, monitor, **hp)
+    info = {"method": "abady", "steps": steps, "images": len(images), "heldout_images": len(held),
+            "classes": model.classes, "seconds": time.perf_counter() - start, **info, **hp,
+            "history": monitor.rows}
     return model.eval(), info
 
 

@@ -14,7 +14,9 @@ Stage 2 attributes: class-balanced batches, each image resized by `upscale` (pap
 and cut into `crops_per_image` random `crop` x `crop` patches that carry its label; loss = cross-
 entropy on the crops' logits + supervised contrastive loss (Khosla et al. 2020, temperature 0.07)
 on their projections, combined by learned uncertainty weights (Kendall et al. 2018) that have their
-own Adam (lr 0.01). Adam lr 1e-4 with StepLR (x0.9 every 500 steps) for the network.
+own Adam (lr 0.01). Adam lr 1e-4 with StepLR (x0.9 every 500 steps) for the network. Stage 2 is
+early-stopped (`common.Stopping`) on the held-out images' accuracy of the source head (whole image,
+as embedded); stage 1 runs its steps and only adds its losses to the learning curve.
 
 Zero-shot use (paper IV-A): the pooled feature of the WHOLE image (resized by `upscale` as in
 training), in eval mode. The trunk is fully convolutional, so global pooling over the whole image
@@ -42,8 +44,8 @@ from torchvision.transforms.functional import gaussian_blur
 from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
-from .common import (TrainingState, balanced_batch, embed_batches, labelled, random_crops, step_lr,
-                     training_state)
+from .common import (Monitor, Stopping, TrainingState, accuracy, balanced_batch, embed_batches,
+                     fit_and_heldout, random_crops, step_lr, training_state)
 
 # ---------------------------------------------------------------------------------------------
 # Image transformations of stage 1: specs "kind:arg[:arg]" on uint8 (3,H,W) tensors
@@ -224,19 +226,20 @@ def _upscale(x: torch.Tensor, factor) -> torch.Tensor:
 
 
 def pretrain(model: DNANet, images: torch.Tensor, gen: torch.Generator, device, progress=None,
-             state: TrainingState | None = None, **hp) -> dict:
+             state: TrainingState | None = None, monitor: Monitor | None = None, **hp) -> dict:
     """Stage 1: pretrain_steps of cross-entropy on which transformation (uniform over
     hp["transforms"]) was applied to images drawn uniformly from `images` (uint8 (n,3,S,S)).
     Returns the loss/accuracy summary (keys prefixed "pretrain_"). state: resumable, phase
-    "pretrain"."""
+    "pretrain"; monitor: its losses join the learning curve (phase "pretrain")."""
     transforms = [parse_transform(t) for t in hp["transforms"]]
     steps, crop = int(hp["pretrain_steps"]), int(hp["pretrain_crop"])
     params = [*model.trunk.parameters(), *model.pretrain_head.parameters()]
     opt = Adam(params, lr=float(hp["pretrain_lr"]))
     log = LossLog(steps, progress, ("loss", "accuracy"))
     model.train()
-    state = state or TrainingState()
-    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    state, monitor = state or TrainingState(), monitor or Monitor()
+    monitor.start("pretrain", steps)
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log, "monitor": monitor}
     done, _ = state.resume("pretrain", resumable)
     for step in range(done, steps):
         idx = torch.randint(len(images), (int(hp["pretrain_batch"]),), generator=gen)
@@ -251,35 +254,50 @@ def pretrain(model: DNANet, images: torch.Tensor, gen: torch.Generator, device, 
         loss.backward()
         opt.step(step_lr(float(hp["pretrain_lr"]), step, int(hp["lr_step"]), float(hp["lr_gamma"])))
         log.add(loss.item(), (logits.argmax(1) == y).float().mean().item())
+        monitor.after(step + 1, loss.item())
         state.checkpoint("pretrain", step + 1, steps, resumable)
     return {f"pretrain_{k}": v for k, v in log.summary().items()}
 
 
+def heldout_accuracy(model: DNANet, images: torch.Tensor, labels: torch.Tensor, device) -> float:
+    """Closed-set accuracy of the source head on the whole uint8 images resized by `upscale` (the
+    pooled feature `embed` returns), eval mode."""
+    return accuracy(embed_batches(model, images, device, lambda x: model(_upscale(x, model.upscale))), labels)
+
+
 def train(model: DNANet, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, pretrain_images: torch.Tensor | None = None, state_path=None, **hp):
-    """Stage 1 (`pretrain`, on pretrain_images: real images; default all training images), then
-    `steps` stage-2 steps on class-balanced batches of batch_size images. Returns (model in eval
-    mode, info): the means over the last min(LOG_EVERY, steps) steps of loss (the weighted sum),
-    ce, supcon, accuracy (on crops) and the final weights exp(-s_i)/2. state_path: resumable state
-    (common.TrainingState; phases "pretrain", then "main"), resumed from when present."""
+          progress=None, pretrain_images: torch.Tensor | None = None, state_path=None,
+          stopping: Stopping | None = None, **hp):
+    """Stage 1 (`pretrain`, on pretrain_images: real images; default the fit part's images), then at
+    most `steps` stage-2 steps on class-balanced batches of batch_size images of the fit part,
+    early-stopped on the held-out part (`stopping`, common.Stopping). Returns (model in eval mode,
+    the best evaluation's weights; info): the means over the last min(LOG_EVERY, steps) steps run of
+    loss (the weighted sum), ce, supcon, accuracy (on crops), the final weights exp(-s_i)/2, the
+    stopping (steps_run, best_step, heldout_acc) and the learning curve (history). state_path:
+    resumable state (common.TrainingState; phases "pretrain", then "main"), resumed from when
+    present."""
     hp = resolve("dnadet", DEFAULTS, hp)
+    stopping = stopping or Stopping()
     start = time.perf_counter()
-    images, labels = labelled("dnadet", images_by_class, model.image_size)
+    images, labels, held, held_labels = fit_and_heldout("dnadet", images_by_class, model.image_size,
+                                                        stopping.fraction, seed)
     if len(images_by_class) != model.classes:
         raise ValueError(f"dnadet: built for {model.classes} classes, got {len(images_by_class)}")
     gen = torch.Generator().manual_seed(seed)
     model = model.to(device)
     model.upscale.fill_(float(hp["upscale"]))   # train's hp win over build's; embed follows
-    state = training_state(state_path, "dnadet", hp, images_by_class, steps, batch_size, seed)
+    state = training_state(state_path, "dnadet", hp, images_by_class, steps, batch_size, seed, stopping)
+    monitor = Monitor(stopping)
     info = state.phase("pretrain", lambda: pretrain(
-        model, images if pretrain_images is None else pretrain_images, gen, device, None, state, **hp))
+        model, images if pretrain_images is None else pretrain_images, gen, device, None, state, monitor, **hp))
     net = [*model.trunk.parameters(), *model.head.parameters(), *model.projection.parameters()]
     opt = Adam(net, lr=float(hp["lr"]))
     opt_w = Adam([model.log_vars], lr=float(hp["weight_lr"]))
     per, crop = int(hp["crops_per_image"]), int(hp["crop"])
     log = LossLog(steps, progress, ("loss", "ce", "supcon", "accuracy"))
     model.train()
-    resumable = {"model": model, "opt": opt, "opt_w": opt_w, "gen": gen, "log": log}
+    monitor.start("train", steps, model, lambda: heldout_accuracy(model, held, held_labels, device))
+    resumable = {"model": model, "opt": opt, "opt_w": opt_w, "gen": gen, "log": log, "monitor": monitor}
     done, _ = state.resume("main", resumable)
     for step in range(done, steps):
         idx = balanced_batch(labels, batch_size, gen)
@@ -299,12 +317,16 @@ def train(model: DNANet, images_by_class, steps: int, batch_size: int, seed: int
         opt.step(step_lr(float(hp["lr"]), step, int(hp["lr_step"]), float(hp["lr_gamma"])))
         opt_w.step()
         log.add(loss.item(), ce.item(), sc.item(), (logits.argmax(1) == y).float().mean().item())
+        if monitor.after(step + 1, loss.item()):
+            break
         state.checkpoint("main", step + 1, steps, resumable)
+    stopped = monitor.finish()
     weights = (0.5 * torch.exp(-model.log_vars.detach())).tolist()
-    info = {"method": "dnadet", "steps": steps, "images": len(images), "classes": model.classes,
-            "seconds": time.perf_counter() - start, **info, **log.summary(),
+    info = {"method": "dnadet", "steps": steps, "images": len(images), "heldout_images": len(held),
+            "classes": model.classes, **stopped, "seconds": time.perf_counter() - start, **info, **log.summary(),
             "weight_ce": weights[0], "weight_supcon": weights[1],
-            **{k: v for k, v in hp.items() if k != "transforms"}, "transforms": len(hp["transforms"])}
+            **{k: v for k, v in hp.items() if k != "transforms"}, "transforms": len(hp["transforms"]),
+            "history": monitor.rows}
     return model.eval(), info
 
 

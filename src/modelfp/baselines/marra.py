@@ -65,9 +65,10 @@ def build(image_size: int, classes: int, seed: int = 0, *, denoiser: nn.Module, 
 
 
 def train(model: Marra, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, state_path=None, **hp):
+          progress=None, state_path=None, stopping=None, **hp):
     """Each class's fingerprint := the mean residual of its images. Returns (model, info).
-    state_path is accepted and unused: one pass over the images, no steps to resume."""
+    state_path and stopping are accepted and unused: one pass over the images, no steps to resume
+    or stop (its history is empty)."""
     hp = resolve("marra", DEFAULTS, hp)
     start = time.perf_counter()
     images, _ = labelled("marra", images_by_class, model.image_size)
@@ -78,7 +79,7 @@ def train(model: Marra, images_by_class, steps: int, batch_size: int, seed: int,
         if progress:
             progress(c + 1, 0.0)
     return model, {"method": "marra", "images": len(images), "classes": model.classes,
-                   "seconds": time.perf_counter() - start, **hp}
+                   "seconds": time.perf_counter() - start, **hp, "history": []}
 
 
 def standardise(r: torch.Tensor) -> torch.Tensor:

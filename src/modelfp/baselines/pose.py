@@ -35,7 +35,9 @@ classes on the LOGITS (POSE's code divides softmax outputs by 0.1 before CE, a q
 logits) + batch-hard triplet loss (Hermans et al. 2017) on the L2-normalised embeddings of both
 halves (normalised because the extractor is compared by cosine; margin 0.3, which the facts do not
 give). Adam lr 1e-4, StepLR x0.9 every 500 steps. Paper scale: batch_size 120 (8 images x 15
-classes), steps = 30 epochs of the training images, so 30 augmentation networks.
+classes), steps = 30 epochs of the training images, so 30 augmentation networks. Early stopping
+(`common.Stopping`) on the held-out images' accuracy over the C known sources (their logits only,
+eval mode); the kept weights carry the augmentation networks made up to the best evaluation.
 
 Zero-shot use (paper IV-A): the embedding of the DCT of the image, eval mode.
 
@@ -58,7 +60,8 @@ import torch.nn.functional as F
 from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
-from .common import balanced_batch, embed_batches, labelled, step_lr, training_state
+from .common import (Monitor, Stopping, accuracy, balanced_batch, embed_batches, fit_and_heldout, step_lr,
+                     training_state)
 
 DEFAULTS = {
     "width": 1.0,            # channel multiplier of the DNA-Det trunk's 64-128-256-512
@@ -147,10 +150,12 @@ class POSENet(nn.Module):
         return aug
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """As nn.Module's, first growing the set of augmentation networks to the state's."""
+        """As nn.Module's, first growing (or cutting) the set of augmentation networks to the state's."""
         n = len({k.split(".")[1] for k in state_dict if k.startswith("augmenters.")})
         while len(self.augmenters) < n:
             self.add_augmenter(0)   # weights overwritten just below
+        while len(self.augmenters) > n:   # early stopping's best weights are of an earlier epoch
+            del self.augmenters[-1]
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
@@ -252,19 +257,29 @@ def augment(model: POSENet, x: torch.Tensor, gen: torch.Generator) -> torch.Tens
 # ---------------------------------------------------------------------------------------------
 # Training and embedding
 
+def heldout_accuracy(model: POSENet, images: torch.Tensor, labels: torch.Tensor, device) -> float:
+    """Closed-set accuracy over the known sources (the first C logits; the augmented twins are the
+    open space, not an answer) on uint8 images, eval mode."""
+    return accuracy(embed_batches(model, images, device, lambda x: model(x)[:, :model.classes]), labels)
+
+
 def train(model: POSENet, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, state_path=None, **hp):
-    """`steps` classifier steps on class-balanced batches of batch_size images (each also seen
-    augmented, so 2 x batch_size per forward pass), a new augmentation network at step 0,
-    aug_every, 2 aug_every, ..., trained alongside during its epoch. Returns (model in eval mode
-    with its augmentation networks, info): the means over the last min(LOG_EVERY, steps) steps of
-    loss, ce, triplet, accuracy (over the 2C classes, both halves), aug_mse and
-    aug_distance (the current augmentation network's), and the number of augmenters. state_path:
-    resumable state (common.TrainingState; the networks made so far are in the model's), resumed
-    from when present."""
+          progress=None, state_path=None, stopping: Stopping | None = None, **hp):
+    """At most `steps` classifier steps on class-balanced batches of batch_size images of the fit
+    part (each also seen augmented, so 2 x batch_size per forward pass), early-stopped on the
+    held-out part (`stopping`, common.Stopping); a new augmentation network at step 0, aug_every,
+    2 aug_every, ..., trained alongside during its epoch. Returns (model in eval mode with its
+    augmentation networks, the best evaluation's weights; info): the means over the last
+    min(LOG_EVERY, steps) steps run of loss, ce, triplet, accuracy (over the 2C classes, both
+    halves), aug_mse and aug_distance (the current augmentation network's), the number of
+    augmenters, the stopping (steps_run, best_step, heldout_acc) and the learning curve (history).
+    state_path: resumable state (common.TrainingState; the networks made so far are in the
+    model's), resumed from when present."""
     hp = resolve("pose", DEFAULTS, hp)
+    stopping = stopping or Stopping()
     start = time.perf_counter()
-    images, labels = labelled("pose", images_by_class, model.image_size)
+    images, labels, held, held_labels = fit_and_heldout("pose", images_by_class, model.image_size,
+                                                        stopping.fraction, seed)
     if len(images_by_class) != model.classes:
         raise ValueError(f"pose: built for {model.classes} classes, got {len(images_by_class)}")
     every = hp["aug_every"]
@@ -277,8 +292,10 @@ def train(model: POSENet, images_by_class, steps: int, batch_size: int, seed: in
                lr=float(hp["lr"]))
     log = LossLog(steps, progress, ("loss", "ce", "triplet", "accuracy", "aug_mse", "aug_distance"))
     classes = model.classes
-    state = training_state(state_path, "pose", hp, images_by_class, steps, batch_size, seed)
-    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    state = training_state(state_path, "pose", hp, images_by_class, steps, batch_size, seed, stopping)
+    monitor = Monitor(stopping)
+    monitor.start("train", steps, model, lambda: heldout_accuracy(model, held, held_labels, device))
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log, "monitor": monitor}
     done, (aug_state,) = state.resume("train", resumable, aug_opt=None)
     if done % every:   # resumed within an epoch: its augmentation network and that one's Adam
         aug = model.augmenters[-1]
@@ -307,12 +324,16 @@ def train(model: POSENet, images_by_class, steps: int, batch_size: int, seed: in
         opt.zero_grad()
         loss.backward()
         opt.step(step_lr(float(hp["lr"]), step, int(hp["lr_step"]), float(hp["lr_gamma"])))
-        accuracy = (logits.argmax(1) == target).float().mean().item()
-        log.add(loss.item(), ce.item(), tri.item(), accuracy, aug_mse, aug_distance)
+        train_acc = (logits.argmax(1) == target).float().mean().item()
+        log.add(loss.item(), ce.item(), tri.item(), train_acc, aug_mse, aug_distance)
+        if monitor.after(step + 1, loss.item()):
+            break
         state.checkpoint("train", step + 1, steps, resumable, aug_opt=aug_opt.state_dict())
-    info = {"method": "pose", "steps": steps, "images": len(images), "classes": classes,
-            "seconds": time.perf_counter() - start, "augmenters": len(model.augmenters),
-            "steps_per_augmenter": every, **log.summary(), **hp}
+    stopped = monitor.finish()
+    info = {"method": "pose", "steps": steps, "images": len(images), "heldout_images": len(held),
+            "classes": classes, **stopped, "seconds": time.perf_counter() - start,
+            "augmenters": len(model.augmenters), "steps_per_augmenter": every, **log.summary(), **hp,
+            "history": monitor.rows}
     return model.eval(), info
 
 

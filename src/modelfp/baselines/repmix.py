@@ -28,7 +28,9 @@ overlays ImageNet-C's frost photographs, which are not at hand offline.
 
 Optimiser: Adam lr 1e-4 with L2 weight decay 5e-4 (added to the gradients, as torch.optim.Adam's
 weight_decay does), lr x0.85 per epoch (ceil(images / batch_size) steps); paper: batch 32, 30
-epochs (both set by the caller: train's batch_size and steps). Batches drawn uniformly.
+epochs (both set by the caller: train's batch_size and steps). Batches drawn uniformly. Early
+stopping (`common.Stopping`) on the held-out images' accuracy of the gated attribution logits of
+their centre crops (unmixed, eval mode).
 
 Weights: the original starts from ImageNet weights; none are downloaded here. By default the
 backbone is trained from scratch (torchvision's initialisation, seeded); `weights` may name a local
@@ -59,7 +61,8 @@ import torchvision
 from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
-from .common import embed_batches, labelled, random_crops, step_lr, training_state, uniform_batch
+from .common import (Monitor, Stopping, accuracy, embed_batches, fit_and_heldout, random_crops, step_lr,
+                     training_state, uniform_batch)
 
 # ---------------------------------------------------------------------------------------------
 # Constants and hyper-parameters
@@ -344,17 +347,27 @@ def repmix_loss(model: RepMixNet, x: torch.Tensor, labels: torch.Tensor, index: 
     return attr + det, attr, det, logits
 
 
+def heldout_accuracy(model: RepMixNet, images: torch.Tensor, labels: torch.Tensor, device) -> float:
+    """Closed-set accuracy of the gated attribution logits of the uint8 images' centre crops
+    (resized, unmixed: what `embed` sees), eval mode."""
+    return accuracy(embed_batches(model, images, device, lambda x: model.heads(model.zero_shot(x))[0]), labels)
+
+
 def train(model: RepMixNet, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, state_path=None, **hp):
-    """`steps` Adam steps on uniform batches of batch_size images (augmented, cropped, mixed).
-    Build-time hp (backbone, weights, embedding) are the model's; resize, crop and real_class
-    are set from hp (train's win over build's). Returns (model in eval mode, info): means over the
-    last min(LOG_EVERY, steps) steps of loss, attribution and detection CE and accuracy (gated
-    logits' argmax against each sample's largest part). state_path: resumable state
-    (common.TrainingState), resumed from when present."""
+          progress=None, state_path=None, stopping: Stopping | None = None, **hp):
+    """At most `steps` Adam steps on uniform batches of batch_size images of the fit part
+    (augmented, cropped, mixed), early-stopped on the held-out part (`stopping`,
+    common.Stopping). Build-time hp (backbone, weights, embedding) are the model's; resize, crop
+    and real_class are set from hp (train's win over build's). Returns (model in eval mode, the
+    best evaluation's weights; info): means over the last min(LOG_EVERY, steps) steps run of loss,
+    attribution and detection CE and accuracy (gated logits' argmax against each sample's largest
+    part), the stopping (steps_run, best_step, heldout_acc) and the learning curve (history).
+    state_path: resumable state (common.TrainingState), resumed from when present."""
     hp = check(resolve("repmix", DEFAULTS, hp), model.classes)
+    stopping = stopping or Stopping()
     start = time.perf_counter()
-    images, labels = labelled("repmix", images_by_class, model.image_size)
+    images, labels, held, held_labels = fit_and_heldout("repmix", images_by_class, model.image_size,
+                                                        stopping.fraction, seed)
     if len(images_by_class) != model.classes:
         raise ValueError(f"repmix: built for {model.classes} classes, got {len(images_by_class)}")
     gen = torch.Generator().manual_seed(seed)
@@ -368,8 +381,10 @@ def train(model: RepMixNet, images_by_class, steps: int, batch_size: int, seed: 
     epoch = max(1, math.ceil(len(images) / batch_size))
     parts, wd = int(hp["mix_images"]), float(hp["weight_decay"])
     log = LossLog(steps, progress, ("loss", "attribution", "detection", "accuracy"))
-    state = training_state(state_path, "repmix", hp, images_by_class, steps, batch_size, seed)
-    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    state = training_state(state_path, "repmix", hp, images_by_class, steps, batch_size, seed, stopping)
+    monitor = Monitor(stopping)
+    monitor.start("train", steps, model, lambda: heldout_accuracy(model, held, held_labels, device))
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log, "monitor": monitor}
     done, _ = state.resume("train", resumable)
     for step in range(done, steps):
         idx = uniform_batch(labels, batch_size, gen)
@@ -387,11 +402,14 @@ def train(model: RepMixNet, images_by_class, steps: int, batch_size: int, seed: 
         opt.step(step_lr(float(hp["lr"]), step, epoch, float(hp["lr_gamma"])))
         main = y[index[torch.arange(len(idx)), lam.argmax(1)].to(device)]   # largest part
         log.add(loss.item(), attr.item(), det.item(), (logits.argmax(1) == main).float().mean().item())
+        if monitor.after(step + 1, loss.item()):
+            break
         state.checkpoint("train", step + 1, steps, resumable)
-    info = {"method": "repmix", "steps": steps, "images": len(images), "classes": model.classes,
-            "steps_per_epoch": epoch, "seconds": time.perf_counter() - start, **log.summary(),
+    info = {"method": "repmix", "steps": steps, "images": len(images), "heldout_images": len(held),
+            "classes": model.classes, **monitor.finish(), "steps_per_epoch": epoch,
+            "seconds": time.perf_counter() - start, **log.summary(),
             **hp, "weights": None if hp["weights"] is None else str(hp["weights"]),
-            "corruptions": list(hp["corruptions"])}
+            "corruptions": list(hp["corruptions"]), "history": monitor.rows}
     return model.eval(), info
 
 

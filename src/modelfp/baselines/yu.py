@@ -10,7 +10,8 @@ stddev layer is left out: it serves a discriminator judging a batch, not a per-i
 
 Training: softmax cross-entropy over the training sources (one class per entry of
 images_by_class), Adam with betas (0, 0.99), minibatches drawn uniformly from all images, random
-horizontal flips. Zero-shot use (paper IV-A): the output of the first dense layer (after its
+horizontal flips; early stopping (`common.Stopping`) on the held-out images' accuracy of the
+classifier. Zero-shot use (paper IV-A): the output of the first dense layer (after its
 LeakyReLU, what feeds the classifier), compared by cosine.
 
 Seeding: `build(seed=...)` draws the initial weights from the seeded global generator (restored
@@ -29,7 +30,8 @@ from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, check_size, resolve, seeded
 from ..testbed.progan import EqualizedConv2d, EqualizedLinear
-from .common import embed_batches, labelled, random_flip, training_state, uniform_batch
+from .common import (Monitor, Stopping, accuracy, embed_batches, fit_and_heldout, random_flip, training_state,
+                     uniform_batch)
 
 DEFAULTS = {
     "width": 1.0,     # channel multiplier (paper: 1, i.e. min(1024 / 2^level, 512))
@@ -80,22 +82,34 @@ def build(image_size: int, classes: int, seed: int = 0, **hp) -> YuNet:
     return seeded(seed, lambda: YuNet(image_size, classes, float(hp["width"])))
 
 
+def heldout_accuracy(model: YuNet, images: torch.Tensor, labels: torch.Tensor, device) -> float:
+    """Closed-set accuracy of the classifier on uint8 images, eval mode."""
+    return accuracy(embed_batches(model, images, device, model), labels)
+
+
 def train(model: YuNet, images_by_class, steps: int, batch_size: int, seed: int, device,
-          progress=None, state_path=None, **hp):
-    """`steps` Adam steps of cross-entropy on uniform minibatches. Returns (model in eval mode,
-    info); info's loss and accuracy are means over the last min(LOG_EVERY, steps) steps.
-    state_path: resumable state (common.TrainingState), resumed from when present."""
+          progress=None, state_path=None, stopping: Stopping | None = None, **hp):
+    """At most `steps` Adam steps of cross-entropy on uniform minibatches of the fit part, early-
+    stopped on the held-out part (`stopping`, common.Stopping). Returns (model in eval mode, the
+    best evaluation's weights; info); info's loss and accuracy are means over the last
+    min(LOG_EVERY, steps) steps run, with the stopping (steps_run, best_step, heldout_acc) and the
+    learning curve (history). state_path: resumable state (common.TrainingState), resumed from
+    when present."""
     hp = resolve("yu", DEFAULTS, hp)
+    stopping = stopping or Stopping()
     start = time.perf_counter()
-    images, labels = labelled("yu", images_by_class, model.image_size)
+    images, labels, held, held_labels = fit_and_heldout("yu", images_by_class, model.image_size,
+                                                        stopping.fraction, seed)
     if len(images_by_class) != model.classes:
         raise ValueError(f"yu: built for {model.classes} classes, got {len(images_by_class)}")
     model = model.to(device).train()
     opt = Adam(model.parameters(), lr=float(hp["lr"]), betas=BETAS)
     gen = torch.Generator().manual_seed(seed)
     log = LossLog(steps, progress, ("loss", "accuracy"))
-    state = training_state(state_path, "yu", hp, images_by_class, steps, batch_size, seed)
-    resumable = {"model": model, "opt": opt, "gen": gen, "log": log}
+    state = training_state(state_path, "yu", hp, images_by_class, steps, batch_size, seed, stopping)
+    monitor = Monitor(stopping)
+    monitor.start("train", steps, model, lambda: heldout_accuracy(model, held, held_labels, device))
+    resumable = {"model": model, "opt": opt, "gen": gen, "log": log, "monitor": monitor}
     done, _ = state.resume("train", resumable)
     for step in range(done, steps):
         idx = uniform_batch(labels, batch_size, gen)
@@ -109,9 +123,12 @@ def train(model: YuNet, images_by_class, steps: int, batch_size: int, seed: int,
         loss.backward()
         opt.step()
         log.add(loss.item(), (logits.argmax(1) == y).float().mean().item())
+        if monitor.after(step + 1, loss.item()):
+            break
         state.checkpoint("train", step + 1, steps, resumable)
-    info = {"method": "yu", "steps": steps, "images": len(images), "classes": model.classes,
-            "seconds": time.perf_counter() - start, **log.summary(), **hp}
+    info = {"method": "yu", "steps": steps, "images": len(images), "heldout_images": len(held),
+            "classes": model.classes, **monitor.finish(), "seconds": time.perf_counter() - start,
+            **log.summary(), **hp, "history": monitor.rows}
     return model.eval(), info
 
 

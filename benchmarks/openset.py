@@ -1,0 +1,155 @@
+"""When does `modelfp identify` say "unknown"? The old global threshold beside the per-model rule
+(modelfp.openset), on the leave-some-models-out protocol of issue 25.
+
+Needs a finished run (the demo's `make demo`, or the smoke preset's outputs): its calibrated
+extractor and its validation generators' folders, results/validation/<name>/images, of which only
+the evaluation side is used (modelfp.splits, as the workflow's embed rule reads them). Each image is
+embedded as the people's tool embeds it (the same windows), then, over --repeats seeded draws, a
+share of the models (--known-fraction, 60 %) is known, each with a gallery of --gallery images
+(10); the known models' other images are known queries, every image of the left-out models an
+absent query. Printed for both rules, side by side: known images named right (their own model, not
+unknown), absent images called unknown, overall (all queries answered right), the open-set AUROC
+(known vs absent queries, by how far each clears its acceptance) and the number of queries.
+
+    python benchmarks/openset.py --results results --extractor results/extractors/all/model.pt
+    python benchmarks/openset.py --results results --extractor results/extractors/all/model.pt \\
+        --models results/testbed/*          # the test bed: ONCE, for the final measurement
+
+On the validation generators both rules are measured in-sample: the global threshold and the
+per-model constants were both chosen there (the workflow's calibrate step), so these numbers show
+the choice, not how it generalises. `--models` points it at other model folders (<name>/images or
+a folder of images each); use it on the test bed once, after every choice is made, for the
+numbers the README reports, and never to choose anything. An extractor calibrated before per-model
+rules has no constants: on the validation set they are then fitted here (in-sample, said so); on
+other folders the run stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from modelfp import openset, splits
+
+GALLERY = openset.GALLERY_SIZE
+PER_MODEL = 100          # evaluation-side images per model at most (the first, in name order)
+
+
+def model_folders(results=None, models=None) -> dict[str, Path]:
+    """{name: image folder}: the given model folders (their images/ when present), else every
+    results/validation/<name>/images."""
+    if models:
+        folders = [Path(m) for m in models if Path(m).is_dir()]
+    else:
+        root = Path(results) / "validation"
+        folders = sorted(p for p in root.iterdir() if (p / "images").is_dir()) if root.is_dir() else []
+    out = {f.name: (f / "images" if (f / "images").is_dir() else f) for f in folders}
+    if len(out) < 2:
+        where = ", ".join(map(str, models)) if models else f"{results}/validation/<name>/images"
+        raise SystemExit(f"{where}: needs the image folders of at least 2 models; found {len(out)}")
+    return out
+
+
+def embed_folders(model, folders: dict, train_fraction: float, per_model: int, windows: int):
+    """(embeddings (n, dim), labels (n,)) of each folder's evaluation-side images (at most
+    `per_model`, the first in name order), embedded as the tool embeds them."""
+    from modelfp import extractor as ex
+    embs, labels = [], []
+    for name, folder in folders.items():
+        paths, _ = splits.folder_side(folder, train_fraction, splits.EVAL)
+        paths = paths[:per_model]
+        embs.append(ex.embed_paths(model, paths, windows).numpy())
+        labels += [name] * len(paths)
+    return np.concatenate(embs), np.array(labels)
+
+
+def gallery_size(labels, wanted: int) -> tuple[int, int]:
+    """(`wanted`, or half the smallest model's images when that is fewer, so half stay queries: a
+    smoke run's few images; the smallest model's image count)."""
+    smallest = int(np.unique(labels, return_counts=True)[1].min())
+    return max(1, min(wanted, smallest // 2)), smallest
+
+
+def compare(emb, labels, rules: dict, gallery: int = GALLERY, known_fraction: float = openset.KNOWN_FRACTION,
+            repeats: int = openset.REPEATS, seed: int = 0) -> list[dict]:
+    """The protocol's numbers for each named rule on the same draws (`openset.summary_rows`)."""
+    draws = openset.leave_out_splits(labels, gallery, known_fraction, repeats, seed)
+    return openset.summary_rows(openset.score_splits(emb, labels, draws), rules)
+
+
+def table(rows: list[dict]) -> str:
+    head = ("rule", "known named right", "absent called unknown", "overall", "AUROC", "known queries",
+            "absent queries")
+    body = [(r["describe"], f"{100 * r['known_named']:.1f} %", f"{100 * r['absent_unknown']:.1f} %",
+             f"{100 * r['overall']:.1f} %", f"{r['auroc']:.3f}", f"{r['n_known']:,}", f"{r['n_absent']:,}")
+            for r in rows]
+    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(head), *map(fmt, body)])
+
+
+def rules_of(model, emb, labels, gallery, args) -> dict:
+    """The old global threshold and the per-model rule of the extractor (fitted here when it has none
+    and these are the validation generators)."""
+    if model.openset_threshold is None:
+        raise SystemExit(f"{args.extractor}: holds no open-set threshold; pass the calibrated "
+                         f"results/extractors/<variant>/model.pt")
+    old = openset.OpenSetRule.global_only(model.openset_threshold)
+    if model.openset_rule is not None:
+        return {"global": old, "per-model": openset.OpenSetRule.from_constants(model.openset_rule, old.threshold)}
+    if args.models:
+        raise SystemExit(f"{args.extractor}: calibrated before per-model open-set rules; calibrate it on the "
+                         f"validation set first (the workflow's calibrate step), never on these folders")
+    print(f"{args.extractor}: no per-model constants (calibrated before them); fitting them here, in-sample, "
+          f"on these validation generators", file=sys.stderr)
+    fitted = openset.fit(emb, labels, old.threshold, gallery, args.known_fraction, args.repeats, args.seed)
+    return {"global": old, "per-model": fitted.rule}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default="results", help="a finished run's results folder")
+    p.add_argument("--extractor", default="results/extractors/all/model.pt", help="the calibrated extractor")
+    p.add_argument("--models", nargs="+", metavar="FOLDER",
+                   help="other model folders instead of the validation generators (the test bed: once, at the end)")
+    p.add_argument("--gallery", type=int, default=GALLERY, help="gallery images per known model")
+    p.add_argument("--known-fraction", type=float, default=openset.KNOWN_FRACTION)
+    p.add_argument("--repeats", type=int, default=openset.REPEATS, help="draws of known / absent models")
+    p.add_argument("--per-model", type=int, default=PER_MODEL, help="evaluation-side images per model at most")
+    p.add_argument("--train-fraction", type=float, default=0.5, help="the run's evaluation.train_fraction")
+    p.add_argument("--window", type=int, default=None, help="sliding windows per side (default: the tool's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int)
+    args = p.parse_args(argv)
+
+    import torch
+
+    from modelfp.attributor import WINDOWS, load_extractor
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folders = model_folders(args.results, args.models)
+    model = load_extractor(args.extractor, args.device)
+    emb, labels = embed_folders(model, folders, args.train_fraction, args.per_model, args.window or WINDOWS)
+    gallery, smallest = gallery_size(labels, args.gallery)
+    if gallery != args.gallery:
+        print(f"gallery {args.gallery} -> {gallery}: the smallest model has {smallest} evaluation-side images "
+              f"(half stay queries)", file=sys.stderr)
+    rules = rules_of(model, emb, labels, gallery, args)
+    rows = compare(emb, labels, rules, gallery, args.known_fraction, args.repeats, args.seed)
+    names = sorted(folders)
+    n_known = min(len(names) - 1, max(1, round(args.known_fraction * len(names))))
+    bed = "given folders" if args.models else f"{args.results}/validation (in-sample: the rules were chosen here)"
+    print(f"open-set protocol on {len(names)} models ({bed}), {len(labels):,} evaluation-side images; "
+          f"{args.repeats} draws of {n_known} known models (gallery {gallery} images each) and "
+          f"{len(names) - n_known} absent")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
