@@ -1,8 +1,22 @@
 """Open-set rejection (leave one model out of the gallery): AUROC of known vs unknown best scores
-and the threshold between them, on fabricated embeddings whose answer is known."""
+and the threshold between them, on fabricated embeddings whose answer is known; and identify's
+per-model open-set answers (modelfp.openset): the rule, its calibration on the validation inputs
+only, the fallback of old extractors and galleries, benchmarks/openset.py's core."""
+import csv
+import importlib.util
+import json
+import logging
+import math
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
+from modelfp import denoise, openset
+from modelfp import extractor as ex
+from modelfp.attributor import Acceptance, Attributor, Candidate
+from modelfp.cli import main
 from modelfp.evaluate import best_threshold_accuracy, evaluate_group, identification, open_set
 
 
@@ -80,19 +94,6 @@ def test_evaluate_group_reports_the_open_set_columns():
 # ---------------------------------------------------------------------------------------------
 # Per-model open-set answers (modelfp.openset): the rule, its calibration, the tool's fallback,
 # the benchmark (issue 25)
-
-import csv
-import importlib.util
-import logging
-import math
-from pathlib import Path
-
-import torch
-
-from modelfp import denoise, openset
-from modelfp import extractor as ex
-from modelfp.attributor import Attributor, Candidate
-from modelfp.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -283,7 +284,7 @@ def test_identify_uses_each_models_own_threshold_and_says_why_an_image_is_unknow
     row, = csv.DictReader(capsys.readouterr().out.splitlines()[:2])
     assert row["model"] == "unknown" and row["reason"].startswith("score ") and "below the threshold 1.0100" in row["reason"]
     assert main(["identify", query, "--extractor", path, "--gallery", gallery_file, "--format", "json"]) == 0
-    doc = __import__("json").loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
     assert doc["model_thresholds"] == pytest.approx(acceptance.thresholds) and "per-model" in doc["open_set_rule"]
 
 
@@ -324,7 +325,6 @@ def test_an_old_extractor_or_gallery_falls_back_to_the_global_threshold_and_says
 
 def test_acceptance_names_the_nearest_model_only_above_its_threshold():
     rule = openset.OpenSetRule(0.9, z=1.0, prior=0.0, margin=0.02)
-    from modelfp.attributor import Acceptance
     acceptance = Acceptance(rule, {"diffuse": 0.7, "tight": 0.95})
     assert acceptance.decide([Candidate("diffuse", 0.8), Candidate("tight", 0.3)]).accepted      # under the global
     assert not acceptance.decide([Candidate("tight", 0.92), Candidate("diffuse", 0.3)]).accepted  # over the global

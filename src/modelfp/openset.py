@@ -12,7 +12,9 @@ acceptance threshold, from how its own gallery images score against it:
   deviations, shrunk toward the global (calibrated) threshold with weight n / (n + `prior`), n the
   scored images: a model with few gallery images keeps close to the global threshold, one with
   many is judged by its own spread, and a model with fewer than 2 images (or a gallery made before
-  per-image fingerprints were kept) uses the global threshold (`OpenSetRule.model_threshold`);
+  per-image fingerprints were kept) uses the global threshold (`OpenSetRule.model_threshold`). A
+  normal quantile rather than an empirical one: with the usual 10 gallery images an empirical low
+  quantile is just the lowest score, while the mean and sd use all of them;
 - a query is named its nearest model only if it clears that model's threshold and beats the
   second-best model by `margin` (an image between two gallery models is not claimed by either).
 
