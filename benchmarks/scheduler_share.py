@@ -51,7 +51,7 @@ def watch(root: psutil.Process | None, pid: int | None, every: float, running) -
     while running():
         if root is not None:
             try:
-                for child in root.children(recursive=True):
+                for child in [root, *root.children(recursive=True)]:
                     if child.pid not in procs and _is_snakemake(child):
                         procs[child.pid] = child
             except psutil.NoSuchProcess:
