@@ -70,6 +70,18 @@ def test_files_on_other_images_do_not_join():
 
 # --- the ceiling -----------------------------------------------------------------------------------
 
+def test_repeated_pairs_join_by_position_only_when_both_files_repeat_them_alike():
+    """Pairs drawn with replacement from few images repeat (the smoke preset): the same seeded draw
+    gives both methods the same sequence, which joins position by position; another order does not."""
+    key = ("group", "model_i", "key_i", "model_j", "key_j")
+    rows = [dict(zip(key, ("classical", "a", str(i % 2), "b", "0")), score=str(i)) for i in range(4)]
+    other = [dict(r, score="9") for r in rows]
+    assert [(a["score"], b["score"]) for a, b in paired.join(rows, other, key, "t")] == [
+        (str(i), "9") for i in range(4)]
+    with pytest.raises(ValueError, match="different orders"):
+        paired.join(rows, other[1:] + other[:1], key, "t")
+
+
 def test_the_ceiling_fits_only_training_side_images_and_scores_identifications_queries():
     rng = np.random.default_rng(0)
     centres = 4.0 * np.eye(6)[:3]

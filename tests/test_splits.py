@@ -117,7 +117,7 @@ def test_a_baseline_trains_on_the_training_side_only_and_embeds_the_other(tmp_pa
     monkeypatch.setattr(pools, "load_image", lambda p, size: loaded.append(Path(p)) or real_load(p, size))
     images = [arg for f in folders for arg in ("--images", f.name, str(f))]
     assert cli.main(["train-baseline", "--name", "marra", *images, "--train-fraction", "0.5", "--image-size", "16",
-                     "--steps", "0", "--batch-size", "4", "--seed", "0", "--hp", "{}", "--denoiser",
+                     "--steps", "0", "--batch-size", "4", "--seed", "0", "--hp", "{}", "--holdout", "0.15", "--denoiser",
                      str(tmp_path / "den.pt"), "--out", str(tmp_path / "marra.pt"), "--device", "cpu"]) == 0
     trained = set(loaded)
     model = baselines.load(tmp_path / "marra.pt")

@@ -102,6 +102,15 @@ def auc_difference(same, anchor_scores, other_scores, resamples: int = RESAMPLES
 def join(anchor_rows: list[dict], other_rows: list[dict], key: tuple[str, ...], what: str) -> list[tuple[dict, dict]]:
     """The rows of two methods' files paired by `key` (image names), in the anchor's order; a
     ValueError naming `what` when the two do not hold the same keys."""
+    keys_a = [tuple(r[f] for f in key) for r in anchor_rows]
+    if len(set(keys_a)) < len(keys_a):
+        # pairs drawn with replacement from few images repeat (the smoke preset): the same seeded draw
+        # on the same images gives the same sequence, so pair position by position when it matches
+        if keys_a == [tuple(r[f] for f in key) for r in other_rows]:
+            return list(zip(anchor_rows, other_rows))
+        raise ValueError(f"{what}: the two files repeat keys in different orders (not the same seeded draw); "
+                         f"rerun both evaluations")
+
     def index(rows, whose):
         out = {}
         for row in rows:
