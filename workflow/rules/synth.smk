@@ -37,9 +37,9 @@ rule zoo_manifest:
     output:
         "results/synthetic/slices/{slice}.tsv",
     log:
-        "results/logs/synthesize/{slice}.manifest.log",
+        "results/logs/zoo_manifest/{slice}.log",
     benchmark:
-        "results/benchmarks/synthesize/{slice}.manifest.tsv"
+        "results/benchmarks/zoo_manifest/{slice}.tsv"
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
