@@ -1,4 +1,5 @@
 """End-to-end: the smoke preset through Snakemake, and the workflow's start-up checks."""
+import contextlib
 import csv
 import json
 import re
@@ -90,10 +91,10 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     # a second run has nothing to do
     again = snakemake(workflow_copy, "all", "zoo_k3", "--cores", "2", *SMOKE)
     assert "Nothing to be done" in again.stdout
-    _check_changed_checkpoint_reruns_what_reads_it(workflow_copy, paths[0])
+    _check_a_changed_checkpoint_is_refused(workflow_copy, paths[0])
 
 
-def _check_changed_checkpoint_reruns_what_reads_it(root, checkpoint):
+def _check_a_changed_checkpoint_is_refused(root, checkpoint):
     """The extractors declare the zoo's slice manifests, not its checkpoints (issue 24): the
     manifest of the run lists each checkpoint's digest, and a job refuses a checkpoint that
     changed after its manifest was written, naming it, so none reads one unnoticed."""
@@ -105,13 +106,8 @@ def _check_changed_checkpoint_reruns_what_reads_it(root, checkpoint):
     with open(checkpoint, "ab") as f:
         f.write(b"changed")
     with pytest.raises(ValueError, match="changed after its manifest"):
-        import os
-        cwd = os.getcwd()
-        os.chdir(root)
-        try:
+        with contextlib.chdir(root):        # manifests list paths relative to the run's folder
             manifest.verified([rel], [str(m.relative_to(root)) for m in manifests])
-        finally:
-            os.chdir(cwd)
 
 
 def _check_ffd_tables(root):
