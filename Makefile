@@ -24,7 +24,7 @@ smoke: setup         ## the same at toy size
 	snakemake --cores $(CORES) --configfile configs/smoke.yaml
 
 test: setup          ## unit tests + one end-to-end smoke run
-	pytest -q -rs
+	pytest -q -rs --durations=25
 
 report: setup        ## HTML report of the demo run (tables, figures, captions)
 	snakemake --report results/report.zip --configfile configs/demo.yaml

@@ -73,7 +73,7 @@ if ! "$PY" -c 'import snakemake' 2>/dev/null; then
         say "no snakemake for $PY and no wheels/: run 'make gpu-wheels' where pip has a network"
     fi
 fi
-# the rules call `python -m modelfp ...`: put this python first on PATH, as `python` too
+# the rules call `python -m modelfp.steps ...`: put this python first on PATH, as `python` too
 BIN=$SCRATCH/bin; mkdir -p "$BIN"; ln -sf "$PY" "$BIN/python"; ln -sf "$PY" "$BIN/python3"
 export PATH=$BIN:$(dirname "$PY"):$PATH
 say "python $PY ($("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__,

@@ -30,7 +30,7 @@ def _is_snakemake(proc: psutil.Process) -> bool:
         cmd = proc.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    # the scheduler, not a job it runs (jobs are `python -m modelfp ...` under a shell)
+    # the scheduler, not a job it runs (jobs are `python -m modelfp.steps ...` under a shell)
     return any(part.endswith("/snakemake") or part == "snakemake" for part in cmd[:2])
 
 

@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The Slurm tests run last. Once Slurm is installed, snakemake-executor-plugin-slurm asks
-    `scontrol show config` for MinJobAge whenever snakemake starts (it imports every executor
-    plugin); with the test cluster torn down, scontrol retries for 9 s before it gives up, so every
-    later snakemake call of the suite (dry runs, the smoke and kill-and-resume runs: about 30) would
-    wait that long (measured: `snakemake --version` 9.8 s vs 0.9 s)."""
+    """The Slurm tests run last: they install and start Slurm and tear it down, and the other
+    tests' snakemake calls then meet an installed Slurm with no controller (see
+    `snakemake_environment`, which keeps them from waiting on it, wherever they run)."""
     items.sort(key=lambda item: item.get_closest_marker("cluster") is not None)   # stable
 
 
@@ -33,13 +32,24 @@ def workflow_copy(tmp_path):
     return tmp_path
 
 
+SHIMS = Path(__file__).parent / "shims"
+
+
+def snakemake_environment() -> dict:
+    """The environment of every snakemake the tests start, except the Slurm tests': the venv's
+    executables first, then tests/shims, whose `scontrol` fails at once. Once Slurm is installed,
+    a snakemake start asks `scontrol` for the cluster's configuration (the Slurm executor plugin),
+    and with no controller running the real one retries for 9 s before it fails (measured here:
+    `snakemake --version` 11.9 s, 3.1 s with the stand-in): ~50 snakemake starts in the suite."""
+    exe_dir = Path(sys.executable).parent
+    return {**os.environ, "PATH": f"{exe_dir}{os.pathsep}{SHIMS}{os.pathsep}{os.environ['PATH']}"}
+
+
 def snakemake(cwd, *args, check=True):
     """Run the venv's snakemake in cwd; returns the CompletedProcess (stdout+stderr in .stdout)."""
     exe = Path(sys.executable).with_name("snakemake")
     result = subprocess.run([str(exe), *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env={**__import__("os").environ,
-                                 "PATH": f"{exe.parent}:{__import__('os').environ['PATH']}"})
+                            stderr=subprocess.STDOUT, text=True, env=snakemake_environment())
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-5000:]}")
     return result

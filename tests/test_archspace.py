@@ -66,7 +66,7 @@ def test_arch_rejects_unknown_option_values():
 
 
 def test_table_v_seed_subsets_are_nested_prefixes():
-    subsets = [archspace.first_seeds(n, 20) for n in archspace.SEED_COUNTS]
+    subsets = [archspace.first_seeds(n, 20) for n in (1, 10, 15, 20)]     # the paper's (evaluation.seed_counts)
     assert [len(s) for s in subsets] == [1, 10, 15, 20]
     assert all(a == b[:len(a)] for a, b in zip(subsets, subsets[1:]))
     with pytest.raises(ValueError, match="2"):

@@ -6,8 +6,9 @@ included; held-out early stopping (common.Stopping): the held-out part is cut fr
 only, and the kept weights are those of the best held-out evaluation."""
 
 import csv
-
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from modelfp import baselines, checkpoints, cli, variants
+from modelfp import baselines, checkpoints, steps
 from modelfp import extractor as ex
 from modelfp.baselines import common, dnadet, marra, yu
 from modelfp.baselines.common import Stopping
@@ -33,14 +34,34 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_registry_names_map_to_modules_with_the_interface():
     assert set(baselines.BASELINES) == {"marra", "yu", "dnadet", "repmix", "abady", "pose"}
-    assert set(variants.BASELINE_LABELS) == set(baselines.BASELINES)
     modules = {name: baselines.baseline(name) for name in baselines.BASELINES}
-    assert set(variants.BASELINE_VERIFIERS) == {n for n, m in modules.items() if hasattr(m, "pair_score")}
     for name, module in modules.items():
         assert module.__name__ == f"modelfp.baselines.{name}"
-        assert isinstance(module.DEFAULTS, dict)
         assert all(callable(getattr(module, f)) for f in ("build", "train", "embed"))
         assert baselines.resolve(name, {}) == module.DEFAULTS
+        # the entry's verifier flag is what the workflow reads, without importing the module
+        assert baselines.BASELINES[name].verifier == hasattr(module, "pair_score"), name
+
+
+def test_every_baseline_has_its_own_row_label_and_name_among_the_fingerprinters():
+    """Tables VIII-X key their rows by label: two methods (or a method and one of our rows) under
+    one label would be one row."""
+    from modelfp import paper_tables, variants
+
+    labels = [b.label for b in baselines.BASELINES.values()]
+    ours = [r.label for r in paper_tables.rows("table_viii", paper_tables.Preset(2, ("a",), (1,), (1,), ()))]
+    assert len(set(labels + ours)) == len(labels) + len(ours)
+    for name in baselines.BASELINES:
+        assert variants.family(baselines.baseline_variant(name)) is variants.FAMILIES["baseline"]
+
+
+def test_the_registry_is_read_without_torch():
+    """The workflow reads the registry when the Snakefile is parsed; torch comes with a method's
+    module or a trained file (modelfp.baselines.trained), on first use."""
+    code = ("import sys, modelfp.baselines as b; b.BASELINES['yu'].label, b.baseline_variant('yu'); "
+            "print('torch' in sys.modules); b.load; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
 
 
 # each method at toy size: (image size, hp)
@@ -365,14 +386,14 @@ def test_train_baseline_resumes_its_state_and_deletes_it_when_done(tmp_path, mon
             "--batch-size", "4", "--seed", "0", "--hp", '{"width": 0.0625}', "--holdout", "0.15", "--eval-every", "2",
             "--patience", "100", "--device", "cpu"]
     state = tmp_path / "state.pt"
-    assert cli.main([*args, "--out", str(tmp_path / "whole.pt"), "--history", str(tmp_path / "whole.csv")]) == 0
+    assert steps.main([*args, "--out", str(tmp_path / "whole.pt"), "--history", str(tmp_path / "whole.csv")]) == 0
     resumed = [*args, "--out", str(tmp_path / "resumed.pt"), "--history", str(tmp_path / "resumed.csv"),
                "--state", str(state)]
     with monkeypatch.context() as m, pytest.raises(Killed):
         m.setattr(checkpoints, "save", killing_save(4))
-        cli.main(resumed)
+        steps.main(resumed)
     assert state.exists() and not (tmp_path / "resumed.pt").exists() and not (tmp_path / "resumed.csv").exists()
-    assert cli.main(resumed) == 0
+    assert steps.main(resumed) == 0
     assert not state.exists()
     a, b = (baselines.load(tmp_path / f).state_dict() for f in ("whole.pt", "resumed.pt"))
     assert all(torch.equal(a[k], b[k]) for k in a)    # exact: one process, same shapes and threads
@@ -461,10 +482,10 @@ def test_early_stopping_reads_the_held_out_part_of_the_training_side_only(tmp_pa
     monkeypatch.setattr(yu, "heldout_accuracy", score)
     monkeypatch.setattr(yu, "fit_and_heldout", split)
     images = [arg for name, folder in folders.items() for arg in ("--images", name, str(folder))]
-    assert cli.main(["train-baseline", "--name", "yu", *images, "--train-fraction", "0.5", "--image-size", "16",
-                     "--steps", "30", "--batch-size", "4", "--seed", "0", "--hp", '{"width": 0.0625}',
-                     "--holdout", "0.25", "--eval-every", "5", "--patience", "3", "--device", "cpu",
-                     "--out", str(tmp_path / "yu.pt"), "--history", str(tmp_path / "history.csv")]) == 0
+    assert steps.main(["train-baseline", "--name", "yu", *images, "--train-fraction", "0.5", "--image-size", "16",
+                       "--steps", "30", "--batch-size", "4", "--seed", "0", "--hp", '{"width": 0.0625}',
+                       "--holdout", "0.25", "--eval-every", "5", "--patience", "3", "--device", "cpu",
+                       "--out", str(tmp_path / "yu.pt"), "--history", str(tmp_path / "history.csv")]) == 0
     fit, _, held, _ = parts[0]
     fit_keys, held_keys = ({bytes(x.numpy()) for x in t} for t in (fit, held))
     assert fit_keys and held_keys and not fit_keys & held_keys
@@ -474,3 +495,19 @@ def test_early_stopping_reads_the_held_out_part_of_the_training_side_only(tmp_pa
     assert (info["best_step"], info["heldout_acc"], info["steps_run"]) == (10, 0.8, 25)   # not 20, eval's peak
     assert [(r["step"], r["heldout_acc"]) for r in _rows(tmp_path / "history.csv")] == \
         [("5", "0.3"), ("10", "0.8"), ("15", "0.5"), ("20", "0.4"), ("25", "0.2")]
+
+
+def test_load_fingerprinter_opens_an_extractor_and_a_trained_baseline_alike_and_only_abady_verifies(tmp_path):
+    """`embed` reads either kind of file through one function; `evaluate --verifier` takes only a
+    method with a pair verifier of its own."""
+    from modelfp import denoise
+    cfg = ex.ExtractorConfig(backbone="none", transform="log1p", image_size=16)
+    ex.save(ex.build(denoise.init_model(depth=3, features=4, seed=0), cfg, ["a", "b"], seed=0), tmp_path / "x.pt")
+    model = yu.build(16, 2, seed=0, width=1 / 16)
+    dim = yu.embed(model, random_pool(1, 16), "cpu").shape[1]
+    baselines.save(tmp_path / "yu.pt", "yu", model, 16, ["a", "b"], {"width": 1 / 16}, torch.zeros(dim), {})
+    assert isinstance(baselines.load_fingerprinter(tmp_path / "x.pt", "cpu"), ex.Extractor)
+    loaded = baselines.load_fingerprinter(tmp_path / "yu.pt", "cpu")
+    assert isinstance(loaded, baselines.BaselineExtractor) and loaded.name == "yu"
+    with pytest.raises(ValueError, match="yu.pt: its method has no pair verifier of its own"):
+        baselines.pair_verifier(tmp_path / "yu.pt")

@@ -1,10 +1,35 @@
-"""The command line: pools from folders and embedded photos, errors as one clear line."""
+"""The workflow's command line (`python -m modelfp.steps`): its verbs, stage by stage; pools from
+folders and embedded photos; errors as one clear line."""
+import argparse
 import json
+import subprocess
+import sys
 
 from PIL import Image
 
-from modelfp.cli import main
 from modelfp.pools import read_pool
+from modelfp.steps import STAGES, build_parser, main
+
+PEOPLES = {"gallery", "identify", "verify", "export"}
+
+
+def test_each_stage_registers_its_own_verbs_and_none_of_the_peoples():
+    verbs = next(a for a in build_parser()._actions if a.dest == "command").choices
+    per_stage = {}
+    for stage in STAGES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        stage.register(sub)
+        per_stage[stage.__name__] = set(sub.choices)
+    assert all(per_stage.values()), f"a stage without verbs: {per_stage}"
+    assert sum(map(len, per_stage.values())) == len(verbs)           # no verb registered twice
+    assert set().union(*per_stage.values()) == set(verbs) and not PEOPLES & set(verbs)
+    assert {"fig-3", "fig-8", "fig-12", "fig-16"} <= per_stage["modelfp.steps.figures"]
+
+
+def test_python_m_modelfp_steps_is_the_workflows_entry():
+    shown = subprocess.run([sys.executable, "-m", "modelfp.steps", "--help"], capture_output=True, text=True,
+                           check=True).stdout
+    assert "train-extractor" in shown and "validation-table" in shown and "identify" not in shown
 
 
 def test_pool_from_a_folder_of_mixed_images(tmp_path):

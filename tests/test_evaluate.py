@@ -285,3 +285,49 @@ def test_query_and_pair_rows_are_keyed_by_image_and_join_across_methods():
     pair_key = lambda r: (r["model_i"], r["key_i"], r["model_j"], r["key_j"], r["same"])
     assert [pair_key(r) for r in pa] == [pair_key(r) for r in pb]    # the same seeded pairs
     assert all((r["model_i"] == r["model_j"]) == bool(r["same"]) for r in pa)
+
+
+# --- every group of an embeddings folder (the verb evaluate) ----------------------------------------
+
+def _embeddings_folder(folder, names, per_model=12):
+    """One npz per model, as `embed` writes them: clustered embeddings, their image paths and folder."""
+    emb, _ = clusters(n_models=len(names), per_model=per_model, dim=len(names) + 1, noise=0.5)
+    for k, name in enumerate(names):
+        np.savez(folder / f"{name}.npz", embeddings=emb[k * per_model:(k + 1) * per_model],
+                 paths=[f"/bed/{name}/{i:05d}.png" for i in range(per_model)], folder=f"/bed/{name}")
+    return folder
+
+
+def test_model_groups_keep_the_order_given_and_name_a_model_of_another_group():
+    assert evaluate.model_groups([("a", "classical"), ("b", "emerging"), ("c", "classical")]) == {
+        "classical": ["a", "c"], "emerging": ["b"], "all": ["a", "b", "c"]}
+    with pytest.raises(ValueError, match="test model d: group must be classical or emerging, not 'other'"):
+        evaluate.model_groups([("d", "other")])
+
+
+def test_evaluate_groups_scores_each_group_as_evaluate_group_and_skips_a_group_of_one(tmp_path, caplog):
+    folder = _embeddings_folder(tmp_path, ["a", "b", "c"])
+    groups = evaluate.model_groups([("a", "classical"), ("b", "classical"), ("c", "emerging")])
+    protocol = dict(n_same=20, n_diff=20, gallery_size=2, seed=3, draws=2)
+    flip = lambda x, y: -np.einsum("nd,nd->n", x, y)       # a verifier of its own: cosine's order reversed
+    results = list(evaluate.evaluate_groups(folder, groups, **protocol, pair_score=flip, per_image=True))
+    assert [r.group for r in results] == ["classical", "all"]          # emerging has one model: skipped
+    assert "group emerging has 1 test model(s)" in caplog.text
+    for r in results:
+        emb, labels = evaluate.read_embeddings(folder, r.names)
+        expected = evaluate_group(emb, labels, **protocol)
+        assert (r.row["group"], r.row["models"], r.row["images"]) == (r.group, len(r.names), len(labels))
+        assert {k: r.row[k] for k in expected} == pytest.approx(expected, nan_ok=True)
+        own = verification(emb, labels, 20, 20, 3, pair_score=flip)
+        assert r.row["verifier_verification_auc"] == pytest.approx(100 * own["auc"])
+        assert len(r.queries) == expected["identification_queries"] and len(r.pairs) == 40
+        assert {q["group"] for q in r.queries + r.pairs} == {r.group}
+        assert {q["model"] for q in r.queries} == set(r.names)
+
+
+def test_evaluate_groups_without_per_image_rows_or_verifier_writes_only_the_table_columns(tmp_path):
+    folder = _embeddings_folder(tmp_path, ["a", "b"])
+    groups = evaluate.model_groups([("a", "classical"), ("b", "classical")])
+    classical, every = evaluate.evaluate_groups(folder, groups, n_same=5, n_diff=5, gallery_size=2, seed=0, draws=2)
+    assert classical.row == every.row | {"group": "classical"}       # the same two models
+    assert not classical.queries and not classical.pairs and "verifier_verification_auc" not in classical.row

@@ -242,6 +242,44 @@ def test_augmentation_is_seeded_and_changes_images():
     assert torch.equal(a, b) and a.shape == x.shape and not torch.allclose(a, ex.quantize(x))
 
 
+def test_gray_augmentation_gives_what_the_tool_reads_from_a_grayscale_file(tmp_path):
+    from PIL import Image
+
+    from modelfp.pools import load_image, to_uint8
+    x = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    out = to_uint8(ex.augment(x, {"gray": 1.0}, torch.Generator().manual_seed(0)))
+    for image, gray in zip(to_uint8(x), out):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).convert("L").save(tmp_path / "gray.png")
+        assert torch.equal(gray, load_image(tmp_path / "gray.png", None))
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+
+
+def test_augmentation_without_gray_draws_and_gives_what_it_did_before_gray():
+    """A spec without `gray` (a state written before it) makes the very same images, and leaves the
+    generator where it did: the draws of before, crop then JPEG, written out here."""
+    import numpy as np
+
+    from modelfp.perturb import perturb
+    from modelfp.pools import as_unit_range, to_uint8
+    x = torch.rand(6, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    spec = {"jpeg": [30, 90], "crop": [0.5, 1.0], "p": 0.5}
+    gen, before = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    got = ex.augment(x, spec, gen)
+    expected = []
+    for img in to_uint8(x).permute(0, 2, 3, 1).numpy():
+        for kind in ("crop", "jpeg"):
+            if torch.rand((), generator=before) < spec["p"]:
+                lo, hi = spec[kind]
+                level = lo + (hi - lo) * torch.rand((), generator=before).item()
+                level = round(level) if kind == "jpeg" else level
+                img = perturb(np.ascontiguousarray(img), kind, level, int(torch.randint(2**31, (), generator=before)))
+        expected.append(torch.from_numpy(np.ascontiguousarray(img)))
+    assert torch.equal(got, as_unit_range(torch.stack(expected).permute(0, 3, 1, 2)))
+    assert torch.equal(gen.get_state(), before.get_state())
+    # and gray at probability 0 changes no image (it only draws)
+    assert torch.equal(ex.augment(x, {"gray": 0.0}, torch.Generator().manual_seed(0)), ex.quantize(x))
+
+
 # --- inference and files ------------------------------------------------------------------------
 
 def test_embedding_averages_the_windows(denoiser):
@@ -287,6 +325,8 @@ def test_config_typos_are_rejected():
         ex.ExtractorConfig(transform="log2")
     with pytest.raises(ValueError, match="augmentation"):
         ex.TrainConfig(augment={"jpg": [1, 2]})
+    with pytest.raises(ValueError, match="gray"):
+        ex.TrainConfig(augment={"gray": 1.5})
 
 
 # --- the centre: fingerprints compared after subtracting the mean training fingerprint -----------

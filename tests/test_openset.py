@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from modelfp import denoise, openset
+from modelfp import denoise, openset, steps
 from modelfp import extractor as ex
 from modelfp.attributor import Acceptance, Attributor, Candidate
 from modelfp.cli import main
@@ -201,8 +201,8 @@ def evaluation_csv(path: Path, openset_threshold=0.9) -> str:
 
 
 def calibrate(tmp_path, extractor, evaluation, embeddings, out="model.pt"):
-    assert main(["calibrate", "--extractor", extractor, "--evaluation", evaluation, "--embeddings", embeddings,
-                 "--gallery", "10", "--seed", "0", "--out", str(tmp_path / out)]) == 0
+    assert steps.main(["calibrate", "--extractor", extractor, "--evaluation", evaluation, "--embeddings", embeddings,
+                       "--gallery", "10", "--seed", "0", "--out", str(tmp_path / out)]) == 0
     return ex.load(tmp_path / out).openset_rule
 
 
@@ -232,8 +232,8 @@ def test_calibration_fits_the_constants_on_the_validation_embeddings_it_is_given
 def test_calibrate_without_embeddings_stores_no_per_model_rule(tmp_path):
     trained = tiny_extractor(tmp_path)
     out = tmp_path / "model.pt"
-    assert main(["calibrate", "--extractor", trained, "--evaluation", evaluation_csv(tmp_path / "v.csv"),
-                 "--out", str(out)]) == 0
+    assert steps.main(["calibrate", "--extractor", trained, "--evaluation", evaluation_csv(tmp_path / "v.csv"),
+                       "--gallery", "10", "--seed", "0", "--out", str(out)]) == 0
     model = ex.load(out)
     assert model.openset_threshold == 0.9 and model.openset_rule is None
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from modelfp import ceiling, denoise, evaluate, paired
 from modelfp import extractor as ex
-from modelfp.cli import main
+from modelfp.steps import main
 from modelfp.splits import TRAIN, side
 
 

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modelfp.perturb import perturb, perturb_folder
+from modelfp.perturb import grayscale, perturb, perturb_folder, resave
+from modelfp.pools import ALPHA_BACKGROUND, load_image
 
 
 def _photo(seed=0, size=64):
@@ -61,3 +62,51 @@ def test_perturb_folder_refuses_two_images_that_would_share_a_name(tmp_path):
     Image.fromarray(_photo(1, 32)).save(tmp_path / "src" / "a.jpg")
     with pytest.raises(ValueError, match="a.png"):
         perturb_folder(tmp_path / "src", tmp_path / "out", "jpeg", 50, seed=0)
+
+
+# -- the re-saves people make (issue 25): real files, read back by the people's reader
+
+def _jpeg_tables(quality):
+    """The quantisation tables Pillow writes at `quality` (they depend on the quality alone)."""
+    import io
+    buffer = io.BytesIO()
+    Image.fromarray(_photo(9, 16)).save(buffer, "JPEG", quality=quality)
+    return Image.open(buffer).quantization
+
+
+@pytest.mark.parametrize("quality", [95, 90])
+def test_jpeg_resave_is_a_jpeg_file_of_the_asked_quality(tmp_path, quality):
+    path = resave(_photo(), f"jpeg{quality}", tmp_path / "x")
+    with Image.open(path) as im:
+        assert path.suffix == ".jpg" and im.format == "JPEG"
+        assert im.quantization == _jpeg_tables(quality) != _jpeg_tables(quality - 5)
+
+
+def test_gray_resave_is_an_L_file_read_as_the_shared_grayscale_conversion(tmp_path):
+    img = _photo(3)
+    path = resave(img, "gray", tmp_path / "x")
+    with Image.open(path) as im:
+        assert im.mode == "L" and im.format == "PNG"
+    read = load_image(path, None).permute(1, 2, 0).numpy()
+    assert np.array_equal(read, grayscale(img))
+    assert np.array_equal(read[..., 0], read[..., 1]) and np.array_equal(read[..., 1], read[..., 2])
+    # Pillow's "L" is ITU-R 601-2 luma: within rounding of 0.299 R + 0.587 G + 0.114 B
+    assert np.abs(read[..., 0] - img.astype(float) @ [0.299, 0.587, 0.114]).max() <= 1
+
+
+def test_alpha_resaves_read_back_as_their_composite_on_the_background(tmp_path):
+    img = _photo(4)
+    opaque, half = resave(img, "rgba_opaque", tmp_path / "o"), resave(img, "rgba_half", tmp_path / "h")
+    for path, alpha in ((opaque, 255), (half, 128)):
+        with Image.open(path) as im:
+            assert im.mode == "RGBA" and np.all(np.asarray(im)[..., 3] == alpha)
+    assert np.array_equal(load_image(opaque, None).permute(1, 2, 0).numpy(), img)     # opaque: the pixels
+    composite = (img.astype(float) * 128 + np.array(ALPHA_BACKGROUND) * 127) / 255   # over the background
+    assert np.abs(load_image(half, None).permute(1, 2, 0).numpy() - composite).max() <= 1
+
+
+def test_clean_resave_keeps_the_pixels_and_unknown_resaves_are_named(tmp_path):
+    img = _photo(5)
+    assert np.array_equal(load_image(resave(img, "clean", tmp_path / "c"), None).permute(1, 2, 0).numpy(), img)
+    with pytest.raises(ValueError, match="jpeg95"):
+        resave(img, "webp", tmp_path / "w")

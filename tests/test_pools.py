@@ -479,3 +479,11 @@ def test_to_unit_range():
     assert x.tolist() == [0, 128, 255]  # input untouched
     with pytest.raises(TypeError):
         to_unit_range(y)
+
+
+def test_read_pools_concatenates_one_split_of_several_pools_in_the_order_given(tmp_path):
+    first, second = _numbered(3), _numbered(5)[3:]
+    write_pool(tmp_path / "p1", first, _numbered(1), {"name": "p1"})
+    write_pool(tmp_path / "p2", second, _numbered(1), {"name": "p2"})
+    assert _ids(pools.read_pools([tmp_path / "p2", tmp_path / "p1"], "train")) == [3, 4, 0, 1, 2]
+    assert torch.equal(pools.read_pools([tmp_path / "p1"], "train"), read_pool(tmp_path / "p1", "train"))

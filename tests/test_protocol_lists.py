@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from modelfp import protocol_lists
-from modelfp.cli import _listed_images, _read_lists, main
+from modelfp.protocol_lists import listed_images
+from modelfp.steps import main
+from modelfp.steps.attribution import read_lists
 
 # 3 models, one support (gallery) and one test (query) image each, plus an embedded image of a that no
 # list names (it must change nothing). 2-D embeddings, so every cosine below is a hand computation.
@@ -77,11 +79,11 @@ def test_image_not_embedded_is_named_by_file_and_line(tmp_path, caplog):
 def test_embed_names_a_listed_image_missing_from_the_folder(tmp_path):
     root, _, files = fabricate(tmp_path, pairs=PAIRS + "c/s1.png\tc/zz.png\t1\n")
     args = type("Args", (), {"lists_root": str(root), **{k: str(v) for k, v in files.items()}})
-    lists = _read_lists(args)
+    lists = read_lists(args)
     # the listed images of a, whichever side of modelfp.splits; the unlisted a/x is not read
-    assert [p.name for p in _listed_images(lists, "a", root / "a", 0.5)] == ["s1.png", "t1.png"]
+    assert [p.name for p in listed_images(lists, "a", root / "a", 0.5)] == ["s1.png", "t1.png"]
     with pytest.raises(FileNotFoundError, match=r"pairs\.txt:6: image c/zz is not in the folder"):
-        _listed_images(lists, "c", root / "c", 0.5)
+        listed_images(lists, "c", root / "c", 0.5)
 
 
 @pytest.mark.parametrize("parse, name, text, match", [

@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, WORKFLOW_FILES, snakemake
+from conftest import ROOT, WORKFLOW_FILES, snakemake, snakemake_environment
 
 pytestmark = pytest.mark.slow
 
@@ -94,8 +94,7 @@ def reference(tmp_path_factory):
 # Running, killing, rerunning
 
 def _environment():
-    exe = Path(sys.executable).with_name("snakemake")
-    return exe, {**os.environ, "PATH": f"{exe.parent}:{os.environ['PATH']}"}
+    return Path(sys.executable).with_name("snakemake"), snakemake_environment()
 
 
 def _group_alive(pgid) -> list[int]:

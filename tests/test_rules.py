@@ -1,8 +1,9 @@
 """Conventions of the workflow, derived from the workflow itself (no hand-kept lists).
 
-A rule that calls a modelfp verb taking --device runs CUDA-capable code, so it must declare the
-`gpu` resource (that is how `--resources gpu=1` and the Slurm profile's --gpus reach it); every
-rule that runs a command has a log and a benchmark. Rules own their files: every file a verb writes
+Rules call the workflow's door, `python -m modelfp.steps <verb>`. A rule that calls a verb taking
+--device runs CUDA-capable code, so it must declare the `gpu` resource (that is how
+`--resources gpu=1` and the Slurm profile's --gpus reach it); every rule that runs a command has a
+log and a benchmark. Rules own their files: every file a verb writes
 is passed from the rule's {output} (no path is spelled in a shell command), and every flag a rule
 spells is an option of its verb, and every required option of a verb (a value the config sets) is
 passed by its rule.
@@ -17,9 +18,9 @@ from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
 from conftest import ROOT, WORKFLOW_FILES, snakemake
-from modelfp.cli import build_parser
+from modelfp.steps import build_parser
 
-VERB = re.compile(r"python -m modelfp ([\w-]+)")
+VERB = re.compile(r"python -m modelfp\.steps ([\w-]+)")
 # an --out* flag and its values: the words up to the next flag, redirection or {params}/{input}/{threads}
 OUT_FLAG = re.compile(r"(--out(?:-[\w-]+)?)((?:\s+(?!--|>|\{params|\{input|\{threads)[^\s>]+)+)")
 FLAG = re.compile(r"(?<![\w-])--[a-z][\w-]*")
@@ -45,7 +46,7 @@ def rules():
         return list(workflow_api._workflow.rules)
 
 
-def test_the_cli_has_cuda_capable_verbs():
+def test_the_steps_have_cuda_capable_verbs():
     assert {"synthesize", "train-denoiser", "synthetic-spectra"} <= _device_verbs()
     assert "pool" not in _device_verbs()
 
@@ -54,12 +55,19 @@ def test_every_rule_running_cuda_capable_code_declares_a_gpu(rules):
     device_verbs = _device_verbs()
     calling = {r.name: VERB.search(r.shellcmd).group(1) for r in rules
                if r.shellcmd and VERB.search(r.shellcmd)}
-    assert calling, "no rule calls the modelfp command line"
+    assert calling, "no rule calls a workflow verb"
     missing = [name for name, verb in calling.items()
                if verb in device_verbs and "gpu" not in next(r for r in rules if r.name == name).resources]
     assert not missing, f"rules calling CUDA-capable verbs without `resources: gpu=1`: {missing}"
     spurious = [r.name for r in rules if "gpu" in r.resources and calling.get(r.name) not in device_verbs]
     assert not spurious, f"rules declaring a gpu they never use: {spurious}"
+
+
+def test_every_rule_calls_a_verb_of_the_workflow_door(rules):
+    """The people's `modelfp` holds no workflow verb: a rule calling modelfp calls modelfp.steps."""
+    for rule in rules:
+        if rule.shellcmd and "modelfp" in rule.shellcmd:
+            assert VERB.search(rule.shellcmd), f"rule {rule.name} does not call `python -m modelfp.steps <verb>`"
 
 
 def test_every_command_rule_has_a_log_and_a_benchmark(rules):
@@ -95,7 +103,7 @@ def test_every_flag_a_rule_spells_is_an_option_of_its_verb(rules):
         verb = VERB.search(rule.shellcmd).group(1)
         options = {o for a in verbs[verb]._actions for o in a.option_strings}
         unknown = set(FLAG.findall(rule.shellcmd)) - options
-        assert not unknown, f"rule {rule.name} passes {sorted(unknown)}, which `modelfp {verb}` does not take"
+        assert not unknown, f"rule {rule.name} passes {sorted(unknown)}, which `modelfp.steps {verb}` does not take"
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +116,7 @@ def dry_run_commands(tmp_path_factory):
     out = snakemake(root, "all", "zoo_k3", "--dry-run", "--printshellcmds", "--cores", "2",
                     "--configfile", "configs/smoke.yaml").stdout
     commands = []
-    for cmd in re.findall(r"python -m modelfp .*", out):
+    for cmd in re.findall(r"python -m modelfp\.steps .*", out):
         words = shlex.split(cmd)[3:]
         commands.append(words[:words.index(">")] if ">" in words else words)
     return commands
@@ -124,5 +132,5 @@ def test_every_rule_passes_every_required_option_of_its_verb(rules, dry_run_comm
         parser = verbs[words[0]]
         required = {a.option_strings[0] for a in parser._actions if a.required and a.option_strings}
         missing = required - set(words)
-        assert not missing, f"`modelfp {words[0]}` is not passed its required {sorted(missing)}: {words}"
+        assert not missing, f"`modelfp.steps {words[0]}` is not passed its required {sorted(missing)}: {words}"
         build_parser().parse_args(words)        # every value parses too (exits on an error)

@@ -8,7 +8,7 @@ import torch
 import pytest
 
 from conftest import write_pngs as _write_pngs
-from modelfp import cli, denoise, pools, splits
+from modelfp import denoise, pools, splits, steps
 from modelfp import extractor as ex
 
 NAMES = [f"{i:05d}" for i in range(40)]
@@ -75,6 +75,19 @@ def test_a_folder_without_evaluation_images_is_a_clear_error(tmp_path):
         splits.folder_side(folder, 0.5, splits.EVAL)
 
 
+def test_training_side_loads_exactly_the_training_side_as_centre_windows(tmp_path, monkeypatch):
+    folders = [(name, _write_pngs(tmp_path / name, NAMES[:12], seed=s)) for s, name in enumerate("ab")]
+    loaded, real_load = [], pools.load_image
+    monkeypatch.setattr(pools, "load_image", lambda p, size: loaded.append(Path(p)) or real_load(p, size))
+    names, images = splits.training_side(folders, 0.5, 8)
+    assert names == ["a", "b"]
+    for (_, folder), x in zip(folders, images):
+        side = splits.folder_side(folder, 0.5, splits.TRAIN)[0]
+        assert [p for p in loaded if p.parent == folder] == side          # the training side, in order
+        assert x.dtype == torch.uint8 and tuple(x.shape) == (len(side), 3, 8, 8)
+        assert torch.equal(x[0], ex.windows(real_load(side[0], None), 8, 1)[0])
+
+
 def test_embed_and_finetune_read_disjoint_images_of_the_same_folder(tmp_path, monkeypatch):
     """Run both verbs on one folder: the images fine-tuning loads and the images `embed` writes are
     disjoint and together all of the folder."""
@@ -87,14 +100,14 @@ def test_embed_and_finetune_read_disjoint_images_of_the_same_folder(tmp_path, mo
     real_load = pools.load_image
     monkeypatch.setattr(pools, "load_image", lambda p, size: loaded.append(Path(p)) or real_load(p, size))
     images = [arg for f in folders for arg in ("--images", f.name, str(f))]
-    assert cli.main(["train-extractor", "--variant", "finetune", "--init", str(init), *images, "--train-fraction", "0.5",
+    assert steps.main(["train-extractor", "--variant", "finetune", "--init", str(init), *images, "--train-fraction", "0.5",
               "--untrained", "--options", json.dumps({"backbone": "small_cnn", "transform": "log1p",
                                                       "image_size": 16}),
               "--out", str(tmp_path / "ft.pt"), "--device", "cpu"]) == 0
     trained = set(loaded)
 
     models = [arg for f in folders for arg in ("--model", f.name, str(f))]
-    assert cli.main(["embed", "--extractor", str(tmp_path / "ft.pt"), *models, "--train-fraction", "0.5",
+    assert steps.main(["embed", "--extractor", str(tmp_path / "ft.pt"), *models, "--train-fraction", "0.5",
               "--window", "1", "--out-dir", str(tmp_path / "emb"), "--device", "cpu"]) == 0
     for f in folders:
         embedded = {Path(p) for p in np.load(tmp_path / "emb" / f"{f.name}.npz")["paths"]}
@@ -116,9 +129,9 @@ def test_a_baseline_trains_on_the_training_side_only_and_embeds_the_other(tmp_pa
     real_load = pools.load_image
     monkeypatch.setattr(pools, "load_image", lambda p, size: loaded.append(Path(p)) or real_load(p, size))
     images = [arg for f in folders for arg in ("--images", f.name, str(f))]
-    assert cli.main(["train-baseline", "--name", "marra", *images, "--train-fraction", "0.5", "--image-size", "16",
-                     "--steps", "0", "--batch-size", "4", "--seed", "0", "--hp", "{}", "--holdout", "0.15", "--denoiser",
-                     str(tmp_path / "den.pt"), "--out", str(tmp_path / "marra.pt"), "--device", "cpu"]) == 0
+    assert steps.main(["train-baseline", "--name", "marra", *images, "--train-fraction", "0.5", "--image-size", "16",
+                       "--steps", "0", "--batch-size", "4", "--seed", "0", "--hp", "{}", "--holdout", "0.15", "--denoiser",
+                       str(tmp_path / "den.pt"), "--out", str(tmp_path / "marra.pt"), "--device", "cpu"]) == 0
     trained = set(loaded)
     model = baselines.load(tmp_path / "marra.pt")
     for c, f in enumerate(folders):
@@ -128,8 +141,8 @@ def test_a_baseline_trains_on_the_training_side_only_and_embeds_the_other(tmp_pa
         expected = model.model.residual(own, "cpu").mean(0)
         torch.testing.assert_close(model.model.fingerprints[c], expected)
     models = [arg for f in folders for arg in ("--model", f.name, str(f))]
-    assert cli.main(["embed", "--extractor", str(tmp_path / "marra.pt"), *models, "--train-fraction", "0.5",
-                     "--window", "1", "--out-dir", str(tmp_path / "emb"), "--device", "cpu"]) == 0
+    assert steps.main(["embed", "--extractor", str(tmp_path / "marra.pt"), *models, "--train-fraction", "0.5",
+                       "--window", "1", "--out-dir", str(tmp_path / "emb"), "--device", "cpu"]) == 0
     for f in folders:
         npz = np.load(tmp_path / "emb" / f"{f.name}.npz")
         embedded = {Path(p) for p in npz["paths"]}

@@ -5,6 +5,7 @@ from PIL import Image
 from modelfp import tables
 from modelfp.archspace import space
 from modelfp.figures import closest_synthetic, plot_closest_spectra
+from modelfp.paper_tables import paper_rows
 from modelfp.representation import ImageSet, load_image_set
 
 
@@ -16,7 +17,7 @@ def _zoo(seeds=(0, 1)):
 def test_ffd_conditions_follow_table_ii():
     archs, seeds = _zoo()
     masks = tables.ffd_conditions(archs, seeds)
-    assert list(masks) == list(tables.PAPER_TABLE_II)
+    assert list(masks) == list(paper_rows("table_ii"))      # the paper's conditions, in its order
     sizes = {k: int(m.sum()) for k, m in masks.items()}
     assert sizes == {"All": 576, "w/o K": 288, "w/o L": 288, "w/o S": 288, "w/o U": 192,
                      "w/o A": 144, "w/o N": 192, "w/o seed": 288}
@@ -154,16 +155,9 @@ def test_an_unknown_paper_label_raises_naming_it_and_the_known_ones(table, rows)
     """A typo in a paper label is an error, never a row with silently blank paper columns; an empty
     label (a control, a seed count the paper did not run) is the explicit "no paper row"."""
     from modelfp.tables import COMPARISON_METRICS, ablation_table, comparison_table
-    from modelfp.variants import paper_rows
     make = comparison_table if table in COMPARISON_METRICS else ablation_table
     known = paper_rows(table)
     with pytest.raises(ValueError) as err:
         make(table, rows)
     assert repr(rows[0][1]) in str(err.value) and all(repr(k) in str(err.value) for k in known)
     assert make(table, [(rows[0][0], "", None)])        # declared as having no paper row: fine
-
-
-def test_every_attribution_table_has_a_title_and_one_kind():
-    from modelfp import variants
-    assert set(tables.TITLES) == set(variants.TABLES)
-    assert set(tables.COMPARISON_METRICS) == set(variants.COMPARISON) < set(variants.TABLES)

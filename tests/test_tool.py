@@ -38,6 +38,20 @@ def extractor_file(tmp_path_factory):
     return str(path)
 
 
+def test_modelfp_shows_only_the_peoples_commands():
+    """`modelfp` (and `python -m modelfp`) is the people's door: its help lists gallery, identify,
+    verify and export, and no workflow verb (those are `python -m modelfp.steps`)."""
+    import subprocess
+    from modelfp.cli import build_parser
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert sorted(commands) == ["export", "gallery", "identify", "verify"]
+    shown = subprocess.run([sys.executable, "-m", "modelfp", "--help"], capture_output=True, text=True, check=True)
+    assert "{gallery,identify,verify,export}" in shown.stdout
+    assert not re.search(r"\b(embed|evaluate|synthesize|train-extractor|calibrate|pool)\b", shown.stdout)
+    refused = subprocess.run([sys.executable, "-m", "modelfp", "embed"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "invalid choice: 'embed'" in refused.stderr
+
+
 def _pixels(model: str, seed: int, size=(24, 24)) -> np.ndarray:
     """An image of a toy 'model': noise plus its own periodic trace (stripes or a checkerboard)."""
     h, w = size
@@ -242,7 +256,8 @@ def test_an_uncalibrated_extractor_needs_a_threshold(tmp_path, caplog, capsys, e
 
 
 def _calibrated(tmp_path, extractor_file, name, verification, openset):
-    """A copy of the extractor file calibrated with these two thresholds (as `modelfp calibrate` does)."""
+    """A copy of the extractor file calibrated with these two thresholds (as the workflow's
+    `python -m modelfp.steps calibrate` does)."""
     out = tmp_path / name
     ex.set_threshold(extractor_file, verification, out=out, openset_threshold=openset)
     return str(out)
@@ -688,14 +703,16 @@ def test_jpeg_grayscale_and_alpha_images_are_answered_with_a_note(tmp_path, caps
     gray = tmp_path / "gray.png"
     Image.fromarray(rgb[..., 0]).save(gray)
     rgba = tmp_path / "rgba.png"
-    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(rgba)
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])).save(rgba)
+    opaque = tmp_path / "opaque.png"      # an alpha channel at 255 everywhere: the same pixels, no note
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(opaque)
     gray_jpeg = tmp_path / "gray.jpg"
     Image.fromarray(rgb[..., 0]).save(gray_jpeg)
     capsys.readouterr()
-    code, rows = _identify(capsys, extractor_file, gallery, plain, jpeg, gray, rgba, gray_jpeg)
+    code, rows = _identify(capsys, extractor_file, gallery, plain, jpeg, gray, rgba, gray_jpeg, opaque)
     assert code == 0 and all(r["model"] for r in rows)
     assert [r["note"] for r in rows] == ["", "fingerprint weakened: JPEG", "fingerprint weakened: grayscale",
-                                         "fingerprint weakened: alpha", "fingerprint weakened: JPEG, grayscale"]
+                                         "fingerprint weakened: alpha", "fingerprint weakened: JPEG, grayscale", ""]
     assert main(["identify", plain, str(jpeg), "--extractor", extractor_file, "--gallery", gallery,
                  "--format", "table"]) == 0
     table = capsys.readouterr().out.splitlines()

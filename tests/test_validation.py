@@ -121,3 +121,50 @@ def test_no_table_reads_the_validation_set(workflow_copy):
     result = snakemake(workflow_copy, *tables, "--dry-run", "--cores", "2", *SMOKE, "off.yaml")
     assert "attribution_table" in result.stdout
     assert "results/validation/" not in result.stdout and "val-w" not in result.stdout
+
+
+# --- the per-epoch validation of train-extractor (`epoch_evaluator`) --------------------------------
+
+def _tiny_extractor():
+    """The cheapest extractor: the training-free reference (the residual spectrum) of a tiny denoiser."""
+    from modelfp import denoise
+    from modelfp import extractor as ex
+    cfg = ex.ExtractorConfig(backbone="none", transform="log1p", image_size=16)
+    return ex.build(denoise.init_model(depth=3, features=4, seed=0), cfg, ["x", "y"], seed=0)
+
+
+def test_the_epoch_evaluator_reads_a_fixed_subset_of_the_evaluation_side_once(tmp_path, monkeypatch):
+    import torch
+    from conftest import write_pngs
+    from modelfp import extractor as ex
+    from modelfp import pools
+    from modelfp.splits import EVAL, folder_side
+    folders = [(name, write_pngs(tmp_path / name, [f"{i:05d}" for i in range(30)], seed=s))
+               for s, name in enumerate(("v0", "v1"))]
+    loaded, real = [], pools.load_image
+    monkeypatch.setattr(pools, "load_image", lambda p, size: loaded.append(p) or real(p, size))
+    real_centre = ex.fit_centre         # the centre of 32 training images, not thousands: fast enough here
+    monkeypatch.setattr(ex, "fit_centre", lambda model, source, seed: real_centre(model, source, seed, n=32))
+    source = ex.FolderSource([torch.zeros(2, 3, 16, 16, dtype=torch.uint8)] * 2, ["x", "y"], "cpu")
+    evaluator = validation.epoch_evaluator(folders, source, train_seed=0, train_fraction=0.5, window=1, gallery=2,
+                                           pairs_same=5, pairs_diff=5, seed=0)
+    for name, folder in folders:       # gallery + EPOCH_QUERIES images of each model's evaluation side
+        mine = [p for p in loaded if p.parent == folder]
+        assert len(mine) == 2 + validation.EPOCH_QUERIES and set(mine) <= set(folder_side(folder, 0.5, EVAL)[0])
+    model, read = _tiny_extractor(), len(loaded)
+    first, second = evaluator(model), evaluator(model)
+    assert len(loaded) == read                  # loaded once, before training: no image is read per epoch
+    assert first == second and set(first) == {"val_identification_acc", "val_verification_auc"}
+    assert 0 <= first["val_identification_acc"] <= 100
+
+
+def test_the_epoch_evaluator_refuses_bad_validation_folders_before_reading_an_image(tmp_path):
+    from conftest import write_pngs
+    folder = write_pngs(tmp_path / "v0", [f"{i:05d}" for i in range(8)])
+    protocol = dict(train_seed=0, train_fraction=0.5, window=1, gallery=2, pairs_same=5, pairs_diff=5, seed=0)
+    with pytest.raises(ValueError, match="also trained on"):
+        validation.epoch_evaluator([("v0", folder)], None, **protocol, trained_folders=[str(folder)])
+    with pytest.raises(FileNotFoundError, match="validation model v9: .*nope"):
+        validation.epoch_evaluator([("v9", tmp_path / "nope")], None, **protocol)
+    with pytest.raises(ValueError, match=r"validation model\(s\) \['v0'\]: no more than --gallery 100"):
+        validation.epoch_evaluator([("v0", folder)], None, **{**protocol, "gallery": 100})

@@ -13,8 +13,8 @@ from PIL import Image
 from conftest import smooth_pool, write_pngs
 from modelfp import denoise, extractor as ex, manifest, synthetic, testbed
 from modelfp.archspace import parse
-from modelfp.cli import main
 from modelfp.pools import write_pool
+from modelfp.steps import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -140,11 +140,11 @@ BAD_INPUT = {
     "spectral-effects": ("spectral-effects --spectra {not_npz} --out-png {out}/11.png {out}/13.png {out}/14.png "
                          "--out-pdf {out}/11.pdf {out}/13.pdf {out}/14.pdf --out-csv {out}/e.csv", "not_npz",
                          NOT_NPZ),
-    "calibrate missing extractor": ("calibrate --extractor {missing} --evaluation {evaluation} --out {out}/m.pt",
+    "calibrate missing extractor": ("calibrate --extractor {missing} --evaluation {evaluation} --gallery 10 --seed 0 --out {out}/m.pt",
                                     "missing", "fingerprint-extractor file"),
-    "calibrate no thresholds": ("calibrate --extractor {extractor} --evaluation {no_all_row} --out {out}/m.pt",
+    "calibrate no thresholds": ("calibrate --extractor {extractor} --evaluation {no_all_row} --gallery 10 --seed 0 --out {out}/m.pt",
                                 "no_all_row", "rerun the evaluate rule"),
-    "trace": ("trace --embeddings {embeddings} --reference v0 --derived v9 v0 --out-csv {out}/t.csv "
+    "trace": ("trace --embeddings {embeddings} --reference v0 --derived v9 v0 --seed 0 --out-csv {out}/t.csv "
               "--out-png {out}/t.png", "embeddings", "no embeddings of model 'v9'; run the embed rule"),
     "fig-8": ("fig-8 --zoo-summary {missing} --evaluation 1 {evaluation} --out-png {out}/8.png --out-pdf {out}/8.pdf "
               "--out-csv {out}/8.csv", "missing", ""),
@@ -370,7 +370,8 @@ def test_fig_12_has_one_row_per_model_at_the_channel_asked_for(inputs, tmp_path)
 def test_calibrate_stores_the_evaluations_thresholds_in_a_copy_of_the_extractor(inputs, tmp_path):
     evaluation = _evaluation(tmp_path / "val.csv", verification_threshold=0.125, openset_threshold=0.625)
     out = tmp_path / "model.pt"
-    assert main(["calibrate", "--extractor", inputs["extractor"], "--evaluation", evaluation, "--out", str(out)]) == 0
+    assert main(["calibrate", "--extractor", inputs["extractor"], "--evaluation", evaluation, "--gallery", "10",
+                 "--seed", "0", "--out", str(out)]) == 0
     model = ex.load(out)
     assert (model.threshold, model.openset_threshold) == (0.125, 0.625)
     assert model.meta["threshold_from"] == evaluation
@@ -382,7 +383,7 @@ def test_trace_attributes_each_derived_set_to_the_reference_its_embeddings_lie_n
                                             "also_near_r0": [1, 0, 0.1, 0]})
     out = tmp_path / "trace.csv"
     assert main(["trace", "--embeddings", folder, "--reference", "r0", "r1", "--derived", "near_r0", "r0",
-                 "--derived", "also_near_r0", "r1", "--out-csv", str(out), "--out-png", str(tmp_path / "t.png")]) == 0
+                 "--derived", "also_near_r0", "r1", "--seed", "0", "--out-csv", str(out), "--out-png", str(tmp_path / "t.png")]) == 0
     got = [(r["set"], r["reference"], int(r["images"]), float(r["attributed_to_reference"]), r["most_attributed"])
            for r in _rows(out)]
     assert got == [("near_r0", "r0", 6, 100.0, "r0"), ("also_near_r0", "r1", 6, 0.0, "r0")]

@@ -3,6 +3,7 @@ import contextlib
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,20 +15,43 @@ import pytest
 import torch
 import yaml
 
-from conftest import snakemake
+from conftest import ROOT, WORKFLOW_FILES, snakemake
 from modelfp import archspace, synthetic
 from modelfp.feed import SyntheticZoo
 
 SMOKE = ("--configfile", "configs/smoke.yaml")
 
 
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke run of the whole workflow (plus the K=3 zoo and one perturbation), shared by the
+    tests below, so that each property is its own test and the first failure hides none of the
+    others. Tests only read its files, except where they say how they restore them."""
+    root = tmp_path_factory.mktemp("smoke")
+    for name in WORKFLOW_FILES:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+    snakemake(root, "all", "zoo_k3", "results/perturbed/jpeg/50", "--cores", "2", *SMOKE)
+    return root
+
+
+def _zoo_rows(root):
+    rows = list(csv.DictReader(open(root / "results/synthetic/summary.csv")))
+    rows_k3 = list(csv.DictReader(open(root / "results/synthetic/summary_k3.csv")))
+    return rows, rows_k3
+
+
 @pytest.mark.slow
-def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
-    snakemake(workflow_copy, "all", "zoo_k3", "results/perturbed/jpeg/50", "--cores", "2", *SMOKE)
-    rows = list(csv.DictReader(open(workflow_copy / "results/synthetic/summary.csv")))
-    rows_k3 = list(csv.DictReader(open(workflow_copy / "results/synthetic/summary_k3.csv")))
+def test_a_second_run_has_nothing_to_do(smoke):
+    again = snakemake(smoke, "all", "zoo_k3", "--cores", "2", *SMOKE)
+    assert "Nothing to be done" in again.stdout
+
+
+@pytest.mark.slow
+def test_the_zoo_summaries_list_every_checkpoint_and_each_loads(smoke):
+    rows, rows_k3 = _zoo_rows(smoke)
     assert len(rows) == 5 * 2 and len(rows_k3) == 1 * 2          # archs x seeds of smoke.yaml
-    paths = [workflow_copy / r["file"] for r in rows + rows_k3]
+    paths = [smoke / r["file"] for r in rows + rows_k3]
     for row, path in zip(rows + rows_k3, paths):
         model = synthetic.load(path)
         assert model.arch.id == row["arch"] and model.info["seed"] == int(row["seed"])
@@ -39,46 +63,65 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
     zoo = SyntheticZoo.from_files(paths)
     out = zoo(torch.zeros(len(paths), 3, 32, 32), torch.arange(len(paths)))
     assert out.shape == (len(paths), 3, 32, 32)
-    # one job per slice: the 6 configured architectures lie in 5 slices, each trained whole
-    cfg_archs = yaml.safe_load(open(workflow_copy / "configs/smoke.yaml"))["synthesis"]["architectures"]
+
+
+@pytest.mark.slow
+def test_the_zoo_is_trained_one_job_per_slice(smoke):
+    # the 6 configured architectures lie in 5 slices, each trained whole
+    cfg_archs = yaml.safe_load(open(smoke / "configs/smoke.yaml"))["synthesis"]["architectures"]
     slices = {archspace.slice_id(archspace.parse(a)) for a in cfg_archs}
     assert len(slices) == 5
-    assert sorted(p.stem for p in (workflow_copy / "results/benchmarks/synthesize").glob("K*.tsv")) == sorted(slices)
-    # the denoiser reports its PSNR gain; spectra cover every model of the zoo
-    assert "PSNR" in (workflow_copy / "results/logs/denoiser/dncnn.log").read_text()
-    spectra = np.load(workflow_copy / "results/spectra/synthetic.npz")
+    assert sorted(p.stem for p in (smoke / "results/benchmarks/synthesize").glob("K*.tsv")) == sorted(slices)
+
+
+@pytest.mark.slow
+def test_the_denoiser_reports_its_gain_and_the_spectra_cover_the_zoo(smoke):
+    rows, _ = _zoo_rows(smoke)
+    assert "PSNR" in (smoke / "results/logs/denoiser/dncnn.log").read_text()
+    spectra = np.load(smoke / "results/spectra/synthetic.npz")
     assert spectra["log"].shape == (len(rows), 16 // 2 + 1) and np.isfinite(spectra["log"]).all()
     assert sorted(map(str, spectra["archs"])) == sorted(r["arch"] for r in rows)
-    claims = list(csv.DictReader(open(workflow_copy / "results/tables/spectral_effects.csv")))
+    claims = list(csv.DictReader(open(smoke / "results/tables/spectral_effects.csv")))
     tested = {r["claim"]: r for r in claims if r.get("pairs") not in (None, "", "0")}
     assert len(tested) == 2      # the smoke zoo has matched pairs for the nearest and sigmoid claims
     for stem in ("fig_11_upsampling", "fig_13_activation", "fig_14_normalization"):
-        assert (workflow_copy / f"results/figures/{stem}.png").stat().st_size > 1000
-    # the test bed: each own generator left its images, meta.json and a contact sheet
+        assert (smoke / f"results/figures/{stem}.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_each_own_generator_left_its_images_meta_and_contact_sheet(smoke):
     emerging = {"vae", "flow", "ddpm", "vit", "vae_lora0", "vae_lora1", "ddpm_varied"}
     for name in ("dcgan", "progan", "dcgan_faces", "vae", "flow", "ddpm", "vit", "vae_lora0", "vae_lora1",
                  "ddpm_varied"):
-        meta = json.loads((workflow_copy / f"results/testbed/{name}/meta.json").read_text())
+        meta = json.loads((smoke / f"results/testbed/{name}/meta.json").read_text())
         assert meta["group"] == ("emerging" if name in emerging else "classical"), name
-        assert len(list((workflow_copy / f"results/testbed/{name}/images").glob("*.png"))) == 6
-        assert (workflow_copy / f"results/testbed/contact_sheets/{name}.png").exists()
-    # lineage variants record their base; varied configurations label every image
-    lora = json.loads((workflow_copy / "results/testbed/vae_lora1/meta.json").read_text())
-    base = json.loads((workflow_copy / "results/testbed/vae/meta.json").read_text())
+        assert len(list((smoke / f"results/testbed/{name}/images").glob("*.png"))) == 6
+        assert (smoke / f"results/testbed/contact_sheets/{name}.png").exists()
+    assert len(list((smoke / "results/perturbed/jpeg/50/dcgan").glob("*.png"))) == 6
+
+
+@pytest.mark.slow
+def test_lineage_variants_record_their_base_and_varied_configurations_label_every_image(smoke):
+    lora = json.loads((smoke / "results/testbed/vae_lora1/meta.json").read_text())
+    base = json.loads((smoke / "results/testbed/vae/meta.json").read_text())
     assert lora["base"] == "vae" and lora["sample_seed"] != base["sample_seed"]      # no shared noise
-    varied = json.loads((workflow_copy / "results/testbed/ddpm_varied/meta.json").read_text())
+    varied = json.loads((smoke / "results/testbed/ddpm_varied/meta.json").read_text())
     assert varied["base"] == "ddpm" and len(varied["configurations"]) == 6
-    sizes = {Image.open(workflow_copy / "results/testbed/ddpm_varied/images" / f).size[0]: c["image_size"]
+    sizes = {Image.open(smoke / "results/testbed/ddpm_varied/images" / f).size[0]: c["image_size"]
              for f, c in varied["configurations"].items()}
     assert all(k == v for k, v in sizes.items())
-    assert len(list((workflow_copy / "results/perturbed/jpeg/50/dcgan").glob("*.png"))) == 6
-    _check_attribution(workflow_copy)
-    # Tables II and XI carry the paper's numbers beside ours; Figure 10 exists
-    _check_ffd_tables(workflow_copy)
-    assert (workflow_copy / "results/figures/fig_10_closest_spectra.png").stat().st_size > 1000
-    # the HTML report holds the tables and figures of the run
-    snakemake(workflow_copy, "--report", "report.zip", *SMOKE)
-    with zipfile.ZipFile(workflow_copy / "report.zip") as report:
+
+
+@pytest.mark.slow
+def test_tables_ii_and_xi_hold_the_spectra_files_ffds_beside_the_papers(smoke):
+    _check_ffd_tables(smoke)
+    assert (smoke / "results/figures/fig_10_closest_spectra.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_the_html_report_holds_the_tables_and_figures_of_the_run(smoke, tmp_path):
+    snakemake(smoke, "--report", str(tmp_path / "report.zip"), *SMOKE)
+    with zipfile.ZipFile(tmp_path / "report.zip") as report:
         names = report.namelist()
         assert any(n.endswith("spectral_effects.csv") for n in names)
         assert any(n.endswith("summary.csv") for n in names)
@@ -88,33 +131,46 @@ def test_smoke_run_makes_every_artifact_and_the_files_load(workflow_copy):
         assert any(n.endswith("table_ii.csv") for n in names)
         table = next(n for n in names if n.endswith("spectral_effects.csv"))
         assert b"nearest has less high-frequency energy than transposed" in report.read(table)
-    # a second run has nothing to do
-    again = snakemake(workflow_copy, "all", "zoo_k3", "--cores", "2", *SMOKE)
-    assert "Nothing to be done" in again.stdout
-    _check_a_changed_checkpoint_is_refused(workflow_copy, paths[0])
 
 
-def _check_a_changed_checkpoint_is_refused(root, checkpoint):
-    """The extractors declare the zoo's slice manifests, not its checkpoints (issue 24): the
-    manifest of the run lists each checkpoint's digest, and a job refuses a checkpoint that
-    changed after its manifest was written, naming it, so none reads one unnoticed."""
+@pytest.mark.slow
+def test_a_changed_checkpoint_reruns_its_manifest_and_the_extractors_and_is_refused_until_then(smoke, tmp_path):
+    """The extractors declare the zoo's slice manifests, not its 864 checkpoints (issue 24). A
+    checkpoint whose content changed makes Snakemake re-plan its slice's manifest and, through it,
+    every extractor (a mere `touch` does not: Snakemake compares the recorded checksum of an input
+    newer than its output); and a job handed a checkpoint that changed after its manifest was
+    written refuses it, naming it, so none reads one unnoticed. The checkpoint is restored
+    afterwards (the other tests share the run)."""
     from modelfp import manifest
+    rows, _ = _zoo_rows(smoke)
+    checkpoint = smoke / rows[0]["file"]
     slice_ = archspace.slice_id(archspace.parse(checkpoint.parent.name))
-    manifests = [root / f"results/synthetic/slices/{slice_}.tsv"]
-    rel = str(checkpoint.relative_to(root))
+    manifests = [smoke / f"results/synthetic/slices/{slice_}.tsv"]
+    rel = str(checkpoint.relative_to(smoke))
     assert manifest.read(manifests)[rel] == manifest.digest(checkpoint)
-    with open(checkpoint, "ab") as f:
-        f.write(b"changed")
-    with pytest.raises(ValueError, match="changed after its manifest"):
-        with contextlib.chdir(root):        # manifests list paths relative to the run's folder
-            manifest.verified([rel], [str(m.relative_to(root)) for m in manifests])
+    shutil.copy2(checkpoint, tmp_path / "original.pt")
+    try:
+        with open(checkpoint, "ab") as f:
+            f.write(b"changed")
+        plan = snakemake(smoke, "all", "--dry-run", "--cores", "1", *SMOKE).stdout
+        counts = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
+                  if len(line.split()) == 2 and line.split()[1].isdigit()}
+        assert counts["zoo_manifest"] == 1 and f"slice={slice_}" in plan
+        assert counts["train_extractor"] == len(list((smoke / "results/extractors").glob("*/trained.pt")))
+        with pytest.raises(ValueError, match="changed after its manifest"):
+            with contextlib.chdir(smoke):        # manifests list paths relative to the run's folder
+                manifest.verified([rel], [str(m.relative_to(smoke)) for m in manifests])
+    finally:
+        shutil.copy2(tmp_path / "original.pt", checkpoint)
 
 
 def _check_ffd_tables(root):
     """Tables II and XI hold the FFDs and correlations of the spectra files they are made from,
     the paper's numbers beside ours, and the N sweep of the config."""
     from modelfp.ffd import ffd
-    from modelfp.tables import PAPER_TABLE_II, ffd_conditions
+    from modelfp.paper_tables import paper_rows
+    from modelfp.tables import ffd_conditions
+    PAPER_TABLE_II = {label: ffd for label, (ffd,) in paper_rows("table_ii").items()}
     cfg = yaml.safe_load(open(root / "configs/smoke.yaml"))["spectra"]
     syn, real = np.load(root / "results/spectra/synthetic.npz"), np.load(root / "results/spectra/test_models.npz")
     masks = ffd_conditions([str(a) for a in syn["archs"]], [int(s) for s in syn["seeds"]])
@@ -151,41 +207,50 @@ def _read_evaluation(root, variant, view="w2"):
     return {r["group"]: r for r in csv.DictReader(open(path))}
 
 
-def _check_attribution(root):
-    """Extractor variants, evaluations, Tables IV-X, Figures 8/9/15/16, and the people's CLI."""
+@pytest.mark.slow
+def test_every_extractor_variant_trained_its_epochs(smoke):
     from modelfp import extractor
     # smoke.yaml: Only-Syn trains 2 epochs, the ablations and their All row 1 (ablation_epochs),
     # Fine-tune 1; the controls are saved untrained (one "epoch 0" row)
     epochs = {"all": 2, "all_ablation": 1, "wo_K": 1, "wo_A": 1, "seeds_1": 1, "pool_living": 1, "blocks_1": 1,
               "blocks_3": 1, "immunized": 1, "finetune": 1, "random": 1, "reference": 1}
     for variant, n in epochs.items():
-        model = extractor.load(root / f"results/extractors/{variant}/trained.pt")
+        model = extractor.load(smoke / f"results/extractors/{variant}/trained.pt")
         assert model.meta["variant"] == variant
-        history = list(csv.DictReader(open(root / f"results/extractors/{variant}/history.csv")))
+        history = list(csv.DictReader(open(smoke / f"results/extractors/{variant}/history.csv")))
         assert len(history) == n, variant
-    assert not (root / "results/extractors/blocks_2").exists()      # = all_ablation, not trained twice
-    assert extractor.load(root / "results/extractors/reference/trained.pt").cfg.backbone == "none"
+    assert not (smoke / "results/extractors/blocks_2").exists()      # = all_ablation, not trained twice
+    assert extractor.load(smoke / "results/extractors/reference/trained.pt").cfg.backbone == "none"
     # Fine-tune's head is over the classical test models
-    assert extractor.load(root / "results/extractors/finetune/trained.pt").classes == ["dcgan", "progan",
+    assert extractor.load(smoke / "results/extractors/finetune/trained.pt").classes == ["dcgan", "progan",
                                                                                       "dcgan_faces"]
-    calibrated = extractor.load(root / "results/extractors/all/model.pt")
-    ev = {r["group"]: r for r in csv.DictReader(open(root / "results/evaluation/all/w2.csv"))}
+
+
+@pytest.mark.slow
+def test_the_deployed_thresholds_are_chosen_on_the_validation_generators(smoke):
+    from modelfp import extractor
+    calibrated = extractor.load(smoke / "results/extractors/all/model.pt")
+    ev = {r["group"]: r for r in csv.DictReader(open(smoke / "results/evaluation/all/w2.csv"))}
     assert set(ev) == {"classical", "emerging", "all"}
     # the deployed thresholds are chosen on the validation generators, never on the test bed
-    val = {r["group"]: r for r in csv.DictReader(open(root / "results/evaluation/all/val-w2.csv"))}
+    val = {r["group"]: r for r in csv.DictReader(open(smoke / "results/evaluation/all/val-w2.csv"))}
     assert calibrated.threshold == pytest.approx(float(val["all"]["verification_threshold"]))
     assert calibrated.openset_threshold == pytest.approx(float(val["all"]["openset_threshold"]))
+
+
+@pytest.mark.slow
+def test_evaluations_count_the_configs_queries_and_pairs(smoke):
     # what the evaluation must be for the smoke test bed, whatever the (barely trained) extractor:
     # group sizes from the config; accuracies are counts over the config's queries and pairs, and
     # the best-threshold verification accuracy is never below 50 (all "same" or all "different")
-    cfg = yaml.safe_load(open(root / "configs/smoke.yaml"))
+    cfg = yaml.safe_load(open(smoke / "configs/smoke.yaml"))
     tb, evaluation = cfg["testbed"], cfg["evaluation"]
     classical = [m for m in tb["models"] if m in ("dcgan", "progan", "dcgan_faces")]
     n_models = {"classical": len(classical), "all": len(tb["models"])}      # lineage/configurations:
     n_models["emerging"] = n_models["all"] - n_models["classical"]         # not evaluated
     pairs = evaluation["pairs_same"] + evaluation["pairs_diff"]
     for variant in ("all", "finetune", "reference", "random"):
-        for group, row in _read_evaluation(root, variant).items():
+        for group, row in _read_evaluation(smoke, variant).items():
             models, images = int(row["models"]), int(row["images"])
             assert models == n_models[group] and images > evaluation["gallery"] * models, (variant, group)
             # a mean over the gallery draws of counts over the same queries (the images outside the pools)
@@ -196,39 +261,50 @@ def _check_attribution(root):
             correct = float(row["verification_acc"]) * pairs / 100
             assert correct == pytest.approx(round(correct), abs=1e-6) and correct >= pairs / 2, (variant, row)
             assert 0 <= float(row["verification_auc"]) <= 100
+
+
+@pytest.mark.slow
+def test_embeddings_hold_only_the_evaluation_side_of_each_model(smoke):
+    tb = yaml.safe_load(open(smoke / "configs/smoke.yaml"))["testbed"]
     # every model of the default view has its cached embeddings, lineage and configurations too
     # and only of the evaluation side of each model's images (modelfp.splits): none trained on
     from modelfp import splits
-    fraction = yaml.safe_load(open(root / "config.yaml"))["evaluation"]["train_fraction"]
+    fraction = yaml.safe_load(open(smoke / "config.yaml"))["evaluation"]["train_fraction"]
     sides = {f"{i:05d}": splits.side(f"{i:05d}", fraction) for i in range(tb["n_images"])}
     evaluated = sorted(k for k, v in sides.items() if v == splits.EVAL)
     assert 0 < len(evaluated) < tb["n_images"]
     for name in ("dcgan", "vit", "vae_lora0", "ddpm_varied"):
-        emb = np.load(root / f"results/embeddings/all/w2/{name}.npz")
+        emb = np.load(smoke / f"results/embeddings/all/w2/{name}.npz")
         assert emb["embeddings"].shape[0] == len(evaluated) and np.isfinite(emb["embeddings"]).all()
-    finetune_log = (root / "results/logs/extractors/finetune.log").read_text()
+    finetune_log = (smoke / "results/logs/extractors/finetune.log").read_text()
     assert f"{tb['n_images'] - len(evaluated)} of {tb['n_images']} images (training side" in finetune_log
+
+
+@pytest.mark.slow
+def test_the_attribution_tables_hold_the_evaluations_numbers_beside_the_papers(smoke):
+    from modelfp.baselines import BASELINES
+    from modelfp.paper_tables import paper_rows
     from modelfp.tables import ABLATION_METRICS, COMPARISON_METRICS
-    from modelfp.variants import BASELINE_LABELS, paper_rows
-    table_iv = list(csv.DictReader(open(root / "results/tables/table_iv.csv")))
+    BASELINE_LABELS = {m: b.label for m, b in BASELINES.items()}
+    table_iv = list(csv.DictReader(open(smoke / "results/tables/table_iv.csv")))
     assert [r["row"] for r in table_iv] == ["w/o K", "w/o L", "w/o S", "w/o U", "w/o A", "w/o N", "All"]
     assert table_iv[-1]["paper_verification_acc"] == "89.73"
-    assert "the ablations common budget" in (root / "results/tables/table_iv.md").read_text()
+    assert "the ablations common budget" in (smoke / "results/tables/table_iv.md").read_text()
     for row, variant in zip(table_iv, ["wo_K", "wo_L", "wo_S", "wo_U", "wo_A", "wo_N", "all_ablation"]):
-        ours = _read_evaluation(root, variant)["all"]             # the table's numbers are the csv's
+        ours = _read_evaluation(smoke, variant)["all"]             # the table's numbers are the csv's
         for metric, paper in zip(ABLATION_METRICS, paper_rows("table_iv")[row["row"]]):
             assert float(row[metric]) == round(float(ours[metric]), 2), (row["row"], metric)
             assert float(row[f"paper_{metric}"]) == paper, (row["row"], metric)
-    table_v = [r["row"] for r in csv.DictReader(open(root / "results/tables/table_v.csv"))]
+    table_v = [r["row"] for r in csv.DictReader(open(smoke / "results/tables/table_v.csv"))]
     assert table_v == ["1", "2 (all)"]
-    table_viii = {r["method"]: r for r in csv.DictReader(open(root / "results/tables/table_viii.csv"))}
+    table_viii = {r["method"]: r for r in csv.DictReader(open(smoke / "results/tables/table_viii.csv"))}
     assert table_viii["POSE"]["paper emerging identification_acc"] == "49.8"
     (m1, m2), paper_viii = COMPARISON_METRICS["table_viii"], paper_rows("table_viii")
     baselines = [(label, f"baseline_{m}") for m, label in BASELINE_LABELS.items()]     # all six in smoke
     for method, variant in (("Ours (Only-Syn)", "all"), ("Ours (Fine-tune)", "finetune"),
                             ("Training-free reference", "reference"), ("Random-init extractor", "random"),
                             *baselines):
-        ours = _read_evaluation(root, variant)
+        ours = _read_evaluation(smoke, variant)
         for group in ("classical", "emerging"):
             for metric in (m1, m2):
                 assert float(table_viii[method][f"{group} {metric}"]) == round(float(ours[group][metric]), 2)
@@ -237,48 +313,73 @@ def _check_attribution(root):
     # issue 22: the ceiling diagnostic's row, and every other row tested against Only-Syn per group
     from modelfp.ceiling import LABEL
     assert table_viii[LABEL]["paper classical identification_acc"] == ""
-    paired = list(csv.DictReader(open(root / "results/tables/table_viii_paired.csv")))
+    paired = list(csv.DictReader(open(smoke / "results/tables/table_viii_paired.csv")))
     assert {(r["method"], r["group"]) for r in paired} == {(m, g) for m in table_viii if m != "Ours (Only-Syn)"
                                                            and table_viii[m]["classical identification_acc"] != ""
                                                            for g in ("classical", "emerging")}
     assert all(0 <= float(r["p (McNemar exact)"]) <= 1 for r in paired)
-    assert list(csv.DictReader(open(root / "results/tables/table_ix_paired.csv")))
+    assert list(csv.DictReader(open(smoke / "results/tables/table_ix_paired.csv")))
     for stem in ("table_vi", "table_vii", "table_ix", "table_x"):
-        assert (root / f"results/tables/{stem}.md").read_text().startswith("# Table")
+        assert (smoke / f"results/tables/{stem}.md").read_text().startswith("# Table")
+
+
+@pytest.mark.slow
+def test_figures_8_9_and_16_hold_what_they_are_made_of(smoke):
     # Figure 8: synthesis time of the zoo up to k blocks is the sum of the zoo summaries' times,
     # accuracies are those of the blocks_k evaluation
-    fig8 = list(csv.DictReader(open(root / "results/figures/fig_8_block_count.csv")))
+    fig8 = list(csv.DictReader(open(smoke / "results/figures/fig_8_block_count.csv")))
     assert [r["max_blocks"] for r in fig8] == ["1", "2", "3"]
     zoo = [r for name in ("summary.csv", "summary_k3.csv")
-           for r in csv.DictReader(open(root / "results/synthetic" / name))]
+           for r in csv.DictReader(open(smoke / "results/synthetic" / name))]
     for row in fig8:
         k = int(row["max_blocks"])
         total = sum(float(r["train_seconds"]) for r in zoo if int(r["arch"][1]) <= k)
         assert float(row["synthesis_seconds"]) == pytest.approx(total, abs=0.051)
-        ours = _read_evaluation(root, f"blocks_{k}")["all"]
+        ours = _read_evaluation(smoke, f"blocks_{k}")["all"]
         assert float(row["identification_acc"]) == round(float(ours["identification_acc"]), 2)
         assert float(row["verification_acc"]) == round(float(ours["verification_acc"]), 2)
-    fig16 = list(csv.DictReader(open(root / "results/figures/fig_16_robustness.csv")))
+    fig16 = list(csv.DictReader(open(smoke / "results/figures/fig_16_robustness.csv")))
     assert {(r["extractor"], r["perturbation"]) for r in fig16} == {
         ("plain", "jpeg"), ("plain", "crop"), ("immunized", "jpeg"), ("immunized", "crop")}
-    lineage = list(csv.DictReader(open(root / "results/figures/fig_9_lineage.csv")))
+    lineage = list(csv.DictReader(open(smoke / "results/figures/fig_9_lineage.csv")))
     assert [(r["set"], r["reference"]) for r in lineage] == [("vae_lora0", "vae"), ("vae_lora1", "vae")]
+
+
+@pytest.mark.slow
+def test_every_baseline_trained_on_the_classical_models_training_side_only(smoke):
+    from modelfp import splits
+    from modelfp.baselines import BASELINES
+    tb = yaml.safe_load(open(smoke / "configs/smoke.yaml"))["testbed"]
+    fraction = yaml.safe_load(open(smoke / "config.yaml"))["evaluation"]["train_fraction"]
+    evaluated = [i for i in range(tb["n_images"]) if splits.side(f"{i:05d}", fraction) == splits.EVAL]
+    BASELINE_LABELS = {m: b.label for m, b in BASELINES.items()}
     # every baseline trained on the classical models' training side only (its log says how many)
     for m, _ in BASELINE_LABELS.items():
-        log = (root / f"results/logs/baselines/{m}.log").read_text()
+        log = (smoke / f"results/logs/baselines/{m}.log").read_text()
         assert f"{tb['n_images'] - len(evaluated)} of {tb['n_images']} images (training side" in log, m
-    abady = _read_evaluation(root, "baseline_abady")["all"]
+    abady = _read_evaluation(smoke, "baseline_abady")["all"]
     assert 0 <= float(abady["verifier_verification_auc"]) <= 100          # its own verifier, same pairs
+
+
+@pytest.mark.slow
+def test_every_figure_of_the_run_is_drawn(smoke):
+    from modelfp.baselines import BASELINES
     for stem in ("fig_8_block_count", "fig_9_lineage", "fig_15_configurations", "fig_16_robustness",
                  "fig_3_block_swap", "fig_12_kernel_spectra", "tsne/all/tsne_emerging",
-                 *(f"tsne/baseline_{m}/tsne_emerging" for m in BASELINE_LABELS)):
-        assert (root / f"results/figures/{stem}.png").stat().st_size > 1000, stem
+                 *(f"tsne/baseline_{m}/tsne_emerging" for m in BASELINES)):
+        assert (smoke / f"results/figures/{stem}.png").stat().st_size > 1000, stem
+
+
+@pytest.mark.slow
+def test_the_peoples_command_line_on_the_runs_extractor(smoke):
+    from modelfp import extractor
+    calibrated = extractor.load(smoke / "results/extractors/all/model.pt")
     # the command line for people, on the smoke artifacts
-    model = str(root / "results/extractors/all/model.pt")
-    gallery = str(root / "gallery.pt")
-    images = {m: sorted((root / f"results/testbed/{m}/images").glob("*.png")) for m in ("dcgan", "vit")}
+    model = str(smoke / "results/extractors/all/model.pt")
+    gallery = str(smoke / "gallery.pt")
+    images = {m: sorted((smoke / f"results/testbed/{m}/images").glob("*.png")) for m in ("dcgan", "vit")}
     run = lambda *a: subprocess.run([sys.executable, "-m", "modelfp", *a], capture_output=True, text=True,
-                                    cwd=root)
+                                    cwd=smoke)
     for m, paths in images.items():
         out = run("gallery", "add", m, *map(str, paths[:3]), "--extractor", model, "--gallery", gallery,
                   "--format", "table")
@@ -298,13 +399,13 @@ def _check_attribution(root):
     assert float(row["threshold"]) == pytest.approx(calibrated.threshold, abs=1e-6)
     # wrong files get one clear line, no traceback
     out = run("verify", str(images["vit"][0]), str(images["vit"][1]), "--extractor",
-              str(root / "results/denoiser/dncnn.pt"))
+              str(smoke / "results/denoiser/dncnn.pt"))
     assert out.returncode == 2 and "not a modelfp fingerprint-extractor file" in out.stderr
     assert "Traceback" not in out.stderr
     out = run("verify", str(images["vit"][0]), str(images["vit"][1]), "--extractor",
-              str(root / "results/extractors/all/trained.pt"))
+              str(smoke / "results/extractors/all/trained.pt"))
     assert out.returncode == 2 and "no verification threshold" in out.stderr
-    other = str(root / "results/extractors/random/trained.pt")
+    other = str(smoke / "results/extractors/random/trained.pt")
     out = run("identify", str(images["vit"][0]), "--extractor", other, "--gallery", gallery, "--threshold", "0")
     assert out.returncode == 2 and "another extractor" in out.stderr
 

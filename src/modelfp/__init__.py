@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 # The Python API for people (`from modelfp import Attributor`), imported on first use: torch loads
-# with it, and `python -m modelfp` must stay cheap for the workflow's verbs.
+# with it, and neither command line (`modelfp`, `python -m modelfp.steps`) may pay for it at start-up.
 _API = ("Attributor", "Identification", "Candidate", "Verification", "GalleryUpdate", "Gallery")
 
 

@@ -120,10 +120,6 @@ def max_blocks(k: int) -> list[Arch]:
     return space(tuple(b for b in BLOCKS + BLOCKS_EXTENDED if b <= k))
 
 
-# Table V: extractors trained on the first n seeds of every architecture.
-SEED_COUNTS = (1, 10, 15, 20)
-
-
 def first_seeds(n: int, seeds: int) -> list[int]:
     """The seeds of Table V's n-seed variant out of a zoo of `seeds` seeds per architecture."""
     if not 1 <= n <= seeds:

@@ -361,16 +361,26 @@ def expand(inputs: Iterable) -> Iterator[Found]:
             yield Found(str(path), error, str(path.parent), str(path), str(path.parent))
 
 
-def weakened(fmt: str | None, mode: str, info: dict) -> str | None:
+def weakened(fmt: str | None, mode: str, translucent: bool) -> str | None:
     """"fingerprint weakened: JPEG, grayscale, alpha" (those that apply) from a file's format and
     mode as Pillow opens it, before any conversion: JPEG compression wipes out much of the
-    high-frequency trace (Figure 16), grayscale keeps one channel of three, alpha is composited on
-    white. None when none applies."""
+    high-frequency trace (Figure 16), grayscale keeps one channel of three, and a translucent pixel
+    is composited on white. An alpha channel that is opaque everywhere reads back as the very same
+    pixels (benchmarks/robustness.py: rgba_opaque identifies as clean), so it is no weakening.
+    None when none applies."""
     why = [what for what, applies in (
         ("JPEG", fmt in JPEG_FORMATS),
         ("grayscale", mode in GRAY_MODES or mode.startswith("I;")),
-        ("alpha", mode in ALPHA_MODES or "transparency" in info)) if applies]
+        ("alpha", translucent)) if applies]
     return "fingerprint weakened: " + ", ".join(why) if why else None
+
+
+def _translucent(im: Image.Image) -> bool:
+    """Whether some pixel of an image with an alpha channel or a transparency key is not opaque.
+    Decodes the image, but only an image that has alpha at all (most have none)."""
+    if im.mode not in ALPHA_MODES and "transparency" not in im.info:
+        return False
+    return im.convert("RGBA").getchannel("A").getextrema()[0] < 255
 
 
 def _header(path) -> tuple[tuple[int, int] | None, str | None]:
@@ -383,7 +393,7 @@ def _header(path) -> tuple[tuple[int, int] | None, str | None]:
             with Image.open(path) as im:
                 w, h = im.size
                 sideways = im.getexif().get(0x0112) in (5, 6, 7, 8)
-                note = weakened(im.format, im.mode, im.info)
+                note = weakened(im.format, im.mode, _translucent(im))
     except Exception:  # noqa: BLE001 - load_image names what is wrong with the file
         return None, None
     return ((h, w) if sideways else (w, h)), note

@@ -27,7 +27,8 @@ conv3x3-BN-ReLU stages of width, 2 width and 4 width channels, a 2x2 max pool af
 linear layer to the two logits. Adam, cross-entropy, `steps` batches of `batch_size` spectra drawn
 with replacement; its initial weights and batches come from `seed`.
 
-Torch is imported inside the functions: building the command line's parser must stay light.
+Torch is imported inside the functions. The workflow verb `fig-3` (modelfp.steps.figures) loads the
+generators and writes the figure.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .paper_tables import paper_rows
+
 log = logging.getLogger(__name__)
 
-PAPER_REVERSAL = {2: 0.9}   # blocks swapped: the paper's reversal rate (Section III-A5)
+# blocks swapped: the paper's reversal rate (Section III-A5; paper_numbers.yaml)
+PAPER_REVERSAL = {int(n): rate for n, (rate,) in paper_rows("fig_3").items()}
 STD_FLOOR = 1e-6            # per-position std of the training spectra never divides by less
 MODELS = ("M1", "M2")
 
@@ -261,61 +265,3 @@ def plot_block_swap(results: list[tuple[str, dict]], png, pdf) -> None:
     for path in (png, pdf):
         save_figure(fig, path, dpi=150)
     plt.close(fig)
-
-
-# ---------------------------------------------------------------------------------------------------
-# the command line's edge: generator files in, figure and csv out
-
-
-def cmd_fig_3(args):
-    from . import denoise, tables, testbed
-    from .cli import _device, _set_threads
-
-    _set_threads(args.threads)
-    device = _device(args.device)
-    denoiser = denoise.load(args.denoiser, device)
-    cfg = ClassifierConfig(args.steps, args.batch_size, args.width, args.lr, args.seed)
-    rows, results = [], []
-    for name_1, path_1, name_2, path_2 in args.pair:
-        (g1, p1), (g2, p2) = testbed.load(path_1, device), testbed.load(path_2, device)
-        design = ("family", "image_size", "hp")
-        if any(p1[k] != p2[k] for k in design):
-            raise ValueError(f"pair {name_1} / {name_2}: not one design ({path_1}: "
-                             f"{[p1[k] for k in design]}, {path_2}: {[p2[k] for k in design]})")
-        module = testbed.family(p1["family"])
-        label = f"{name_1} / {name_2}" + (f" ({p1['hp']['upsample']})" if "upsample" in p1["hp"] else "")
-        log.info("pair %s: %s, %d px, seeds %s and %s", label, p1["family"], p1["image_size"],
-                 p1["info"].get("seed"), p2["info"].get("seed"))
-        result = block_swap(g1, g2, p1["family"], lambda m, n, seed: module.sample(m, n, seed, device),
-                            lambda x: residual_spectra(x, denoiser), cfg, args.n_train, args.n_test,
-                            args.seed, device)
-        log.info("  Testing I accuracy %.3f; Testing II reversal rate by blocks swapped: %s",
-                 accuracy(result["testing_i"]),
-                 ", ".join(f"{n}: {reversal_rate(c):.3f}" for n, c in result["testing_ii"].items()))
-        rows += csv_rows((name_1, name_2), label, result)
-        results.append((label, result))
-    tables.write_csv(rows, args.out_csv)
-    plot_block_swap(results, args.out_png, args.out_pdf)
-
-
-def add_command(sub) -> None:
-    """Register the workflow verb `fig-3` on the parser's subcommands."""
-    from .cli import _compute_args, _figure_outputs
-
-    p = sub.add_parser("fig-3", help="Figure 3: a 2-way classifier of two generators on models composed "
-                                     "by swapping their last generative blocks")
-    p.add_argument("--pair", nargs=4, action="append", required=True,
-                   metavar=("NAME_1", "GENERATOR_1", "NAME_2", "GENERATOR_2"),
-                   help="two test-bed generator files of one design, differing in seed (repeat)")
-    p.add_argument("--denoiser", required=True, help="the DnCNN whose noise residual the classifier reads")
-    p.add_argument("--n-train", type=int, required=True, help="training images per model")
-    p.add_argument("--n-test", type=int, required=True, help="test images per model and composed model")
-    p.add_argument("--steps", type=int, required=True, help="classifier training steps")
-    p.add_argument("--batch-size", type=int, required=True)
-    p.add_argument("--width", type=int, required=True, help="channels of the classifier's first stage")
-    p.add_argument("--lr", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True, help="latents (training: seed, tests: seed + 1) "
-                                                           "and the classifier's weights and batches")
-    _figure_outputs(p)
-    _compute_args(p)
-    p.set_defaults(func=cmd_fig_3)

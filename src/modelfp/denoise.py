@@ -64,8 +64,8 @@ def sigma_to_unit(sigma: float) -> float:
 class TrainConfig:
     sigma: float = 1.0           # noise std on the 0-255 scale (paper and official code: 1)
     patch: int = 40              # training patch side (Zhang et al.: 40 for sigma-specific models)
-    batch_size: int = 32
-    steps: int = 2000
+    batch_size: int = 64
+    steps: int = 20000
     lr: float = 1e-3             # peak Adam lr; cosine decay to 0 over `steps`
     seed: int = 0                # init, patch positions and noise
     log_every: int = 50          # steps between history entries and progress calls

@@ -28,18 +28,26 @@ trains on the test models, it only compares embeddings by cosine similarity (pap
 
 The protocol details not in the paper (fingerprint = mean of L2-normalised features, the pair counts)
 follow the authors' evaluation code, /work/shared/paper/official-code-facts.md. `evaluate_group` gives
-one table row for one group of test models ("classical" or "emerging"). Everything here is a pure
-function of numpy arrays (torch tensors are accepted), seeded by numpy's default_rng; only
-`plot_tsne` writes a file. scikit-learn is imported by the functions that use it (0.8 s): a verb
-that only reads this module's constants, or embeds, does not pay for it.
+one table row for one group of test models ("classical" or "emerging"); `evaluate_groups` scores
+every group of an embeddings folder (the verb `evaluate`), by the seeded protocol or on the
+authors' lists (modelfp.protocol_lists), with a method's own pair verifier beside the cosine.
+Everything else here is a pure function of numpy arrays (torch tensors are accepted), seeded by
+numpy's default_rng; only `plot_tsne` writes a file. scikit-learn is imported by the functions
+that use it (0.8 s): a verb that only reads this module's constants, or embeds, does not pay for it.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from . import protocol_lists
+
+log = logging.getLogger(__name__)
 
 N_SAME_PAIRS = 5000     # Sec. IV-A: 5,000 positive verification pairs ...
 N_DIFF_PAIRS = 5000     # ... and 5,000 negative ones
@@ -550,6 +558,105 @@ def pair_rows(ver: dict, keys) -> list[dict]:
     return [{"model_i": keys[int(a)][0], "key_i": keys[int(a)][1], "model_j": keys[int(b)][0],
              "key_j": keys[int(b)][1], "same": int(t), "score": float(x)}
             for a, b, t, x in zip(ver["i"], ver["j"], ver["same"], ver["scores"])]
+
+
+def evaluate_split_details(emb, labels, support, test, pairs, pair_score=None) -> tuple[dict, dict | None, dict, dict]:
+    """One group's row (as `evaluate_group`) on given rows, as the authors' lists name them
+    (modelfp.protocol_lists.locate): gallery = `support`, queries = `test`, verification on `pairs`
+    (i, j, same); cluster scores on the support and test images. Verification needs both kinds of
+    pair among the group's; without them its entries are NaN. Returns (row, the verification by
+    `pair_score` or None, the identification, the verification), the last two for `query_rows`
+    and `pair_rows`."""
+    emb, labels = np.asarray(emb, dtype=np.float64), np.asarray(labels)
+    i, j, same = pairs
+    if same.any() and (~same).any():
+        ver = verification_of_pairs(emb, i, j, same)
+        own = verification_of_pairs(emb, i, j, same, pair_score) if pair_score is not None else None
+    else:
+        ver = {"accuracy": np.nan, "auc": np.nan, "threshold": np.nan}
+        own = {"accuracy": np.nan, "auc": np.nan} if pair_score is not None else None
+    ide = identification_of_split(emb, labels, support, test)
+    ope = open_set_of_split(emb, labels, support, test)
+    rows = np.unique(np.r_[support, test])
+    clu = cluster_scores(emb[rows], labels[rows])
+    return group_row(ver, ide, ope, clu), own, ide, ver
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every group of an embeddings folder (the verb `evaluate`)
+
+GROUPS = ("classical", "emerging")      # Table III's groups; Tables VIII-X score each and "all"
+
+
+def model_groups(models) -> dict[str, list[str]]:
+    """[(name, group)] -> {"classical": names, "emerging": names, "all": every name}, in the order
+    given: the groups each scored on its own. Another group is an error naming the model."""
+    groups = {g: [] for g in GROUPS}
+    for name, group in models:
+        if group not in groups:
+            raise ValueError(f"test model {name}: group must be classical or emerging, not {group!r}")
+        groups[group].append(name)
+    groups["all"] = [n for n, _ in models]
+    return groups
+
+
+@dataclass
+class GroupResult:
+    """One group's scores: its csv row (group, models, images, then `group_row`'s columns and, with
+    a pair verifier, verifier_verification_*), its per-query and per-pair rows (`query_rows`,
+    `pair_rows`, each with its group; empty unless asked for), and the embeddings they came from."""
+    group: str
+    names: list[str]
+    emb: np.ndarray
+    labels: np.ndarray
+    row: dict
+    queries: list[dict] = field(default_factory=list)
+    pairs: list[dict] = field(default_factory=list)
+
+
+def evaluate_groups(folder, groups: dict[str, list[str]], *, n_same: int, n_diff: int, gallery_size: int,
+                    seed: int, draws: int, pair_score=None, lists=None,
+                    per_image: bool = False) -> Iterator[GroupResult]:
+    """Score each group of `model_groups` on the embeddings folder of the embed rule, one after the
+    other (yielded as scored, so a caller can plot and drop each; a group of fewer than 2 models is
+    skipped with a warning). The seeded protocol (`evaluate_group_details`: n_same, n_diff,
+    gallery_size, draws, seed), or with `lists` (modelfp.protocol_lists.Lists) exactly the listed
+    support, test and pairs (`evaluate_split_details`); every list line is located before any group
+    is scored, so a missing image stops the run whatever the groups. `pair_score` (a method's own
+    verifier: modelfp.baselines.pair_verifier) also scores the same pairs. `per_image`: also the
+    per-query and per-pair rows, named by image (model, key), so two methods' files join."""
+    if lists is not None:
+        protocol_lists.check_models(lists, groups["all"])
+        keys = protocol_lists.embedded_keys(folder, groups["all"])     # read once, for every group
+        protocol_lists.locate(lists, keys, groups["all"])
+        log.info("evaluation lists: %d support, %d test images, %d pairs (not the seeded protocol)",
+                 len(lists.support), len(lists.test), len(lists.pairs))
+    for group, names in groups.items():
+        if len(names) < 2:
+            log.warning("group %s has %d test model(s): no metrics (need 2)", group, len(names))
+            continue
+        emb, labels = read_embeddings(folder, names)
+        if lists is not None:
+            # the rows of these models' embeddings: read_embeddings stacks them in `names` order
+            group_keys = [k for k in keys if k[0] in names]
+            support, test, pairs = protocol_lists.locate(lists, group_keys, names)
+            row, own, ide, ver = evaluate_split_details(emb, labels, support, test, pairs, pair_score)
+        else:
+            row, ver, ide = evaluate_group_details(emb, labels, n_same=n_same, n_diff=n_diff,
+                                                   gallery_size=gallery_size, seed=seed, draws=draws)
+            own = None if pair_score is None else verification(emb, labels, n_same, n_diff, seed,
+                                                                pair_score=pair_score)
+            group_keys = None
+        result = GroupResult(group, names, emb, labels, row)
+        if per_image:
+            group_keys = group_keys or protocol_lists.embedded_keys(folder, names)
+            result.queries = [{"group": group, **r} for r in query_rows(ide, group_keys)]
+            if "scores" in ver:
+                result.pairs = [{"group": group, **r} for r in pair_rows(ver, group_keys)]
+        if own is not None:
+            row.update(verifier_verification_acc=100 * own["accuracy"], verifier_verification_auc=100 * own["auc"])
+        result.row = {"group": group, "models": len(names), "images": len(labels), **row}
+        yield result
 
 
 # ---------------------------------------------------------------------------------------------------

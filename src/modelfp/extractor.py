@@ -121,15 +121,15 @@ class ExtractorConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 40
-    steps_per_epoch: int = 100
+    steps_per_epoch: int = 1000
     p: int = 50                     # models per batch
     k: int = 4                      # images per model: batch = P x K (paper: 200)
     lr: float = 1e-4
     weight_decay: float = 0.01
-    warmup_steps: int = 100
+    warmup_steps: int = 1000
     margin: float = MARGIN
     seed: int = 0
-    augment: dict = field(default_factory=dict)   # {} or {"jpeg": [lo, hi], "crop": [lo, hi], "p": p}
+    augment: dict = field(default_factory=dict)   # {} or {"jpeg": [lo, hi], "crop": [lo, hi], "p": p, "gray": p}
     # 0: every batch is made afresh by the source (Eq. 11 each step); n > 0: a bank of n input
     # spectra per training model, made once before training (`SpectrumBank`), batches drawn from it
     bank: int = 0
@@ -152,9 +152,11 @@ class TrainConfig:
         if self.bank and self.augment:
             raise ValueError("extractor bank and augment exclude each other: augmentations act on images "
                              "made afresh each step; set bank: 0 for an immunized variant")
-        unknown = set(self.augment) - {"jpeg", "crop", "p"}
+        unknown = set(self.augment) - {"jpeg", "crop", "p", "gray"}
         if unknown:
-            raise ValueError(f"unknown augmentation keys {sorted(unknown)}; known: jpeg, crop, p")
+            raise ValueError(f"unknown augmentation keys {sorted(unknown)}; known: jpeg, crop, p, gray")
+        if not 0 <= self.augment.get("gray", 0) <= 1:
+            raise ValueError(f"augmentation gray is a probability in [0, 1], not {self.augment['gray']}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,8 +521,12 @@ class SpectrumBank:
 
 def augment(images: torch.Tensor, spec: dict, gen: torch.Generator) -> torch.Tensor:
     """The "immunized" training of Appendix B: each image, with probability spec["p"], JPEG at a
-    quality drawn from spec["jpeg"] and/or a RandomResizedCrop at a scale drawn from spec["crop"]."""
-    from .perturb import perturb
+    quality drawn from spec["jpeg"] and/or a RandomResizedCrop at a scale drawn from spec["crop"];
+    then, with probability spec["gray"] when given (issue 25; not in the paper), its luminance in
+    all three channels, exactly what the people's tool reads from a grayscale file (`perturb.
+    grayscale`). Gray comes last, so a grayscale image stays gray as such a file does; without the
+    key no random number is drawn for it, so a spec of before gives the same images as before."""
+    from .perturb import grayscale, perturb
     if not spec:
         return images
     p = float(spec.get("p", 0.5))
@@ -533,6 +539,8 @@ def augment(images: torch.Tensor, spec: dict, gen: torch.Generator) -> torch.Ten
                 level = lo + (hi - lo) * torch.rand((), generator=gen).item()
                 level = round(level) if kind == "jpeg" else level
                 img = perturb(np.ascontiguousarray(img), kind, level, int(torch.randint(2**31, (), generator=gen)))
+        if "gray" in spec and torch.rand((), generator=gen) < float(spec["gray"]):
+            img = grayscale(np.ascontiguousarray(img))
         out.append(torch.from_numpy(np.ascontiguousarray(img)))
     return as_unit_range(torch.stack(out).permute(0, 3, 1, 2).to(images.device))
 

@@ -20,17 +20,13 @@ output is not a plain filtering of their input). Then:
   frequency but DC (which holds the bias and the mean activation, not the filter), and as a
   control the correlation with the other model's kernel spectrum of the same channel.
 
-Spectra are fftshifted (DC at the centre), as plotted. Torch is imported inside the functions:
-building the command line's parser must stay light.
+Spectra are fftshifted (DC at the centre), as plotted. Torch is imported inside the functions. The
+workflow verb `fig-12` (modelfp.steps.figures) loads the generators and writes the figure.
 """
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -171,46 +167,3 @@ def plot_kernel_spectra(names: list[str], spectra: list[dict], rows: list[dict],
     for path in (png, pdf):
         save_figure(fig, path, dpi=150)
     plt.close(fig)
-
-
-# ---------------------------------------------------------------------------------------------------
-# the command line's edge: generator files in, figure and csv out
-
-
-def cmd_fig_12(args):
-    from . import tables, testbed
-    from .cli import _device, _set_threads
-
-    _set_threads(args.threads)
-    device = _device(args.device)
-    names, spectra = [], []
-    for name, path in args.model:
-        model, payload = testbed.load(path, device)
-        module = testbed.family(payload["family"])
-        s = spectra_of(model, args.channel, lambda m, n: module.sample(m, n, args.seed, device), args.n_images)
-        log.info("%s (%s, %d px): last convolution %s %s, channel %d, %d images", name, payload["family"],
-                 payload["image_size"], s["layer"], s["kernel_shape"], args.channel, s["images"])
-        names.append(name)
-        spectra.append(s)
-    rows = csv_rows(names, spectra, args.channel)
-    for row in rows:
-        log.info("  %-20s correlation %.3f (linear %.3f; with the other models' kernels %s)", row["model"],
-                 row["correlation"], row["correlation_linear"], row["control_other_kernel"])
-    tables.write_csv(rows, args.out_csv)
-    plot_kernel_spectra(names, spectra, rows, args.out_png, args.out_pdf)
-
-
-def add_command(sub) -> None:
-    """Register the workflow verb `fig-12` on the parser's subcommands."""
-    from .cli import _compute_args, _figure_outputs
-
-    p = sub.add_parser("fig-12", help="Figure 12: kernel spectra of the last convolution beside its "
-                                      "output's spectrum")
-    p.add_argument("--model", nargs=2, action="append", required=True, metavar=("NAME", "GENERATOR"),
-                   help="a generator file of the test bed or validation set (repeat)")
-    p.add_argument("--channel", type=int, required=True, help="output channel of the last convolution")
-    p.add_argument("--n-images", type=int, required=True, help="images sampled per model")
-    p.add_argument("--seed", type=int, required=True, help="latents of the sampled images")
-    _figure_outputs(p)
-    _compute_args(p)
-    p.set_defaults(func=cmd_fig_12)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-GALLERY_SIZE = 10         # images per known model's gallery (the identification protocol's)
+from .evaluate import GALLERY_SIZE    # images per known model's gallery: the identification protocol's
 KNOWN_FRACTION = 0.6      # share of the models in each draw's gallery; the others are absent
 REPEATS = 20              # draws of known / absent models
 MIN_IMAGES = 2            # scored gallery images a model needs for its own threshold

@@ -21,17 +21,13 @@ more sensitive than comparing two accuracies as if they came from independent sa
 Queries and pairs are joined by image, (model, key) of modelfp.splits.image_key, never by position,
 so two files whose images differ are an error rather than a silent misalignment. The anchor is Only-
 Syn (`all`); each other row of the table (controls, Fine-tune, baselines, the ceiling diagnostic) is
-compared with it per group. `add_command` registers the workflow verb `paired-tests`.
+compared with it per group. The workflow verb `paired-tests` (modelfp.steps.attribution) reads the
+files and writes the tables.
 """
 
 from __future__ import annotations
 
-import csv
-import logging
-
 import numpy as np
-
-log = logging.getLogger("modelfp")
 
 RESAMPLES = 2000      # bootstrap resamples of the AUC difference
 BOOTSTRAP_CELLS = 4_000_000     # resampled scores ranked at once (32 MB of float64)
@@ -179,47 +175,3 @@ def verification_rows(anchor: str, pairs: dict[str, list[dict]], resamples: int 
                         f"ci{pct} low": round(100 * test["ci_low"], 2), f"ci{pct} high": round(100 * test["ci_high"], 2),
                         "p (paired bootstrap)": float(f"{test['p']:.4g}"), "resamples": resamples})
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# The workflow verb
-
-def _read_rows(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def cmd_paired_tests(args) -> None:
-    from .tables import write_csv
-    queries = {label: _read_rows(path) for label, path in args.queries}
-    pairs = {label: _read_rows(path) for label, path in args.pairs}
-    for what, given in (("--queries", queries), ("--pairs", pairs)):
-        if args.anchor not in given:
-            raise ValueError(f"paired-tests: the anchor {args.anchor!r} has no {what} file (given: {sorted(given)})")
-    ident = identification_rows(args.anchor, queries)
-    verif = verification_rows(args.anchor, pairs, args.resamples, args.seed)
-    for row in ident:
-        log.info("%-40s %-9s acc %.2f vs %.2f (b %d, c %d) p %.3g", row["method"], row["group"], row["anchor acc"],
-                 row["method acc"], row["b (anchor right only)"], row["c (method right only)"], row["p (McNemar exact)"])
-    for row in verif:
-        log.info("%-40s %-9s AUC diff %.2f, p %.3g", row["method"], row["group"], row["diff (anchor - method)"],
-                 row["p (paired bootstrap)"])
-    write_csv(ident, args.out_identification)
-    write_csv(verif, args.out_verification)
-    log.info("paired tests -> %s, %s", args.out_identification, args.out_verification)
-
-
-def add_command(sub) -> None:
-    """Register the workflow verb `paired-tests` on the parser's subcommands."""
-    p = sub.add_parser("paired-tests", help="Tables VIII/IX paired tests: McNemar on the same queries, "
-                                            "bootstrap of the AUC difference on the same pairs")
-    p.add_argument("--anchor", required=True, help="the label every other method is compared with (Only-Syn)")
-    p.add_argument("--queries", nargs=2, action="append", default=[], metavar=("LABEL", "CSV"),
-                   help="a method's per-query file (evaluate --out-queries; repeat)")
-    p.add_argument("--pairs", nargs=2, action="append", default=[], metavar=("LABEL", "CSV"),
-                   help="a method's per-pair file (evaluate --out-pairs; repeat)")
-    p.add_argument("--seed", type=int, required=True, help="the bootstrap's seed (evaluation.seed)")
-    p.add_argument("--resamples", type=int, default=RESAMPLES)
-    p.add_argument("--out-identification", required=True, help="csv: Table VIII's McNemar tests")
-    p.add_argument("--out-verification", required=True, help="csv: Table IX's AUC bootstrap")
-    p.set_defaults(func=cmd_paired_tests)

@@ -1,13 +1,23 @@
-"""Image perturbations of Appendix B (Figure 16): JPEG compression and crop-and-resize.
+"""Image perturbations of Appendix B (Figure 16): JPEG compression and crop-and-resize; and the
+re-saves people make (issue 25).
 
 As the paper, with albumentations: `ImageCompression` at a fixed quality, and
 `RandomResizedCrop` that crops a patch of a fixed area fraction (aspect ratio 3/4 to 4/3) and
 resizes it back to the image's own size. Every level of a sweep is its own image folder, so the
 attribution stage treats a perturbed test model like any other image set.
+
+The re-saves (`RESAVES`, `resave`) are files, not arrays: a JPEG at a quality, a grayscale PNG, an
+RGBA PNG with opaque or partial alpha, written by Pillow with its defaults as a person's tools
+write them, so whoever reads them back (the people's tool, benchmarks/robustness.py) meets what
+it meets on a person's disk, its "fingerprint weakened" note included. `grayscale` is what a
+grayscale re-save reads back as (tests/test_perturb.py), and what the immunized training
+(modelfp.extractor.augment) makes, so that training sees what the tool reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import albumentations as A
@@ -56,3 +66,50 @@ def perturb_folder(src, dst, kind: str, level: float, seed: int) -> int:
         image = load_image(path, None).permute(1, 2, 0).numpy()
         Image.fromarray(perturb(image, kind, level, seed + i)).save(out)
     return len(paths)
+
+
+# ---------------------------------------------------------------------------------------------
+# The re-saves people make (issue 25)
+
+def grayscale(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> its luminance in all 3 channels: exactly what `load_image` reads from the
+    grayscale file a person makes of it (Pillow's "L", ITU-R 601-2: L = R 299/1000 + G 587/1000 +
+    B 114/1000, replicated back to RGB), so a network taught on it sees what the tool reads."""
+    return np.repeat(np.asarray(Image.fromarray(image).convert("L"))[:, :, None], 3, axis=2)
+
+
+def with_alpha(alpha: int) -> Callable[[np.ndarray], Image.Image]:
+    """(H, W, 3) uint8 -> an RGBA image of those colours with `alpha` (0-255) everywhere."""
+    def convert(image: np.ndarray) -> Image.Image:
+        return Image.fromarray(np.dstack([image, np.full(image.shape[:2], alpha, np.uint8)]))
+    return convert
+
+
+@dataclass(frozen=True)
+class Resave:
+    """One re-save: the Pillow image made of the pixels, and the suffix and save options of its file."""
+    convert: Callable[[np.ndarray], Image.Image]
+    suffix: str = ".png"
+    options: dict = field(default_factory=dict)
+
+
+RESAVES = {
+    "clean": Resave(Image.fromarray),                                 # the same pixels, lossless
+    "jpeg95": Resave(Image.fromarray, ".jpg", {"quality": 95}),       # Pillow's default 4:2:0 chroma
+    "jpeg90": Resave(Image.fromarray, ".jpg", {"quality": 90}),
+    "gray": Resave(lambda image: Image.fromarray(image).convert("L")),
+    "rgba_opaque": Resave(with_alpha(255)),                          # alpha that changes nothing
+    "rgba_half": Resave(with_alpha(128)),                            # composited on white when read
+}
+
+
+def resave(image: np.ndarray, condition: str, stem) -> Path:
+    """Write (H, W, 3) uint8 `image` as the file of re-save `condition` (`RESAVES`) at `stem` plus
+    the condition's suffix; returns its path."""
+    if condition not in RESAVES:
+        raise ValueError(f"unknown re-save {condition!r}; known: {', '.join(RESAVES)}")
+    how = RESAVES[condition]
+    path = Path(f"{stem}{how.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    how.convert(np.ascontiguousarray(image)).save(path, **how.options)
+    return path

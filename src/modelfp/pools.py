@@ -566,6 +566,13 @@ def read_pool(pool_dir, split: str = "train", mmap: bool = True) -> torch.Tensor
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
+def read_pools(pool_dirs, split: str) -> torch.Tensor:
+    """uint8 (N, 3, S, S) of one split of several pools, in the order given (`read_pool` each, then
+    concatenated): what a step that feeds on pools (synthesis, the denoiser, the test bed) reads."""
+    dirs = list(pool_dirs)
+    return torch.cat([read_pool(d, split) for d in dirs]) if len(dirs) > 1 else read_pool(dirs[0], split)
+
+
 def to_unit_range(x_uint8: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     """Map uint8 [0, 255] to [-1, 1] (0 -> -1, 255 -> 1 exactly), as generators expect."""
     if x_uint8.dtype != torch.uint8:

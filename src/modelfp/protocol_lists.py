@@ -15,20 +15,24 @@ perturbed copies of a view (same names, PNG) match too. A pair's label must agre
 models. Every error names the list file and line.
 
 Identification: each model's gallery is exactly its support images, the queries are exactly the
-test images; verification scores exactly the listed pairs; the scoring is modelfp.evaluate's.
-Parsing is pure (text in, entries out); only `read_lists` and `embedded_keys` read files.
+test images; verification scores exactly the listed pairs; the scoring is modelfp.evaluate's
+(`evaluate.evaluate_split_details`, on the rows `locate` finds; `evaluate.evaluate_groups` runs it
+per group). Parsing is pure (text in, entries out); only `read_lists`, `embedded_keys` and
+`listed_images` (which images of a model folder `embed` reads) read files.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from . import evaluate
-from .splits import image_key
+from .splits import TRAIN, image_key, side
+
+log = logging.getLogger(__name__)
 
 KINDS = ("support", "test", "pairs")
 
@@ -166,27 +170,24 @@ def locate(lists: Lists, keys, names) -> tuple[np.ndarray, np.ndarray, tuple[np.
     return support, test, (i, j, same)
 
 
-def evaluate_lists(emb, labels, support, test, pairs, pair_score=None) -> tuple[dict, dict | None]:
-    """One group's row (as modelfp.evaluate.evaluate_group) on given rows: gallery = support, queries
-    = test, verification on `pairs` (i, j, same). Cluster scores use the support and test images.
-    Verification needs both kinds of pair among the group's; without them its entries are NaN.
-    Returns (row, the verification by `pair_score` or None)."""
-    return evaluate_lists_details(emb, labels, support, test, pairs, pair_score)[:2]
-
-
-def evaluate_lists_details(emb, labels, support, test, pairs, pair_score=None) -> tuple[dict, dict | None, dict, dict]:
-    """`evaluate_lists`'s (row, own verification), then the identification and the verification
-    (for the per-query and per-pair files: modelfp.evaluate.query_rows, pair_rows)."""
-    emb, labels = np.asarray(emb, dtype=np.float64), np.asarray(labels)
-    i, j, same = pairs
-    if same.any() and (~same).any():
-        ver = evaluate.verification_of_pairs(emb, i, j, same)
-        own = evaluate.verification_of_pairs(emb, i, j, same, pair_score) if pair_score is not None else None
-    else:
-        ver = {"accuracy": np.nan, "auc": np.nan, "threshold": np.nan}
-        own = {"accuracy": np.nan, "auc": np.nan} if pair_score is not None else None
-    ide = evaluate.identification_of_split(emb, labels, support, test)
-    ope = evaluate.open_set_of_split(emb, labels, support, test)
-    rows = np.unique(np.r_[support, test])
-    clu = evaluate.cluster_scores(emb[rows], labels[rows])
-    return evaluate.group_row(ver, ide, ope, clu), own, ide, ver
+def listed_images(lists: Lists, name: str, folder, train_fraction: float) -> list[Path]:
+    """With evaluation lists, a model's images are exactly those the lists name (either side of
+    modelfp.splits: the user's lists decide), found in its folder by key; [] if it is in no list.
+    A listed image missing from the folder is an error naming its list line; listed images on the
+    training side (which fine-tuning and the baselines read) are counted in a warning."""
+    from .pools import list_images
+    wanted = {}
+    for image in images_of(lists):
+        if image.model == name:
+            wanted.setdefault(image.key, image.where)
+    if not wanted:
+        return []
+    by_key = {image_key(p, folder): p for p in list_images(folder)}
+    for key, where in wanted.items():
+        if key not in by_key:
+            raise FileNotFoundError(f"{where}: image {name}/{key} is not in the folder {folder} of model {name!r}")
+    on_train = sum(side(k, train_fraction) == TRAIN for k in wanted)
+    if on_train:
+        log.warning("  %s: %d of the %d listed images lie on the training side that fine-tuning and the "
+                    "baselines read (modelfp.splits)", name, on_train, len(wanted))
+    return sorted(by_key[k] for k in wanted)

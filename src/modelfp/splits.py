@@ -21,7 +21,10 @@ The price is that the fraction is met on average, not exactly (1,000 images at 0
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 TRAIN, EVAL = "train", "eval"
 SIDES = (TRAIN, EVAL)
@@ -69,3 +72,21 @@ def folder_side(folder, train_fraction: float, side: str) -> tuple[list[Path], i
         raise ValueError(f"{folder}: none of its {len(paths)} images falls on the {side} side at "
                          f"train_fraction {train_fraction}; add images or change evaluation.train_fraction")
     return chosen, len(paths)
+
+
+def training_side(folders, train_fraction: float, size: int) -> tuple[list[str], list]:
+    """[(name, folder)] -> (names, one uint8 (n, 3, size, size) tensor per model): the training side
+    of each folder (`folder_side`), each image's centre window (resized up when smaller). What
+    fine-tuning and the baselines train on; the evaluation side is never read."""
+    import torch
+
+    from . import extractor as ex
+    from .pools import load_image
+    names, images = [], []
+    for name, folder in folders:
+        paths, total = folder_side(folder, train_fraction, TRAIN)
+        log.info("  %-24s %4d of %d images (training side, train_fraction %g)", name, len(paths), total,
+                 train_fraction)
+        names.append(name)
+        images.append(torch.stack([ex.windows(load_image(p, None), size, 1)[0] for p in paths]))
+    return names, images

@@ -172,7 +172,7 @@ class TrainConfig:
     lr: float = 1e-3
     eta: float = 0.005           # residual floor, see module docstring
     check_every: int = 25        # steps between residual checks
-    val_images: int = 32         # size of the fixed validation batch for the residual
+    val_images: int = 64         # size of the fixed validation batch for the residual
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 Table II: FFD between the real (test) models and each synthetic subset. Table XI: how FFD depends
 on the number N of images per model, as the correlation of the eight Table II values at each N
-with those at the largest N.
+with those at the largest N. Tables IV-X: evaluations of extractors and baselines, laid out as
+their entries of modelfp.paper_tables say. The paper's numbers of every table are read from
+paper_numbers.yaml (`paper_tables.paper_rows`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,7 @@ import scipy.stats
 
 from .archspace import SUBSETS, parse
 from .ffd import ffd
-from .variants import paper_numbers, paper_rows
-
-# Paper values, Table II (FFD) and Table XI (Pearson correlation with N=500, %).
-PAPER_TABLE_II = {"All": 3.30, "w/o K": 3.57, "w/o L": 3.41, "w/o S": 3.51, "w/o U": 9.81,
-                  "w/o A": 4.46, "w/o N": 3.02, "w/o seed": 3.39}
-PAPER_TABLE_XI = {50: 99.97, 100: 99.98, 200: 99.99, 300: 100.00, 400: 100.00, 500: 100.00}
+from .paper_tables import ABLATION_METRICS, TABLES, paper_numbers, paper_rows
 
 
 def ffd_conditions(arch_ids: list[str], seeds: list[int]) -> dict[str, np.ndarray]:
@@ -37,11 +34,12 @@ def ffd_conditions(arch_ids: list[str], seeds: list[int]) -> dict[str, np.ndarra
 
 def table_ii(real_reps, syn_reps, arch_ids, seeds, log=None) -> list[dict]:
     """One row per condition: FFD (Eq. 10) of real vs that synthetic subset, and the paper's."""
+    paper = paper_rows("table_ii")
     rows = []
     for name, mask in ffd_conditions(arch_ids, seeds).items():
         rows.append({"models": name, "n_synthetic": int(mask.sum()),
                      "ffd": round(_ffd_or_nan(real_reps, syn_reps[mask], log), 4),
-                     "paper_ffd": PAPER_TABLE_II[name]})
+                     "paper_ffd": paper[name][0]})
     return rows
 
 
@@ -59,7 +57,8 @@ def table_xi(real_by_n, syn_by_n, ns, arch_ids, seeds, log=None) -> list[dict]:
                        for r, s in zip(real_by_n, syn_by_n)])
     ref = values[int(np.argmax(ns))]
     usable = np.isfinite(ref)                     # conditions with models in this zoo
-    paper_ns = sorted(PAPER_TABLE_XI)
+    paper = {int(n): percent for n, (percent,) in paper_rows("table_xi").items()}
+    paper_ns = sorted(paper)
     rows = []
     for i, n in enumerate(ns):
         a, b = values[i][usable], ref[usable]
@@ -67,7 +66,7 @@ def table_xi(real_by_n, syn_by_n, ns, arch_ids, seeds, log=None) -> list[dict]:
                      "pearson_percent": round(100 * scipy.stats.pearsonr(a, b)[0], 2),
                      "spearman_percent": round(100 * scipy.stats.spearmanr(a, b)[0], 2),
                      "paper_n": paper_ns[i] if len(ns) == len(paper_ns) else "",
-                     "paper_pearson_percent": PAPER_TABLE_XI[paper_ns[i]] if len(ns) == len(paper_ns) else "",
+                     "paper_pearson_percent": paper[paper_ns[i]] if len(ns) == len(paper_ns) else "",
                      **{f"ffd {name}": round(float(v), 4) for name, v in zip(masks, values[i])}})
     return rows
 
@@ -102,26 +101,12 @@ def write_table(rows: list[dict], csv_path, md_path, title: str, note: str = "")
 # ---------------------------------------------------------------------------------------------
 # Attribution tables (Section IV-B and IV-C): evaluation rows of extractors beside the paper's
 
-# The paper's numbers of each row live with the variant it reads (modelfp.variants.FAMILIES).
-# Tables IV-VII score every row on these (verification acc, AUC, identification acc, F1)
+# Each table's title, metrics and rows are its entry of modelfp.paper_tables.TABLES, the paper's
+# numbers paper_numbers.yaml; these views of the registry are what the attribution-table verb reads
+# (and ABLATION_METRICS, imported above, the metrics of Tables IV-VII).
 VERIFIER = "verifier_"     # evaluate --verifier: the columns of a method's own pair verifier
-ABLATION_METRICS = ("verification_acc", "verification_auc", "identification_acc", "identification_f1")
-# Tables VIII-X: the table's two metrics, each on the classical and the emerging test models
-COMPARISON_METRICS = {"table_viii": ("identification_acc", "identification_f1"),
-                      "table_ix": ("verification_acc", "verification_auc"),
-                      "table_x": ("silhouette", "dbi")}
-# Table VIII shows its noise beside the accuracies: the spread over gallery draws and the binomial
-# standard error (modelfp.evaluate.group_row); the paired tests are results/tables/table_viii_paired.csv
-NOISE_METRICS = {"table_viii": ("identification_acc_sd", "identification_acc_se")}
-TITLES = {
-    "table_iv": "Table IV: ablation on the architecture options of the synthetic models",
-    "table_v": "Table V: ablation on the number of seeds per synthetic architecture",
-    "table_vi": "Table VI: ablation on the real image pool of the fingerprinted images",
-    "table_vii": "Table VII: ablation on the sliding window",
-    "table_viii": "Table VIII: model identification, classical and emerging test models",
-    "table_ix": "Table IX: model verification, classical and emerging test models",
-    "table_x": "Table X: silhouette score (SS, higher is better) and Davies-Bouldin index (DBI, lower is better)",
-}
+TITLES = {name: table.title for name, table in TABLES.items()}
+COMPARISON_METRICS = {name: table.metrics for name, table in TABLES.items() if table.comparison}
 
 
 def read_evaluation(path) -> dict[str, dict]:
@@ -138,12 +123,12 @@ def _r(value, digits=2):
 def ablation_table(table: str, rows: list[tuple[str, str | None, dict | None]]) -> list[dict]:
     """Tables IV-VII: rows (label, paper label, evaluation) -> our four metrics on all test models
     beside the paper's row of `paper label` (None or "": no paper counterpart; `paper_numbers`)."""
-    out = []
+    metrics, out = TABLES[table].metrics, []
     for label, paper_label, ev in rows:
         ours = (ev or {}).get("all", {})
-        paper = paper_numbers(table, paper_label) or (None,) * 4
+        paper = paper_numbers(table, paper_label) or (None,) * len(metrics)
         row = {"row": label, "paper_row": paper_label or ""}
-        for metric, p in zip(ABLATION_METRICS, paper):
+        for metric, p in zip(metrics, paper):
             row[metric] = _r(ours.get(metric))
             row[f"paper_{metric}"] = "" if p is None else p
         out.append(row)
@@ -158,8 +143,8 @@ def comparison_table(table: str, rows: list[tuple[str, str | None, dict | None]]
     verifier)", in a table of those metrics (Table IX), without paper numbers.
     rows: (label, paper label or None/"", evaluation or None); an unknown paper label raises
     (`paper_numbers`)."""
-    (m1, m2), paper = COMPARISON_METRICS[table], paper_rows(table)
-    digits = 2 if table != "table_x" else 3
+    layout, paper = TABLES[table], paper_rows(table)
+    (m1, m2), digits = layout.metrics, layout.digits
     ours = {}
     for label, paper_label, ev in rows:
         paper_numbers(table, paper_label)
@@ -167,7 +152,7 @@ def comparison_table(table: str, rows: list[tuple[str, str | None, dict | None]]
     out = []
     cells = [(g, m) for g in ("classical", "emerging") for m in (m1, m2)]
 
-    noise = [(g, m) for g in ("classical", "emerging") for m in NOISE_METRICS.get(table, ())]
+    noise = [(g, m) for g in ("classical", "emerging") for m in layout.noise]
 
     def row(method, ev, prefix="", p=None):
         return {"method": method, **{f"{g} {m}": _r(ev.get(g, {}).get(prefix + m), digits) for g, m in cells + noise},

@@ -11,14 +11,15 @@ gallery of two): can the extractor tell near twins apart? Chance is 50 %.
 
 The same scores computed from embeddings (`scores`) are what training writes into the main
 extractor's history.csv after every epoch (val_identification_acc, val_verification_auc, on a fixed
-subset of the validation images: `sample_images`), and what benchmarks/extractor_study.py reports.
+subset of the validation images: `sample_images`, `epoch_evaluator`), and what
+benchmarks/extractor_study.py reports. The verb `validation-table` (modelfp.steps.attribution)
+writes choices.csv from `choices_row`.
 
 No table of the paper reads this file.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,55 +111,40 @@ def sample_images(paths: dict, per_model: int, seed: int) -> dict:
     return chosen
 
 
-# ---------------------------------------------------------------------------------------------------
-# the command line's edge: files in, choices.csv out
+def epoch_evaluator(folders, source, *, train_seed: int, train_fraction: float, window: int, gallery: int,
+                    pairs_same: int, pairs_diff: int, seed: int, trained_folders=()):
+    """The evaluator `extractor.train` calls after every epoch (train-extractor --validation): of each
+    validation model's folder ([(name, folder)]) a fixed subset of its evaluation side (modelfp.splits,
+    as `embed` reads it), `gallery` + EPOCH_QUERIES images drawn by `sample_images` with `seed`,
+    loaded once, here, so bad folders stop the run before training. After each epoch the model's
+    centre is fitted as for the saved file (`extractor.fit_centre` on the training `source`, seed
+    `train_seed` + CENTRE_SEED_OFFSET), then the subset is embedded in `window` x `window` windows
+    and scored as `evaluate` scores (`scores`: gallery, pairs_same, pairs_diff, seed). A folder that
+    is also trained on (`trained_folders`) is refused: validation models are never trained on."""
+    from . import extractor as ex
+    from .pools import load_image
+    from .splits import EVAL, folder_side
+    trained = {Path(f).resolve() for f in trained_folders} & {Path(f).resolve() for _, f in folders}
+    if trained:
+        raise ValueError(f"--validation folder(s) {sorted(map(str, trained))} are also trained on (--images)")
+    paths = {}
+    for name, folder in folders:
+        try:
+            paths[name] = folder_side(folder, train_fraction, EVAL)[0]
+        except (FileNotFoundError, ValueError) as err:
+            raise type(err)(f"validation model {name}: {err}") from err
+    chosen = sample_images(paths, gallery + EPOCH_QUERIES, seed)
+    few = sorted(name for name, ps in chosen.items() if len(ps) <= gallery)
+    if few:
+        raise ValueError(f"validation model(s) {few}: no more than --gallery {gallery} images on the "
+                         f"evaluation side, so no query to identify; add images or lower evaluation.gallery")
+    images = {name: [load_image(p, None) for p in ps] for name, ps in chosen.items()}
+    log.info("validation after every epoch: %d models, %d images (of their evaluation side)", len(images),
+             sum(map(len, images.values())))
 
-
-def _summary(path) -> dict:
-    """The `all` row of an evaluation csv (the verb `evaluate`), as a dict."""
-    with open(path, newline="") as f:
-        rows = {r.get("group"): r for r in csv.DictReader(f)}
-    if "all" not in rows:
-        raise ValueError(f"{path}: no row with group 'all' (groups: {sorted(map(str, rows))}); "
-                         f"the validation set needs at least 2 models")
-    missing = [k for k in SUMMARY_COLUMNS if k not in rows["all"]]
-    if missing:
-        raise ValueError(f"{path}: no column(s) {missing} in its 'all' row")
-    return rows["all"]
-
-
-def cmd_validation_table(args):
-    from . import tables
-    pairs = []
-    for name, differs, a, b in args.pair or []:
-        if differs not in DIFFERS:
-            raise ValueError(f"pair {name}: differs must be one of {DIFFERS}, not {differs!r}")
-        pairs.append(Pair(name, differs, a, b))
-    members = sorted({m for p in pairs for m in (p.a, p.b)})
-    rows = []
-    for variant, evaluation_csv, embeddings in args.variant:
-        if members:
-            emb, labels = evaluate.read_embeddings(embeddings, members)
-        else:
-            emb, labels = np.zeros((0, 1)), np.array([], dtype=str)
-        row = choices_row(variant, _summary(evaluation_csv), emb, labels, pairs, args.gallery, args.seed)
-        rows.append({**row, "evaluation": evaluation_csv})
-        log.info("%-10s identification %.1f, verification AUC %.1f, same-design pairs %.1f "
-                 "(seed %.1f, data %.1f)", variant, row["identification_acc"], row["verification_auc"],
-                 row["pair_identification_acc"], row["seed_pairs_acc"], row["data_pairs_acc"])
-    tables.write_csv(rows, args.out)
-
-
-def add_command(sub) -> None:
-    """Register the workflow verb `validation-table` on the parser's subcommands."""
-    p = sub.add_parser("validation-table", help="the validation set's choices.csv: per extractor variant, "
-                                                "identification, verification AUC, same-design pairs")
-    p.add_argument("--variant", nargs=3, action="append", required=True,
-                   metavar=("NAME", "EVALUATION_CSV", "EMBEDDINGS"),
-                   help="a variant, its evaluation csv on the validation view and that view's embeddings folder")
-    p.add_argument("--pair", nargs=4, action="append", metavar=("NAME", "DIFFERS", "A", "B"),
-                   help="a same-design pair: its name, seed|data, and its two models (repeat)")
-    p.add_argument("--gallery", type=int, required=True, help="evaluation.gallery")
-    p.add_argument("--seed", type=int, required=True, help="evaluation.seed")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_validation_table)
+    def evaluator(model):
+        ex.fit_centre(model, source, train_seed + ex.CENTRE_SEED_OFFSET)
+        got = scores(*embed_models(model, images, window), gallery_size=gallery, n_same=pairs_same,
+                     n_diff=pairs_diff, seed=seed)
+        return {"val_identification_acc": got["identification_acc"], "val_verification_auc": got["verification_auc"]}
+    return evaluator

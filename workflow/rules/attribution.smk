@@ -7,14 +7,14 @@ rule embed:
     input:
         unpack(embed_inputs),
     output:
-        directory("results/embeddings/{variant}/{view}"),
+        directory(embeddings_dir()),
     log:
         "results/logs/embeddings/{variant}_{view}.log",
     benchmark:
         "results/benchmarks/embeddings/{variant}_{view}.tsv"
     params:
         models=embed_args,
-        window=lambda w: view_window(w.view),
+        window=view_window,
         device=config["device"],
     conda:
         "../../envs/modelfp.yaml"
@@ -22,7 +22,7 @@ rule embed:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp embed --extractor {input.extractor} {params.models} --window {params.window} "
+        "python -m modelfp.steps embed --extractor {input.extractor} {params.models} --window {params.window} "
         "--out-dir {output} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
@@ -30,9 +30,9 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        csv="results/evaluation/{variant}/{view}.csv",
-        queries="results/evaluation/{variant}/{view}.queries.csv",
-        pairs="results/evaluation/{variant}/{view}.pairs.csv",
+        csv=evaluation_file(),
+        queries=details_file(evaluation_file(), "queries"),
+        pairs=details_file(evaluation_file(), "pairs"),
     log:
         "results/logs/evaluation/{variant}_{view}.log",
     benchmark:
@@ -45,30 +45,30 @@ rule evaluate:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp evaluate --embeddings {input.embeddings} {params.args}{params.verifier}{params.lists} "
+        "python -m modelfp.steps evaluate --embeddings {input.embeddings} {params.args}{params.verifier}{params.lists} "
         "--out-csv {output.csv} --out-queries {output.queries} --out-pairs {output.pairs} > {log} 2>&1"
 
 
 rule tsne:
     input:
-        f"results/embeddings/{{variant}}/{DEFAULT_VIEW}",
+        embeddings_dir(view=DEFAULT_VIEW),
     output:
-        classical=report("results/figures/tsne/{variant}/tsne_classical.png", caption="../report/tsne.rst",
+        classical=report(tsne_file("tsne_classical.png"), caption="../report/tsne.rst",
                          category="Figures"),
-        emerging=report("results/figures/tsne/{variant}/tsne_emerging.png", caption="../report/tsne.rst",
+        emerging=report(tsne_file("tsne_emerging.png"), caption="../report/tsne.rst",
                         category="Figures"),
-        metrics="results/figures/tsne/{variant}/metrics.csv",
+        metrics=tsne_file("metrics.csv"),
     log:
         "results/logs/figures/tsne_{variant}.log",
     benchmark:
         "results/benchmarks/figures/tsne_{variant}.tsv"
     params:
-        args=evaluate_args,
+        args=tsne_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp evaluate --embeddings {input} {params.args} "
+        "python -m modelfp.steps evaluate --embeddings {input} {params.args} "
         "--out-png {output.classical} {output.emerging} --title 'extractor {wildcards.variant}' "
         "--out-csv {output.metrics} > {log} 2>&1"
 
@@ -77,21 +77,21 @@ rule attribution_table:
     input:
         unpack(table_inputs),
     output:
-        csv=report("results/tables/{table}.csv", caption="../report/attribution_table.rst", category="Tables"),
-        md="results/tables/{table}.md",
+        csv=report(table_file(), caption="../report/attribution_table.rst", category="Tables"),
+        md=table_file(ext="md"),
     log:
         "results/logs/tables/{table}.log",
     benchmark:
         "results/benchmarks/tables/{table}.tsv"
     wildcard_constraints:
-        table="|".join(variants.TABLES),
+        table="|".join(ATTRIBUTION_TABLES),
     params:
         rows=table_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp attribution-table --table {wildcards.table} {params.rows} "
+        "python -m modelfp.steps attribution-table --table {wildcards.table} {params.rows} "
         "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
@@ -101,8 +101,8 @@ rule ceiling:
     input:
         unpack(ceiling_inputs),
     output:
-        csv=CEILING_CSV,
-        queries=CEILING_QUERIES,
+        csv=PLAN.ceiling_csv(),
+        queries=details_file(PLAN.ceiling_csv(), "queries"),
     log:
         "results/logs/tables/ceiling.log",
     benchmark:
@@ -116,7 +116,7 @@ rule ceiling:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp ceiling --extractor {input.extractor} --embeddings {input.embeddings} {params.args} "
+        "python -m modelfp.steps ceiling --extractor {input.extractor} --embeddings {input.embeddings} {params.args} "
         "--device {params.device} --threads {threads} --out-csv {output.csv} --out-queries {output.queries} "
         "> {log} 2>&1"
 
@@ -127,9 +127,9 @@ rule paired_tests:
     input:
         unpack(paired_inputs),
     output:
-        identification=report("results/tables/table_viii_paired.csv", caption="../report/paired_tests.rst",
+        identification=report(table_file("table_viii_paired"), caption="../report/paired_tests.rst",
                               category="Tables"),
-        verification=report("results/tables/table_ix_paired.csv", caption="../report/paired_tests.rst",
+        verification=report(table_file("table_ix_paired"), caption="../report/paired_tests.rst",
                              category="Tables"),
     log:
         "results/logs/tables/paired_tests.log",
@@ -142,7 +142,7 @@ rule paired_tests:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp paired-tests {params.args} --seed {params.seed} "
+        "python -m modelfp.steps paired-tests {params.args} --seed {params.seed} "
         "--out-identification {output.identification} --out-verification {output.verification} > {log} 2>&1"
 
 
@@ -151,9 +151,9 @@ rule fig_8:
     input:
         unpack(fig_8_inputs),
     output:
-        png=report("results/figures/fig_8_block_count.png", caption="../report/fig_8.rst", category="Figures"),
-        pdf="results/figures/fig_8_block_count.pdf",
-        csv="results/figures/fig_8_block_count.csv",
+        png=report(figure_file("fig_8"), caption="../report/fig_8.rst", category="Figures"),
+        pdf=figure_file("fig_8", "pdf"),
+        csv=figure_file("fig_8", "csv"),
     log:
         "results/logs/figures/fig_8.log",
     benchmark:
@@ -164,7 +164,7 @@ rule fig_8:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp fig-8 --zoo-summary {input.zoo} {params.evaluations} "
+        "python -m modelfp.steps fig-8 --zoo-summary {input.zoo} {params.evaluations} "
         "--out-png {output.png} --out-pdf {output.pdf} --out-csv {output.csv} > {log} 2>&1"
 
 
@@ -173,9 +173,9 @@ rule fig_16:
     input:
         unpack(fig_16_inputs),
     output:
-        png=report("results/figures/fig_16_robustness.png", caption="../report/fig_16.rst", category="Figures"),
-        pdf="results/figures/fig_16_robustness.pdf",
-        csv="results/figures/fig_16_robustness.csv",
+        png=report(figure_file("fig_16"), caption="../report/fig_16.rst", category="Figures"),
+        pdf=figure_file("fig_16", "pdf"),
+        csv=figure_file("fig_16", "csv"),
     log:
         "results/logs/figures/fig_16.log",
     benchmark:
@@ -186,28 +186,29 @@ rule fig_16:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp fig-16 {params.points} --out-png {output.png} --out-pdf {output.pdf} "
+        "python -m modelfp.steps fig-16 {params.points} --out-png {output.png} --out-pdf {output.pdf} "
         "--out-csv {output.csv} > {log} 2>&1"
 
 
 rule fig_9:
     """Figure 9: LoRA variants of base generators beside their bases (lineage)."""
     input:
-        f"results/embeddings/all/{DEFAULT_VIEW}",
+        embeddings_dir("all", DEFAULT_VIEW),
     output:
-        png=report("results/figures/fig_9_lineage.png", caption="../report/fig_9.rst", category="Figures"),
-        csv="results/figures/fig_9_lineage.csv",
+        png=report(figure_file("fig_9"), caption="../report/fig_9.rst", category="Figures"),
+        csv=figure_file("fig_9", "csv"),
     log:
         "results/logs/figures/fig_9.log",
     benchmark:
         "results/benchmarks/figures/fig_9.tsv"
     params:
         args=lineage_args,
+        seed=EVAL["seed"],
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp trace --embeddings {input} {params.args} --derived-label 'LoRA variant' "
+        "python -m modelfp.steps trace --embeddings {input} {params.args} --seed {params.seed} --derived-label 'LoRA variant' "
         "--title 'Figure 9: base models and their LoRA variants' --out-csv {output.csv} --out-png {output.png} "
         "> {log} 2>&1"
 
@@ -215,20 +216,21 @@ rule fig_9:
 rule fig_15:
     """Figure 15: fingerprints of fixed and varied generation configurations."""
     input:
-        f"results/embeddings/all/{DEFAULT_VIEW}",
+        embeddings_dir("all", DEFAULT_VIEW),
     output:
-        png=report("results/figures/fig_15_configurations.png", caption="../report/fig_15.rst", category="Figures"),
-        csv="results/figures/fig_15_configurations.csv",
+        png=report(figure_file("fig_15"), caption="../report/fig_15.rst", category="Figures"),
+        csv=figure_file("fig_15", "csv"),
     log:
         "results/logs/figures/fig_15.log",
     benchmark:
         "results/benchmarks/figures/fig_15.tsv"
     params:
         args=configurations_args,
+        seed=EVAL["seed"],
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp trace --embeddings {input} {params.args} --derived-label 'varied configuration' "
+        "python -m modelfp.steps trace --embeddings {input} {params.args} --seed {params.seed} --derived-label 'varied configuration' "
         "--title 'Figure 15: fixed and varied generation configurations' --out-csv {output.csv} "
         "--out-png {output.png} > {log} 2>&1"

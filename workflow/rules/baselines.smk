@@ -9,7 +9,7 @@ rule train_baseline:
     input:
         unpack(baseline_inputs),
     output:
-        model="results/baselines/{baseline}/model.pt",
+        model=baseline_file(),
         history="results/baselines/{baseline}/history.csv",
     log:
         "results/logs/baselines/{baseline}.log",
@@ -25,6 +25,6 @@ rule train_baseline:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp train-baseline --name {wildcards.baseline} {params.args} --out {output.model} "
+        "python -m modelfp.steps train-baseline --name {wildcards.baseline} {params.args} --out {output.model} "
         "--history {output.history} --state {params.state} --device {params.device} --threads {threads} "
         "> {log} 2>&1"

@@ -5,7 +5,7 @@ rule train_denoiser:
     input:
         pools=[pool_dir(p) for p in DEN["pools"]],
     output:
-        "results/denoiser/dncnn.pt",
+        DENOISER,
     log:
         "results/logs/denoiser/dncnn.log",
     benchmark:
@@ -23,5 +23,5 @@ rule train_denoiser:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp train-denoiser --pool {input.pools} --out {output} "
+        "python -m modelfp.steps train-denoiser --pool {input.pools} --out {output} "
         "{params.external} {params.train} --threads {threads} > {log} 2>&1"

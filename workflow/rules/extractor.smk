@@ -5,7 +5,7 @@ rule train_extractor:
     input:
         unpack(extractor_inputs),
     output:
-        model="results/extractors/{variant}/trained.pt",
+        model=extractor_file(),
         history="results/extractors/{variant}/history.csv",
     log:
         "results/logs/extractors/{variant}.log",
@@ -21,18 +21,16 @@ rule train_extractor:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp train-extractor --variant {wildcards.variant} {params.args} "
+        "python -m modelfp.steps train-extractor --variant {wildcards.variant} {params.args} "
         "--out {output.model} --history {output.history} --state {params.state} "
         "--device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule calibrate_extractor:
     input:
-        extractor="results/extractors/{variant}/trained.pt",
-        evaluation=lambda w: calibration_csv(w.variant),
-        embeddings=lambda w: calibration_embeddings(w.variant),
+        unpack(calibration_inputs),
     output:
-        "results/extractors/{variant}/model.pt",
+        calibrated_file(),
     log:
         "results/logs/extractors/{variant}.calibrate.log",
     benchmark:
@@ -44,6 +42,6 @@ rule calibrate_extractor:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp calibrate --extractor {input.extractor} --evaluation {input.evaluation} "
+        "python -m modelfp.steps calibrate --extractor {input.extractor} --evaluation {input.evaluation} "
         "--embeddings {input.embeddings} --gallery {params.gallery} --seed {params.seed} "
         "--out {output} > {log} 2>&1"

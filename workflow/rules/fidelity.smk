@@ -3,16 +3,16 @@
 
 rule test_spectra:
     input:
-        unpack(lambda w: model_inputs(TB["models"])),
-        denoiser="results/denoiser/dncnn.pt",
+        unpack(testbed_inputs),
+        denoiser=DENOISER,
     output:
-        "results/spectra/test_models.npz",
+        TEST_SPECTRA,
     log:
         "results/logs/spectra/test_models.log",
     benchmark:
         "results/benchmarks/spectra/test_models.tsv"
     params:
-        models=lambda w, input: model_args(input, groups_of="testbed"),
+        models=testbed_group_args,
         args=spectra_args,
     conda:
         "../../envs/modelfp.yaml"
@@ -20,19 +20,19 @@ rule test_spectra:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp test-spectra {params.models} --denoiser {input.denoiser} --out {output} "
+        "python -m modelfp.steps test-spectra {params.models} --denoiser {input.denoiser} --out {output} "
         "{params.args} --threads {threads} > {log} 2>&1"
 
 
 rule ffd_tables:
     input:
-        synthetic="results/spectra/synthetic.npz",
-        real="results/spectra/test_models.npz",
+        synthetic=SYNTHETIC_SPECTRA,
+        real=TEST_SPECTRA,
     output:
-        table_ii=report("results/tables/table_ii.csv", caption="../report/table_ii.rst", category="Tables"),
-        table_ii_md="results/tables/table_ii.md",
-        table_xi=report("results/tables/table_xi.csv", caption="../report/table_xi.rst", category="Tables"),
-        table_xi_md="results/tables/table_xi.md",
+        table_ii=report(table_file("table_ii"), caption="../report/table_ii.rst", category="Tables"),
+        table_ii_md=table_file("table_ii", "md"),
+        table_xi=report(table_file("table_xi"), caption="../report/table_xi.rst", category="Tables"),
+        table_xi_md=table_file("table_xi", "md"),
     log:
         "results/logs/tables/ffd.log",
     benchmark:
@@ -41,7 +41,7 @@ rule ffd_tables:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp ffd-tables --synthetic {input.synthetic} --real {input.real} "
+        "python -m modelfp.steps ffd-tables --synthetic {input.synthetic} --real {input.real} "
         "--out-csv {output.table_ii} {output.table_xi} --out-md {output.table_ii_md} {output.table_xi_md} "
         "> {log} 2>&1"
 
@@ -49,11 +49,11 @@ rule ffd_tables:
 rule fig_10:
     """Figure 10: test models' spectra beside their closest synthetic model."""
     input:
-        synthetic="results/spectra/synthetic.npz",
-        real="results/spectra/test_models.npz",
+        synthetic=SYNTHETIC_SPECTRA,
+        real=TEST_SPECTRA,
     output:
-        png=report("results/figures/fig_10_closest_spectra.png", caption="../report/fig_10.rst", category="Figures"),
-        pdf="results/figures/fig_10_closest_spectra.pdf",
+        png=report(figure_file("fig_10"), caption="../report/fig_10.rst", category="Figures"),
+        pdf=figure_file("fig_10", "pdf"),
     log:
         "results/logs/figures/fig_10.log",
     benchmark:
@@ -62,5 +62,5 @@ rule fig_10:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp fig-10 --synthetic {input.synthetic} --real {input.real} "
+        "python -m modelfp.steps fig-10 --synthetic {input.synthetic} --real {input.real} "
         "--out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"

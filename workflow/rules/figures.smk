@@ -10,9 +10,9 @@ rule fig_3:
     input:
         unpack(fig_3_inputs),
     output:
-        png=report("results/figures/fig_3_block_swap.png", caption="../report/fig_3.rst", category="Figures"),
-        pdf="results/figures/fig_3_block_swap.pdf",
-        csv="results/figures/fig_3_block_swap.csv",
+        png=report(figure_file("fig_3"), caption="../report/fig_3.rst", category="Figures"),
+        pdf=figure_file("fig_3", "pdf"),
+        csv=figure_file("fig_3", "csv"),
     log:
         "results/logs/figures/fig_3.log",
     benchmark:
@@ -26,7 +26,7 @@ rule fig_3:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp fig-3 {params.args} --denoiser {input.denoiser} --out-png {output.png} "
+        "python -m modelfp.steps fig-3 {params.args} --denoiser {input.denoiser} --out-png {output.png} "
         "--out-pdf {output.pdf} --out-csv {output.csv} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
@@ -36,9 +36,9 @@ rule fig_12:
     input:
         unpack(fig_12_inputs),
     output:
-        png=report("results/figures/fig_12_kernel_spectra.png", caption="../report/fig_12.rst", category="Figures"),
-        pdf="results/figures/fig_12_kernel_spectra.pdf",
-        csv="results/figures/fig_12_kernel_spectra.csv",
+        png=report(figure_file("fig_12"), caption="../report/fig_12.rst", category="Figures"),
+        pdf=figure_file("fig_12", "pdf"),
+        csv=figure_file("fig_12", "csv"),
     log:
         "results/logs/figures/fig_12.log",
     benchmark:
@@ -52,5 +52,5 @@ rule fig_12:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp fig-12 {params.args} --out-png {output.png} --out-pdf {output.pdf} "
+        "python -m modelfp.steps fig-12 {params.args} --out-png {output.png} --out-pdf {output.pdf} "
         "--out-csv {output.csv} --device {params.device} --threads {threads} > {log} 2>&1"

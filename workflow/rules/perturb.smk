@@ -4,9 +4,9 @@
 
 rule perturb_test_models:
     input:
-        unpack(lambda w: model_inputs(TB["models"])),
+        unpack(testbed_inputs),
     output:
-        directory("results/perturbed/{kind}/{level}"),
+        directory(perturbed_dir()),
     log:
         "results/logs/perturb/{kind}_{level}.log",
     benchmark:
@@ -15,11 +15,11 @@ rule perturb_test_models:
         kind="jpeg|crop",
         level=r"[0-9.]+",
     params:
-        models=lambda w, input: model_args(input),
+        models=testbed_args,
         seed=config["seed"],
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp perturb {params.models} --out-dir {output} --kind {wildcards.kind} "
+        "python -m modelfp.steps perturb {params.models} --out-dir {output} --kind {wildcards.kind} "
         "--level {wildcards.level} --seed {params.seed} > {log} 2>&1"

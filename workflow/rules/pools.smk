@@ -4,15 +4,15 @@
 
 rule pool:
     output:
-        directory("results/pools/{pool}"),
+        directory(pool_dir()),
     log:
         "results/logs/pool/{pool}.log",
     benchmark:
         "results/benchmarks/pool/{pool}.tsv"
     params:
-        args=lambda w: pool_args(w.pool),
+        args=pool_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp pool --name {wildcards.pool} {params.args} --out-dir {output} > {log} 2>&1"
+        "python -m modelfp.steps pool --name {wildcards.pool} {params.args} --out-dir {output} > {log} 2>&1"

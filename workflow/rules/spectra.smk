@@ -3,42 +3,39 @@
 
 rule synthetic_spectra:
     input:
-        manifests=zoo_manifests(ZOO),
-        denoiser="results/denoiser/dncnn.pt",
+        manifests=PLAN.zoo_manifests(ZOO),
+        denoiser=DENOISER,
         pools=[pool_dir(p) for p in SYN["pools"]],
     output:
-        "results/spectra/synthetic.npz",
+        SYNTHETIC_SPECTRA,
     log:
         "results/logs/spectra/synthetic.log",
     benchmark:
         "results/benchmarks/spectra/synthetic.tsv"
     params:
         args=spectra_args,
-        checkpoints=checkpoints(ZOO),
+        checkpoints=PLAN.checkpoints(ZOO),
     conda:
         "../../envs/modelfp.yaml"
     threads: 2
     resources:
         gpu=1,
     shell:
-        "python -m modelfp synthetic-spectra --pool {input.pools} --denoiser {input.denoiser} "
+        "python -m modelfp.steps synthetic-spectra --pool {input.pools} --denoiser {input.denoiser} "
         "--out {output} {params.args} --threads {threads} {params.checkpoints} --manifest {input.manifests} "
         "> {log} 2>&1"
 
 
 rule spectral_effects:
     input:
-        "results/spectra/synthetic.npz",
+        SYNTHETIC_SPECTRA,
     output:
-        fig_11=report("results/figures/fig_11_upsampling.png", caption="../report/fig_11.rst", category="Spectral effects"),
-        fig_13=report("results/figures/fig_13_activation.png", caption="../report/fig_13.rst", category="Spectral effects"),
-        fig_14=report("results/figures/fig_14_normalization.png", caption="../report/fig_14.rst", category="Spectral effects"),
+        fig_11=report(figure_file("fig_11"), caption="../report/fig_11.rst", category="Spectral effects"),
+        fig_13=report(figure_file("fig_13"), caption="../report/fig_13.rst", category="Spectral effects"),
+        fig_14=report(figure_file("fig_14"), caption="../report/fig_14.rst", category="Spectral effects"),
         # in the order of fig_11, fig_13, fig_14 (the verb's --out-pdf)
-        pdfs=expand(
-            "results/figures/{fig}.pdf",
-            fig=["fig_11_upsampling", "fig_13_activation", "fig_14_normalization"],
-        ),
-        claims=report("results/tables/spectral_effects.csv", caption="../report/spectral_effects.rst", category="Tables"),
+        pdfs=[figure_file(fig, "pdf") for fig in ("fig_11", "fig_13", "fig_14")],
+        claims=report(table_file("spectral_effects"), caption="../report/spectral_effects.rst", category="Tables"),
     log:
         "results/logs/spectra/spectral_effects.log",
     benchmark:
@@ -47,6 +44,6 @@ rule spectral_effects:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp spectral-effects --spectra {input} "
+        "python -m modelfp.steps spectral-effects --spectra {input} "
         "--out-png {output.fig_11} {output.fig_13} {output.fig_14} --out-pdf {output.pdfs} "
         "--out-csv {output.claims} > {log} 2>&1"

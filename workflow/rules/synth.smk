@@ -26,7 +26,7 @@ rule synthesize:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp synthesize --arch {params.archs} --seeds {params.seeds} "
+        "python -m modelfp.steps synthesize --arch {params.archs} --seeds {params.seeds} "
         "--pool {input.pools} --out {output} {params.train} "
         "--threads {threads} > {log} 2>&1"
 
@@ -35,7 +35,7 @@ rule zoo_manifest:
     input:
         SLICE_CHECKPOINTS,
     output:
-        "results/synthetic/slices/{slice}.tsv",
+        slice_manifest(),
     log:
         "results/logs/zoo_manifest/{slice}.log",
     benchmark:
@@ -44,24 +44,24 @@ rule zoo_manifest:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp zoo-manifest --out {output} {input} > {log} 2>&1"
+        "python -m modelfp.steps zoo-manifest --out {output} {input} > {log} 2>&1"
 
 
 rule zoo_summary:
     input:
-        lambda w: zoo_manifests(ZOO if w.zoo == "summary" else ZOO_K3),
+        zoo_summary_manifests,
     output:
-        report("results/synthetic/{zoo}.csv", caption="../report/zoo_summary.rst", category="Synthetic zoo"),
+        report(zoo_summary(), caption="../report/zoo_summary.rst", category="Synthetic zoo"),
     log:
         "results/logs/zoo_summary/{zoo}.log",
     benchmark:
         "results/benchmarks/zoo_summary/{zoo}.tsv"
     params:
-        checkpoints=lambda w: checkpoints(ZOO if w.zoo == "summary" else ZOO_K3),
+        checkpoints=zoo_summary_checkpoints,
     wildcard_constraints:
         zoo="summary|summary_k3",
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp zoo-summary --out {output} {params.checkpoints} --manifest {input} > {log} 2>&1"
+        "python -m modelfp.steps zoo-summary --out {output} {params.checkpoints} --manifest {input} > {log} 2>&1"

@@ -1,20 +1,20 @@
 # The test bed (Table III): folders of the user's images, or generators the workflow trains itself.
 # The same two rules make the validation set (issue 11), apart from it: {bed} is testbed or
-# validation, and every helper looks the model up in that bed's entries (common.smk).
+# validation, and the plan looks the model up in that bed's entries (modelfp.plan).
 
 
 rule train_test_model:
     input:
-        pools=lambda w: [pool_dir(p) for p in test_model_pools(w.model, w.bed)],
-        base=lambda w: test_model_train_inputs(w.model, w.bed),
+        pools=train_pools,
+        base=train_base,
     output:
-        "results/{bed}/{model}/generator.pt",
+        generator_file(),
     log:
         "results/logs/{bed}/{model}.train.log",
     benchmark:
         "results/benchmarks/{bed}/{model}.train.tsv"
     params:
-        args=lambda w, input: test_model_train_args(w.model, w.bed, input),
+        args=train_args,
         device=config["device"],
     conda:
         "../../envs/modelfp.yaml"
@@ -22,15 +22,15 @@ rule train_test_model:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp testbed-train --name {wildcards.model} --pool {input.pools} "
+        "python -m modelfp.steps testbed-train --name {wildcards.model} --pool {input.pools} "
         "{params.args} --out {output} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule sample_test_model:
     input:
-        lambda w: test_model_generator(w.model, w.bed),
+        sample_generator,
     output:
-        images=directory("results/{bed}/{model}/images"),
+        images=directory(images_dir()),
         meta="results/{bed}/{model}/meta.json",
         sheet=report(
             "results/{bed}/contact_sheets/{model}.png",
@@ -43,9 +43,9 @@ rule sample_test_model:
     benchmark:
         "results/benchmarks/{bed}/{model}.sample.tsv"
     params:
-        n=lambda w: test_model_n_images(w.model, w.bed),
-        seed=lambda w: test_model_seed(w.model, w.bed),
-        sampling=lambda w: test_model_sample_args(w.model, w.bed),
+        n=sample_n,
+        seed=sample_seed,
+        sampling=sample_args,
         device=config["device"],
     conda:
         "../../envs/modelfp.yaml"
@@ -53,6 +53,6 @@ rule sample_test_model:
     resources:
         gpu=1,
     shell:
-        "python -m modelfp testbed-sample --name {wildcards.model} --generator {input} "
+        "python -m modelfp.steps testbed-sample --name {wildcards.model} --generator {input} "
         "--n {params.n} --seed {params.seed} --out-dir {output.images} --meta {output.meta} "
         "--sheet {output.sheet} {params.sampling} --device {params.device} --threads {threads} > {log} 2>&1"

@@ -9,7 +9,7 @@ rule validation_table:
     input:
         unpack(validation_table_inputs),
     output:
-        "results/validation/choices.csv",
+        VALIDATION_CHOICES,
     log:
         "results/logs/validation/choices.log",
     benchmark:
@@ -20,4 +20,4 @@ rule validation_table:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
-        "python -m modelfp validation-table {params.args} --out {output} > {log} 2>&1"
+        "python -m modelfp.steps validation-table {params.args} --out {output} > {log} 2>&1"

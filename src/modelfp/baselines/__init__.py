@@ -32,45 +32,59 @@ compared by cosine, exactly like Only-Syn):
         images: uint8 (N,3,S,S); the zero-shot features, compared by cosine; eval mode, no
         gradients, deterministic (batching does not change them)
 
-`BASELINES` names the methods; `baseline(name)` (their module, imported on first use) and `resolve(name, hp)` reject unknown
-names and unknown hyper-parameters with the list of known ones. Each method's row label in Tables
-VIII-X is `variants.BASELINE_LABELS`.
+`BASELINES` is the registry: one `Baseline` entry per method, keyed by its config name, with
+what the workflow and the tables need to know of it without importing its module (torch): its row
+label in Tables VIII-X (for the paper's six, the paper's row: paper_numbers.yaml) and whether it has
+a pair verifier of its own. Adding a method is its module plus one entry (and its recipe in the
+config; a method the paper does not compare gets its rows without paper numbers, `in_paper=False`).
+`baseline(name)` (its module, imported on first use) and `resolve(name, hp)` reject unknown names
+and unknown hyper-parameters with the list of known ones.
 
-A trained baseline is one file (`save` / `load`, format modelfp.baseline/1): its name, hp, image
-size, classes, weights (for marra also its denoiser) and its centre - the mean feature of its own
-training images, subtracted from every feature exactly as Only-Syn's extractor does (the same
-treatment for every method: cosines of centred features). `load` returns a `BaselineExtractor`,
-which `extractor.embed` (sliding windows, centring) accepts like a trained extractor, so the
-baselines' rows and Only-Syn's are computed by the same code.
+A trained baseline is one file (`save` / `load`, modelfp.baselines.trained, which imports torch and
+is imported on first use of one of its names here): its name, hp, image size, classes, weights (for
+marra also its denoiser) and its centre - the mean feature of its own training images, subtracted
+from every feature exactly as Only-Syn's extractor does (the same treatment for every method:
+cosines of centred features). `load` returns a `BaselineExtractor`, which `extractor.embed`
+(sliding windows, centring) accepts like a trained extractor, so the baselines' rows and
+Only-Syn's are computed by the same code; `load_fingerprinter` opens either kind of file.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import logging
-from types import ModuleType, SimpleNamespace
+from dataclasses import dataclass
+from types import ModuleType
 
-import torch
-import torch.nn as nn
 
-from .. import checkpoints, denoise
-from ..pools import to_uint8
-from ..testbed import common as _testbed
+@dataclass(frozen=True)
+class Baseline:
+    """A method of Tables VIII-X, as the workflow and the tables know it without its module."""
+    label: str              # its row label in Tables VIII-X
+    about: str              # the method in a line
+    verifier: bool = False  # a pair verifier of its own (its module's `pair_score`; evaluate --verifier)
+    in_paper: bool = True   # the paper compares it: `label` is its row there (paper_numbers.yaml)
 
-FORMAT = "modelfp.baseline/1"
-log = logging.getLogger(__name__)
 
-# name -> what it is; its module (modelfp.baselines.<name>) is imported on first use by `baseline`:
+# config name -> entry; the module modelfp.baselines.<name> is imported on first use by `baseline`:
 # torchvision comes with some of them, and `embed` of an Only-Syn extractor needs none
-BASELINES: dict[str, str] = {
-    "marra": "Marra et al. 2019: mean noise residual, Pearson correlation",
-    "yu": "Yu et al. 2019: ProGAN-discriminator attribution network",
-    "dnadet": "DNA-Det 2022: transformation pre-training + CE and SupCon on crops",
-    "repmix": "RepMix 2022: ResNet, Dirichlet feature mixing, gated attribution/detection heads",
-    "abady": "Abady et al. 2024: EfficientNet contrastive embedding + siamese verifier",
-    "pose": "POSE 2023: DCT input, growing augmentation networks, CE + triplet",
+BASELINES: dict[str, Baseline] = {
+    "marra": Baseline("Marra et al.", "Marra et al. 2019: mean noise residual, Pearson correlation"),
+    "yu": Baseline("Yu et al.", "Yu et al. 2019: ProGAN-discriminator attribution network"),
+    "dnadet": Baseline("DNA-Det", "DNA-Det 2022: transformation pre-training + CE and SupCon on crops"),
+    "repmix": Baseline("RepMix", "RepMix 2022: ResNet, Dirichlet feature mixing, gated attribution/detection heads"),
+    "abady": Baseline("Abady et al.", "Abady et al. 2024: EfficientNet contrastive embedding + siamese verifier",
+                      verifier=True),
+    "pose": Baseline("POSE", "POSE 2023: DCT input, growing augmentation networks, CE + triplet"),
 }
+
+
+BASELINE_PREFIX = "baseline_"     # a trained baseline's name among the fingerprinters (modelfp.variants)
+
+
+def baseline_variant(method: str) -> str:
+    """The embeddings / evaluation name of a trained baseline, beside the extractor variants'."""
+    return f"{BASELINE_PREFIX}{method}"
 
 
 def baseline(name: str) -> ModuleType:
@@ -82,7 +96,8 @@ def baseline(name: str) -> ModuleType:
 
 def resolve(name: str, hp: dict) -> dict:
     """The baseline's DEFAULTS overridden by hp; unknown names or hyper-parameters are an error."""
-    return _testbed.resolve(name, baseline(name).DEFAULTS, hp)
+    from ..testbed.common import resolve as resolve_hp
+    return resolve_hp(name, baseline(name).DEFAULTS, hp)
 
 
 def needs_denoiser(name: str) -> bool:
@@ -90,75 +105,14 @@ def needs_denoiser(name: str) -> bool:
     return "denoiser" in inspect.signature(baseline(name).build).parameters
 
 
-class BaselineExtractor(nn.Module):
-    """A trained baseline as a fingerprint extractor: features of [-1, 1] images (B,3,S,S) at its
-    image size, the method's own `embed` on them; `centre` is subtracted by `extractor.embed`."""
-
-    def __init__(self, name: str, model: nn.Module, image_size: int, centre: torch.Tensor | None = None,
-                 meta: dict | None = None):
-        super().__init__()
-        self.name, self.model, self.module = name, model, baseline(name)
-        self.cfg = SimpleNamespace(image_size=image_size, backbone=name)
-        with torch.no_grad():
-            probe = self.module.embed(model.eval(), torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8), "cpu")
-        self.dim = probe.shape[1]
-        self.register_buffer("centre", torch.zeros(self.dim) if centre is None else centre.reshape(self.dim).float())
-        self.meta = meta or {}
-        self.threshold = self.openset_threshold = None
-
-    @torch.no_grad()
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.module.embed(self.model, to_uint8(images), self.centre.device).to(images.device)
+# The trained-baseline file and its extractor (modelfp.baselines.trained): torch comes with them, so
+# they are imported on first use and the registry above stays light for the workflow's start-up.
+_TRAINED = ("FORMAT", "BaselineExtractor", "save", "load", "is_baseline_file", "pair_scorer", "pair_verifier",
+            "load_fingerprinter")
 
 
-def save(path, name: str, model: nn.Module, image_size: int, classes: list[str], hp: dict, centre: torch.Tensor,
-         info: dict, denoiser=None) -> None:
-    """Atomic write of a trained baseline (see the module docstring)."""
-    checkpoints.save({"format": FORMAT, "name": name, "hp": hp, "image_size": image_size, "classes": list(classes),
-                      "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                      "denoiser": None if denoiser is None else denoise.to_payload(denoiser),
-                      "centre": centre.detach().cpu().float(), "info": info}, path)
-
-
-def load(path, device="cpu") -> BaselineExtractor:
-    """A trained baseline file as a `BaselineExtractor` in eval mode; clear errors for other files."""
-    payload = checkpoints.load(path, FORMAT, "trained-baseline file", "cpu")
-    try:
-        name = payload["name"]
-        extra = {}
-        if needs_denoiser(name):
-            extra["denoiser"] = denoise.from_payload(payload["denoiser"], f"{path} (its denoiser)")
-        model = baseline(name).build(payload["image_size"], len(payload["classes"]), 0, **extra, **payload["hp"])
-        model.load_state_dict(payload["state_dict"])
-        wrapped = BaselineExtractor(name, model, payload["image_size"], payload["centre"],
-                                    {"classes": payload["classes"], "info": payload["info"], "hp": payload["hp"]})
-    except (KeyError, TypeError, RuntimeError, ValueError) as err:
-        raise ValueError(f"{path}: damaged {FORMAT} file ({err}); rerun the rule that trains it "
-                         f"(train_baseline)") from err
-    return wrapped.to(device).eval()
-
-
-def is_baseline_file(path) -> bool:
-    """Whether `path` is a trained-baseline file (else: a fingerprint-extractor file, or an error later).
-    Memory-mapped: only the small dict is read, not the weights (the caller then loads the file once)."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - not a torch file, a folder (an exported extractor): not a baseline
-        return False
-    return isinstance(payload, dict) and payload.get("format") == FORMAT
-
-
-def pair_scorer(model: BaselineExtractor):
-    """The method's own pair verifier on (centred) fingerprints as a function (a, b) -> scores
-    (numpy (N, dim) each -> (N,)), or None for methods compared by cosine only. The centre is added
-    back: the verifier was trained on the method's raw embeddings."""
-    score = getattr(model.module, "pair_score", None)
-    if score is None:
-        return None
-    centre = model.centre.detach().cpu().numpy()
-
-    def scorer(a, b):
-        with torch.no_grad():
-            return score(model.model, torch.from_numpy(a + centre).float(), torch.from_numpy(b + centre).float(),
-                         model.centre.device).numpy()
-    return scorer
+def __getattr__(name):
+    if name in _TRAINED:
+        from . import trained
+        return getattr(trained, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

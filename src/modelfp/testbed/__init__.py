@@ -28,10 +28,9 @@ its Table III group: "classical" (CNN GANs: what baselines and the Fine-tune var
 from __future__ import annotations
 
 import importlib
-import inspect
 from dataclasses import dataclass
 
-from .. import checkpoints
+from .. import declared
 
 
 @dataclass(frozen=True)
@@ -56,23 +55,29 @@ FAMILIES = {f.name: f for f in (
 
 def check_options(entry: str, generator: str, hp: dict, sampling: dict) -> None:
     """Config typos caught at start-up: `hp` keys must be the family's DEFAULTS, `sampling` keys
-    options of its `sample` (a list value is drawn per image; each element must be allowed too)."""
-    module = family(generator)
-    unknown_hp = sorted(set(hp) - set(module.DEFAULTS))
+    options of its `sample` (a list value is drawn per image; each element must be allowed too).
+    The names are read from the family's source (modelfp.declared): importing it would import torch
+    when the Snakefile is parsed."""
+    module = f"{__name__}.{_entry(generator).module}"
+    known_hp = declared.defaults(module)
+    unknown_hp = sorted(set(hp) - set(known_hp))
     if unknown_hp:
-        raise ValueError(f"config: {entry}: unknown {generator} hp {unknown_hp}; known: {sorted(module.DEFAULTS)}")
-    options = [p for p in inspect.signature(module.sample).parameters if p not in ("model", "G", "n", "seed",
-                                                                                   "device")]
+        raise ValueError(f"config: {entry}: unknown {generator} hp {unknown_hp}; known: {sorted(known_hp)}")
+    options = [p for p in declared.parameters(module, "sample") if p not in ("model", "G", "n", "seed", "device")]
     unknown = sorted(set(sampling) - set(options))
     if unknown:
         raise ValueError(f"config: {entry}: unknown {generator} sampling options {unknown}; known: {options}")
 
 
-def family(name: str):
-    """The module of a family, imported on first use."""
+def _entry(name: str) -> Family:
     if name not in FAMILIES:
         raise ValueError(f"unknown test-model family {name!r}; known: {sorted(FAMILIES)}")
-    return importlib.import_module(f".{FAMILIES[name].module}", __name__)
+    return FAMILIES[name]
+
+
+def family(name: str):
+    """The module of a family, imported on first use."""
+    return importlib.import_module(f".{_entry(name).module}", __name__)
 
 
 FORMAT = "modelfp.testbed/1"
@@ -80,6 +85,8 @@ FORMAT = "modelfp.testbed/1"
 
 def save(model, family_name: str, image_size: int, hp: dict, info: dict, path) -> None:
     """Atomic write of a trained test model: enough to rebuild it with `load`."""
+    from .. import checkpoints     # torch: imported here, so that reading FAMILIES stays light
+
     payload = {"format": FORMAT, "family": family_name, "image_size": image_size, "hp": hp,
                "info": info, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     checkpoints.save(payload, path)
@@ -87,6 +94,8 @@ def save(model, family_name: str, image_size: int, hp: dict, info: dict, path) -
 
 def load(path, device="cpu"):
     """(model in eval mode, payload without the weights) of a file written by `save`."""
+    from .. import checkpoints
+
     payload = checkpoints.load(path, FORMAT, "test-model file", device)
     model = family(payload["family"]).build(payload["image_size"], **payload["hp"]).to(device)
     model.load_state_dict(payload.pop("state_dict"))

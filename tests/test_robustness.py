@@ -1,0 +1,89 @@
+"""benchmarks/robustness.py on a tiny fabricated run: which models and images it takes (the
+evaluation side, the test bed's evaluated models only), the re-saved copies the tool reads, and the
+table and paired comparison it prints. (The re-saves themselves: tests/test_perturb.py.)"""
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from modelfp import denoise, splits
+from modelfp import extractor as ex
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("robustness_benchmark", ROOT / "benchmarks" / "robustness.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_model(folder: Path, kind: int, n: int, base=None):
+    """n 24-pixel colour images of a toy model (noise plus its own periodic trace) and its meta.json."""
+    (folder / "images").mkdir(parents=True)
+    rng = np.random.default_rng(kind)
+    y, x = np.mgrid[:24, :24]
+    trace = (((x + kind * y) % (kind + 2)) == 0) * 70
+    for i in range(n):
+        img = (rng.integers(60, 140, (24, 24, 3)) + trace[..., None] * [1, 0.5, 0]).clip(0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / "images" / f"{i:05d}.png")
+    (folder / "meta.json").write_text(json.dumps({"name": folder.name, "base": base}))
+
+
+def tiny_extractor(tmp_path, name, **attrs) -> str:
+    """The training-free reference extractor over a tiny denoiser (16-pixel window), saved."""
+    model = ex.build(denoise.init_model(depth=3, features=4, seed=0),
+                     ex.ExtractorConfig(backbone="none", transform="log1p", image_size=16), ["a", "b"], seed=0)
+    for key, value in attrs.items():
+        setattr(model, key, value)
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    ex.save(model, tmp_path / name, variant="reference")
+    return str(tmp_path / name)
+
+
+def test_the_test_bed_is_its_evaluated_models_and_draws_come_from_the_evaluation_side(tmp_path):
+    bench = load_benchmark()
+    for kind, (name, base) in enumerate([("vae", None), ("flow", None), ("vae_lora0", "vae")]):
+        write_model(tmp_path / "testbed" / name, kind, 30, base)
+    (tmp_path / "testbed" / "contact_sheets").mkdir()
+    folders = bench.model_folders(tmp_path, "testbed")
+    assert sorted(folders) == ["flow", "vae"]            # the LoRA descendant and the sheets are left out
+    chosen = bench.choose(folders, 0.5, 3, 100, seed=0)
+    for name, (gallery, queries) in chosen.items():
+        evaluation = set(splits.folder_side(folders[name], 0.5, splits.EVAL)[0])
+        assert len(gallery) == 3 and not set(gallery) & set(queries)
+        assert set(gallery) | set(queries) == evaluation       # fewer queries than asked: all the rest
+    assert bench.choose(folders, 0.5, 3, 100, seed=0) == chosen != bench.choose(folders, 0.5, 3, 100, seed=1)
+
+
+def test_the_benchmark_reads_real_resaved_files_and_compares_extractors_on_the_same_queries(tmp_path, capsys):
+    bench = load_benchmark()
+    for kind in range(3):
+        write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
+    calibrated = tiny_extractor(tmp_path, "all/model.pt", threshold=0.5, openset_threshold=0.5)
+    trained = tiny_extractor(tmp_path, "all/trained.pt")
+    out = tmp_path / "robustness.csv"
+    assert bench.main(["--results", str(tmp_path / "results"), "--extractor", calibrated, "--extractor", trained,
+                       "--gallery", "4", "--queries", "6", "--out", str(out), "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 models (validation" in printed and "McNemar" in printed
+    rows = list(csv.DictReader(out.open()))
+    assert [r["condition"] for r in rows] == list(bench.RESAVES) * 2
+    for r in rows:
+        # every query of the three models, each condition's copy read from its file, its note included
+        assert int(r["queries"]) == 18
+        # an alpha channel opaque everywhere reads back as the same pixels: no note (attributor.weakened)
+        assert float(r["weakened_note"]) == (0.0 if r["condition"] in ("clean", "rgba_opaque") else 1.0)
+        assert 0 <= float(r["accuracy"]) <= 1
+    clean = [r for r in rows if r["condition"] == "clean"]
+    assert all(float(r["ratio_to_clean"]) == 1 for r in clean)
+    # the calibrated file says whether it names the right model; a trained.pt has no open-set answer
+    assert all(r["named_right"] != "" for r in rows[:6]) and all(r["named_right"] == "" for r in rows[6:])
+    # the same network twice (only the thresholds differ): nearest answers agree query by query
+    assert all(r["vs"] == "all/model.pt" and r["only_vs_right"] == r["only_this_right"] == "0"
+               and float(r["mcnemar_p"]) == 1 for r in rows[6:])
+    assert [r["accuracy"] for r in rows[:6]] == [r["accuracy"] for r in rows[6:]]
