@@ -23,8 +23,8 @@ demo: setup          ## the whole paper on a laptop CPU (embedded data)
 smoke: setup         ## the same at toy size
 	snakemake --cores $(CORES) --configfile configs/smoke.yaml
 
-test: setup          ## unit tests + one end-to-end smoke run
-	pytest -q -rs --durations=25
+test: setup          ## unit tests + one end-to-end smoke run (a worker per core, one test file per worker at a time)
+	pytest -q -rs -n $(CORES) --dist loadfile --durations=25
 
 report: setup        ## HTML report of the demo run (tables, figures, captions)
 	snakemake --report results/report.zip --configfile configs/demo.yaml
