@@ -46,7 +46,9 @@ def model_folders(results=None, models=None) -> dict[str, Path]:
     else:
         root = Path(results) / "validation"
         folders = sorted(p for p in root.iterdir() if (p / "images").is_dir()) if root.is_dir() else []
-    out = {f.name: (f / "images" if (f / "images").is_dir() else f) for f in folders}
+    # a model is named after its folder, or after the folder above its images/ when given that
+    out = {(f.parent.name if f.name == "images" else f.name): (f / "images" if (f / "images").is_dir() else f)
+           for f in folders}
     if len(out) < 2:
         where = ", ".join(map(str, models)) if models else f"{results}/validation/<name>/images"
         raise SystemExit(f"{where}: needs the image folders of at least 2 models; found {len(out)}")

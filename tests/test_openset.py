@@ -376,3 +376,13 @@ def test_the_benchmark_refuses_to_fit_on_other_folders(tmp_path):
     old = tiny_extractor(tmp_path, "old.pt", openset_threshold=0.5)
     with pytest.raises(SystemExit, match="never on these folders"):
         bench.main(["--extractor", old, "--models", *map(str, (tmp_path / "bed").iterdir()), "--repeats", "2"])
+
+
+def test_the_benchmark_names_a_model_after_its_folder_or_the_folder_above_its_images(tmp_path):
+    bench = load_benchmark()
+    for name in ("vae", "flow", "ddpm"):
+        (tmp_path / name / "images").mkdir(parents=True)
+    folders = bench.model_folders(models=[str(tmp_path / "vae"), str(tmp_path / "flow" / "images"),
+                                          str(tmp_path / "ddpm" / "images")])
+    assert folders == {"vae": tmp_path / "vae" / "images", "flow": tmp_path / "flow" / "images",
+                       "ddpm": tmp_path / "ddpm" / "images"}
