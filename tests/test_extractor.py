@@ -438,8 +438,11 @@ def test_input_scale_multiplies_the_residual_before_the_spectrum(denoiser):
     x = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
     one = ex.build(denoiser, _cfg(transform="log1p"), ["a", "b"], seed=0).front(x)
     scaled = ex.build(denoiser, _cfg(transform="log1p", input_scale=255.0), ["a", "b"], seed=0).front(x)
-    # |FFT| is linear in the residual: log1p(|F(255 r)|) = log1p(255 |F(r)|)
-    torch.testing.assert_close(scaled, torch.log1p(255 * torch.expm1(one)), rtol=1e-4, atol=1e-4)
+    # |FFT| is linear in the residual: log1p(|F(255 r)|) = log1p(255 |F(r)|). Tolerance: the two
+    # sides round differently in float32 (FFT of a scaled input; and the denoiser's convolutions
+    # differ in the last bits with the thread count: a pytest-xdist worker measured 2.7e-4 on one
+    # bin), while a scale not applied would be off by log(255) = 5.5
+    torch.testing.assert_close(scaled, torch.log1p(255 * torch.expm1(one)), rtol=1e-3, atol=1e-3)
     # in [-1, 1] units log1p is nearly the identity on small magnitudes; in 8-bit units it is not
     assert (scaled - torch.log1p(255 * one)).abs().max() < (scaled - 255 * one).abs().max()
 
