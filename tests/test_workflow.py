@@ -35,6 +35,14 @@ def smoke(tmp_path_factory):
     return root
 
 
+def _evaluation_side(root, n_images):
+    """The names of a test model's images (00000, 00001, ...) that lie on the evaluation side
+    (modelfp.splits, the run's evaluation.train_fraction)."""
+    from modelfp import splits
+    fraction = yaml.safe_load(open(root / "config.yaml"))["evaluation"]["train_fraction"]
+    return [f"{i:05d}" for i in range(n_images) if splits.side(f"{i:05d}", fraction) == splits.EVAL]
+
+
 def _zoo_rows(root):
     rows = list(csv.DictReader(open(root / "results/synthetic/summary.csv")))
     rows_k3 = list(csv.DictReader(open(root / "results/synthetic/summary_k3.csv")))
@@ -272,10 +280,7 @@ def test_embeddings_hold_only_the_evaluation_side_of_each_model(smoke):
     tb = yaml.safe_load(open(smoke / "configs/smoke.yaml"))["testbed"]
     # every model of the default view has its cached embeddings, lineage and configurations too
     # and only of the evaluation side of each model's images (modelfp.splits): none trained on
-    from modelfp import splits
-    fraction = yaml.safe_load(open(smoke / "config.yaml"))["evaluation"]["train_fraction"]
-    sides = {f"{i:05d}": splits.side(f"{i:05d}", fraction) for i in range(tb["n_images"])}
-    evaluated = sorted(k for k, v in sides.items() if v == splits.EVAL)
+    evaluated = _evaluation_side(smoke, tb["n_images"])
     assert 0 < len(evaluated) < tb["n_images"]
     for name in ("dcgan", "vit", "vae_lora0", "ddpm_varied"):
         emb = np.load(smoke / f"results/embeddings/all/w2/{name}.npz")
@@ -351,11 +356,9 @@ def test_figures_8_9_and_16_hold_what_they_are_made_of(smoke):
 
 @pytest.mark.slow
 def test_every_baseline_trained_on_the_classical_models_training_side_only(smoke):
-    from modelfp import splits
     from modelfp.baselines import BASELINES
     tb = yaml.safe_load(open(smoke / "configs/smoke.yaml"))["testbed"]
-    fraction = yaml.safe_load(open(smoke / "config.yaml"))["evaluation"]["train_fraction"]
-    evaluated = [i for i in range(tb["n_images"]) if splits.side(f"{i:05d}", fraction) == splits.EVAL]
+    evaluated = _evaluation_side(smoke, tb["n_images"])
     BASELINE_LABELS = {m: b.label for m, b in BASELINES.items()}
     # every baseline trained on the classical models' training side only (its log says how many)
     for m, _ in BASELINE_LABELS.items():

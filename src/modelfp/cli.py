@@ -313,6 +313,11 @@ def _common(p, extractor=True, fmt=True) -> None:
         p.add_argument("--format", choices=FORMATS, help="output format (default: table on a terminal, csv when piped)")
 
 
+def _window(p, what: str) -> None:
+    p.add_argument("--window", type=int,
+                   help=f"{what} (default: the evaluation protocol's, evaluation.window of config.yaml)")
+
+
 def build_parser():
     """The parser of `modelfp`: gallery (add, list, remove), identify, verify, export."""
     parser, sub = cliutil.new_parser("modelfp", "Which generative model made an image? Galleries of model "
@@ -328,9 +333,7 @@ def build_parser():
                    help="folders of folders: each sub-folder of ROOT holds the images of one model, named "
                         "after the sub-folder")
     g.add_argument("--gallery", required=True)
-    g.add_argument("--window", type=int,
-                   help="sliding windows per image side, for a new gallery (default: the evaluation "
-                        "protocol's, evaluation.window of config.yaml)")
+    _window(g, "sliding windows per image side, for a new gallery")
     _common(g)
     g.set_defaults(func=cmd_gallery_add)
     g = gsub.add_parser("list", help="the models of a gallery and their image counts")
@@ -360,9 +363,7 @@ def build_parser():
     p.add_argument("image_a", help="an image, or a folder or pattern: each of its images is compared")
     p.add_argument("image_b", help="the same, for the other side")
     p.add_argument("--threshold", type=float, help="default: the extractor's verification threshold")
-    p.add_argument("--window", type=int,
-                   help="sliding windows per image side (default: the evaluation protocol's, "
-                        "evaluation.window of config.yaml)")
+    _window(p, "sliding windows per image side")
     _common(p)
     p.set_defaults(func=cmd_verify)
 
