@@ -74,6 +74,10 @@ SETTINGS = {
     "input_scale_255": {"input_scale": 255.0},
     "cosine_triplet": {"triplet_distance": "cosine"},
     "linear": {"backbone": "linear"},
+    # issue 22 / 24: the light stem at half its resolution, about a third of its cost
+    "light_maxpool": {"stem": "light_maxpool"},
+    "light_stride2": {"stem": "light_stride2"},
+    "standard_stem": {"stem": "standard"},
 }
 ZOO_KEYS = ("archs", "seeds", "synth_steps")
 STEPS_PER_EPOCH = 50

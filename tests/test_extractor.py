@@ -473,14 +473,16 @@ def test_circular_padding_keeps_the_weights_names():
     assert list(net.state_dict()) == keys and net.conv1.padding_mode == "circular"
 
 
-def test_a_light_stem_keeps_the_spatial_size_to_the_first_block(denoiser):
+@pytest.mark.parametrize("stem, side, pooled", [("light", SIZE, False), ("light_maxpool", SIZE // 2, True),
+                                                ("light_stride2", SIZE // 2, False), ("standard", SIZE // 4, True)])
+def test_each_stem_gives_the_first_block_its_spatial_size(denoiser, stem, side, pooled):
     x = torch.rand(1, 3, SIZE, SIZE)
-    for stem, side in (("light", SIZE), ("standard", SIZE // 4)):
-        net = ex.build(denoiser, _cfg(backbone="resnet18", stem=stem), ["a", "b"], seed=0).backbone.eval()
-        with torch.no_grad():
-            before_block = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-        assert before_block.shape[-2:] == (side, side)
-    assert isinstance(net.maxpool, torch.nn.MaxPool2d)
+    net = ex.build(denoiser, _cfg(backbone="resnet18", stem=stem), ["a", "b"], seed=0).backbone.eval()
+    with torch.no_grad():
+        before_block = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    assert before_block.shape[-2:] == (side, side)
+    assert isinstance(net.maxpool, torch.nn.MaxPool2d) == pooled
+    assert net.conv1.kernel_size == ((7, 7) if stem == "standard" else (3, 3))
 
 
 def test_linear_backbone_starts_at_the_whitened_principal_components():

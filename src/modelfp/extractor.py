@@ -64,7 +64,12 @@ POOLINGS = ("avg", "flatten")
 HEADS = ("bnneck", "projection")
 PROJECTION_DIM = 128
 PADDINGS = ("zeros", "circular")      # the backbone's convolutions (circular: the spectrum is periodic)
-STEMS = ("standard", "light")         # a ResNet's stem: 7x7/2 conv + max-pool, or 3x3/1 conv alone
+# a ResNet's stem -> (first conv's kernel, its stride, keep the 3x3/2 max-pool); the maps after it at
+# 32 px: standard 8 x 8, light 32 x 32 (7x the standard's training arithmetic), light_maxpool and
+# light_stride2 16 x 16 (about 2x): a learned 3x3 at full resolution before a max-pool (which moves
+# a single-bin peak by at most one bin, it does not average it away), or a learned stride-2 3x3
+STEMS = {"standard": (7, 2, True), "light": (3, 1, False), "light_maxpool": (3, 1, True),
+         "light_stride2": (3, 2, False)}
 LINEAR_DIM = 256                      # backbone "linear": the fingerprint's size (< STATS_IMAGES, so
                                       # every component of the PCA initialisation is measured)
 PCA_FLOOR = 1e-3                      # whitening divides by max(component std, PCA_FLOOR x the largest)
@@ -93,7 +98,7 @@ class ExtractorConfig:
     residual: str = "predicted"     # denoise.noise_residual mode
     centre_spectrum: bool = False   # fftshift the spectrum: zero frequency in the middle
     padding: str = "zeros"          # the backbone's convolutions: zeros | circular (PADDINGS)
-    stem: str = "standard"          # a ResNet's stem: standard | light (STEMS)
+    stem: str = "standard"          # a ResNet's stem: standard | light | light_maxpool | light_stride2 (STEMS)
     input_scale: float = 1.0        # the residual is multiplied by this before |FFT|
 
     def __post_init__(self):
@@ -110,9 +115,9 @@ class ExtractorConfig:
         if self.padding not in PADDINGS:
             raise ValueError(f"extractor padding must be one of {PADDINGS}, not {self.padding!r}")
         if self.stem not in STEMS:
-            raise ValueError(f"extractor stem must be one of {STEMS}, not {self.stem!r}")
-        if self.stem == "light" and self.backbone == "small_cnn":
-            raise ValueError("extractor stem: light is for the torchvision ResNets; small_cnn's first layer "
+            raise ValueError(f"extractor stem must be one of {tuple(STEMS)}, not {self.stem!r}")
+        if self.stem != "standard" and self.backbone == "small_cnn":
+            raise ValueError(f"extractor stem: {self.stem} is for the torchvision ResNets; small_cnn's first layer "
                              "is already a stride-1 3x3 convolution without pooling (set stem: standard)")
         if not self.input_scale > 0:
             raise ValueError(f"extractor input_scale must be > 0, not {self.input_scale}")
@@ -339,11 +344,13 @@ def _resnet(cfg: ExtractorConfig) -> tuple[nn.Module, int]:
         except (RuntimeError, TypeError) as err:
             raise ValueError(f"{cfg.weights}: not torchvision {cfg.backbone} weights ({err})") from err
     net.fc = nn.Identity()
-    if cfg.stem == "light":
+    if cfg.stem != "standard":
         # CIFAR-style: the 7x7/2 conv + 3x3/2 max-pool would blur single-bin peaks of a small spectrum
         # into their neighbours before the first block (a pretrained conv1 is not kept: other shape)
-        net.conv1 = nn.Conv2d(3, net.conv1.out_channels, 3, stride=1, padding=1, bias=False)
-        net.maxpool = nn.Identity()
+        kernel, stride, maxpool = STEMS[cfg.stem]
+        net.conv1 = nn.Conv2d(3, net.conv1.out_channels, kernel, stride=stride, padding=kernel // 2, bias=False)
+        if not maxpool:
+            net.maxpool = nn.Identity()
     if cfg.padding == "circular":
         circular_padding(net)
     if cfg.pooling == "flatten":
