@@ -68,7 +68,7 @@ def test_the_registry_is_read_without_torch():
 TOY = {"yu": (16, dict(width=1 / 16)),
        "dnadet": (16, dict(width=1 / 8, transforms=("gblur:3", "noise:20"), upscale=2)),
        "repmix": (32, dict(backbone="resnet18", embedding=16, resize=32, crop=28)),
-       "abady": (32, dict(backbone="efficientnet_b0", dim=16)),
+       "abady": (32, dict(backbone="efficientnet_b0", dim=16, resize=32)),
        "pose": (32, dict(width=1 / 16, embedding=16))}
 
 

@@ -15,7 +15,7 @@ from conftest import random_pool, smooth_pool, state_copy
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZE = 32
-TINY = dict(backbone="efficientnet_b0", dim=16)
+TINY = dict(backbone="efficientnet_b0", dim=16, resize=SIZE)
 
 
 def two_sources(n, seed):
@@ -153,3 +153,20 @@ def test_unknown_hyperparameters_and_backbones_are_rejected():
         abady.build(SIZE, 2, backbone="resnet50")
     with pytest.raises(ValueError, match="fewer than 2 images per class"):
         abady.train(abady.build(SIZE, 2, **TINY), two_sources(4, 0), 1, 3, 0, "cpu", **TINY)
+
+
+def test_images_are_resized_to_the_backbone_input_before_it():
+    """resize: the authors' 380-px input; the flattened map (the Dense layer's input) is measured at
+    that side, and a small image's embedding is that of its bilinear enlargement."""
+    from modelfp.baselines.common import resize_images
+    small, large = abady.build(SIZE, 2, seed=0, **TINY), abady.build(SIZE, 2, seed=0, **{**TINY, "resize": 2 * SIZE})
+    # EfficientNet's five stride-2 stages: 1 x 1 at 32 px, 2 x 2 at 64 px (1280 channels)
+    assert (small.embedding.in_features, large.embedding.in_features) == (1280, 4 * 1280)
+    x = torch.rand(3, 3, SIZE, SIZE) * 2 - 1
+    large.eval()
+    with torch.no_grad():
+        enlarged = resize_images(x, 2 * SIZE)
+        assert enlarged.shape[-1] == 2 * SIZE
+        torch.testing.assert_close(large.features(x), large.features(enlarged))
+    with pytest.raises(ValueError, match="resize"):
+        abady.build(SIZE, 2, **{**TINY, "resize": 0})

@@ -4,7 +4,10 @@ siamese verifier on pairs of its embeddings.
 Embedding network: a torchvision EfficientNet (`backbone`: efficientnet_b4 at paper scale; presets
 may name a smaller one, e.g. efficientnet_b0) without its pooling and classifier; its last feature
 map is flattened and a Dense (Linear) layer maps it to the `dim`-d embedding (512; at 380 px, B4's
-12 x 12 x 1792 map makes that layer 132 M weights). No weights are
+12 x 12 x 1792 map makes that layer 132 M weights). The images are resized (bilinear) to `resize`
+before the backbone, in training and embedding alike: the authors feed 380 x 380 (EfficientNet-B4's
+size), about 3x the paper's 128-px images; at a preset's 32 px without it, EfficientNet's five
+stride-2 stages leave a 1 x 1 map (measured at demo size: held-out accuracy 45-56 %). No weights are
 downloaded: `weights` may name a local torchvision state dict of the whole `backbone` model (the
 authors start from ImageNet). Input: pixels / 255, then ImageNet mean/std normalisation, which is
 what torchvision's weights expect (Keras' EfficientNet normalises inside the model).
@@ -68,12 +71,13 @@ from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
 from .common import (EMBED_BATCH, Monitor, Stopping, TrainingState, embed_batches, fit_and_heldout,
-                     nearest_centroid_accuracy, training_state)
+                     nearest_centroid_accuracy, resize_images, training_state)
 
 DEFAULTS = {
     "backbone": "efficientnet_b4",   # a key of BACKBONES (presets: efficientnet_b0)
     "weights": None,                 # local torchvision state dict of the backbone (no downloads)
     "stochastic_depth": 0.2,         # EfficientNet's drop-connect rate (torchvision and Keras)
+    "resize": 380,                   # input side the images are resized to (the authors' 380)
     "dim": 512,                      # the Dense embedding
     "lr": 1e-4,                      # phase 1 Adam
     "margin": 1.0,                   # contrastive margin on the distance of unit embeddings
@@ -211,22 +215,22 @@ def _efficientnet(name: str, stochastic_depth: float, weights) -> nn.Sequential:
 class AbadyNet(nn.Module):
     """The embedding network (EfficientNet features, flatten, Dense) and the siamese verifier."""
 
-    def __init__(self, image_size: int, classes: int, backbone: nn.Sequential, dim: int):
+    def __init__(self, image_size: int, classes: int, backbone: nn.Sequential, dim: int, resize: int):
         super().__init__()
-        self.image_size, self.classes, self.dim = image_size, classes, dim
+        self.image_size, self.classes, self.dim, self.resize = image_size, classes, dim, resize
         self.backbone = backbone
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        with torch.no_grad():   # the flattened feature map's size at this image size
-            flat = backbone.eval()(torch.zeros(1, 3, image_size, image_size)).numel()
+        with torch.no_grad():   # the flattened feature map's size at the backbone's input size
+            flat = backbone.eval()(torch.zeros(1, 3, resize, resize)).numel()
         backbone.train()
         self.embedding = nn.Linear(flat, dim)
         self.verifier = Verifier(dim)
 
     def features(self, x):
-        """The embedding of [-1, 1] images: pixels / 255, ImageNet-normalised, backbone, flatten,
-        Dense."""
-        x = ((x + 1) / 2 - self.mean) / self.std
+        """The embedding of [-1, 1] images: resized to `resize`, pixels / 255, ImageNet-normalised,
+        backbone, flatten, Dense."""
+        x = (resize_images((x + 1) / 2, self.resize) - self.mean) / self.std
         return self.embedding(self.backbone(x).flatten(1))
 
     def forward(self, x):
@@ -242,9 +246,11 @@ def build(image_size: int, classes: int, seed: int = 0, **hp) -> AbadyNet:
     hp = resolve("abady", DEFAULTS, hp)
     if int(image_size) < 1:
         raise ValueError(f"abady: image_size must be positive, got {image_size!r}")
+    if int(hp["resize"]) < 1:
+        raise ValueError(f"abady: resize must be a positive side, got {hp['resize']!r}")
     return seeded(seed, lambda: AbadyNet(
         int(image_size), classes, _efficientnet(hp["backbone"], hp["stochastic_depth"],
-                                                hp["weights"]), int(hp["dim"])))
+                                                hp["weights"]), int(hp["dim"]), int(hp["resize"])))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,7 +418,7 @@ def train(model: AbadyNet, images_by_class, steps: int, batch_size: int, seed: i
     """Phase 1 (at most `steps` steps, batch_size images per batch, early-stopped on the held-out
     part: `stopping`, common.Stopping), then phase 2 (steps * verifier_steps / embed_steps steps at
     most, early-stopped on pairs of the held-out part), both on the fit part. build's hp (backbone,
-    weights, stochastic_depth, dim) are accepted and ignored, so one hp dict serves both. Returns
+    weights, stochastic_depth, dim, resize) are accepted and ignored, so one hp dict serves both. Returns
     (model in eval mode, info): phase 1's loss and mean same- and different-source distances
     (d_same, d_diff) over its last min(LOG_EVERY, steps) steps run and its stopping (steps_run,
     best_step, heldout_acc), the verifier's loss and pair accuracy likewise (verifier_*), how many

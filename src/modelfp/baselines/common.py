@@ -128,6 +128,14 @@ def random_crops(x: torch.Tensor, size: int, per_image: int, gen: torch.Generato
                         for i, (t, l) in enumerate(zip(top, left))])
 
 
+def resize_images(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Float images (B,3,H,W) resized to side x side (bilinear, antialiased when shrinking); the
+    same tensor when they already have that size."""
+    if tuple(x.shape[-2:]) == (side, side):
+        return x
+    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+
+
 def step_lr(lr: float, step: int, every: int, gamma: float) -> float:
     """StepLR: lr * gamma^(step // every)."""
     return lr * gamma ** (step // every)

@@ -61,7 +61,7 @@ import torchvision
 from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
-from .common import (Monitor, Stopping, accuracy, embed_batches, fit_and_heldout, random_crops, step_lr,
+from .common import (Monitor, Stopping, accuracy, embed_batches, fit_and_heldout, random_crops, resize_images, step_lr,
                      training_state, uniform_batch)
 
 # ---------------------------------------------------------------------------------------------
@@ -171,17 +171,10 @@ def corrupt(x: torch.Tensor, ops: list, gen: torch.Generator) -> torch.Tensor:
     return torch.stack(out).permute(0, 3, 1, 2).contiguous()
 
 
-def _resize(x: torch.Tensor, side: int) -> torch.Tensor:
-    """Float images (B,3,H,W) resized to side x side (bilinear, antialiased when shrinking)."""
-    if tuple(x.shape[-2:]) == (side, side):
-        return x
-    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-
-
 def training_views(images: torch.Tensor, resize: int, crop: int, ops, gen) -> torch.Tensor:
     """uint8 (B,3,S,S) CPU -> the network's training input: resized (kept uint8, what the
     corruptions take), a random crop, a corruption, then [-1, 1]."""
-    x = _resize(images.float(), resize).round().clamp(0, 255).to(torch.uint8)
+    x = resize_images(images.float(), resize).round().clamp(0, 255).to(torch.uint8)
     return as_unit_range(corrupt(random_crops(x, crop, 1, gen), ops, gen))
 
 
@@ -294,7 +287,7 @@ class RepMixNet(nn.Module):
 
     def zero_shot(self, x: torch.Tensor) -> torch.Tensor:
         """Embedding of [-1, 1] images at image_size: resized, centre crop."""
-        x = _resize(x, int(self.resize))
+        x = resize_images(x, int(self.resize))
         c, top = int(self.crop), (int(self.resize) - int(self.crop)) // 2
         return self.features(x[..., top:top + c, top:top + c])
 
