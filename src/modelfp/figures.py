@@ -93,7 +93,8 @@ def plot_robustness(rows: list[dict], png, pdf) -> None:
                 ax.plot(*zip(*pts), "o-", color=colour, label=name)
         ax.set(xlabel=xlabel, ylabel="identification accuracy (%)")
         ax.invert_xaxis()
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:       # a panel without rows (e.g. no crop levels) has no legend
+            ax.legend()
     fig.suptitle("Figure 16: robustness to JPEG compression and crop resizing")
     fig.tight_layout()
     for path in (png, pdf):
