@@ -55,14 +55,13 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchvision
 
 from ..optim import Adam
 from ..pools import as_unit_range
 from ..testbed.common import LossLog, resolve, seeded
-from .common import (Monitor, Stopping, accuracy, embed_batches, fit_and_heldout, random_crops, resize_images, step_lr,
-                     training_state, uniform_batch)
+from .common import (Monitor, Stopping, accuracy, embed_batches, fit_and_heldout, random_crops, resize_images,
+                     step_lr, training_state, uniform_batch)
 
 # ---------------------------------------------------------------------------------------------
 # Constants and hyper-parameters
