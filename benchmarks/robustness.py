@@ -1,5 +1,7 @@
 """Does the people's tool still find the model of an image that was re-saved? Identification of
-re-saved copies (JPEG 95 and 90, grayscale, RGBA) beside the same images clean (issue 25, item 2).
+re-saved copies (JPEG 95, 90, 85 and 75, grayscale, RGBA) beside the same images clean (issue 25,
+item 2). The gallery is made as `modelfp gallery add` makes it: of clean images, keeping each one's
+re-saved copies (`modelfp.perturb.MATCHED`), which a JPEG or grayscale query is compared with.
 
 Needs a finished run's image folders and one or more extractor files (a calibrated
 results/extractors/<variant>/model.pt, or a trained.pt). For each model, from its evaluation side

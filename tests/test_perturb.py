@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from modelfp.perturb import grayscale, perturb, perturb_folder, resave
+from modelfp.perturb import (MATCHED, RESAVES, grayscale, jpeg_quality, matched_condition, perturb, perturb_folder,
+                             resave, resaved)
 from modelfp.pools import ALPHA_BACKGROUND, load_image
 
 
@@ -110,3 +112,27 @@ def test_clean_resave_keeps_the_pixels_and_unknown_resaves_are_named(tmp_path):
     assert np.array_equal(load_image(resave(img, "clean", tmp_path / "c"), None).permute(1, 2, 0).numpy(), img)
     with pytest.raises(ValueError, match="jpeg95"):
         resave(img, "webp", tmp_path / "w")
+
+
+@pytest.mark.parametrize("condition", list(RESAVES))
+def test_resaved_in_memory_is_what_the_tool_reads_from_the_resaved_file(tmp_path, condition):
+    """A gallery's matched copies (issue 25) are the very pixels a person's re-saved file reads as."""
+    img = _photo(6, 40)
+    from_file = load_image(resave(img, condition, tmp_path / "x"), None)
+    assert torch.equal(resaved(torch.from_numpy(img).permute(2, 0, 1).contiguous(), condition), from_file)
+
+
+@pytest.mark.parametrize("quality", [100, 96, 93, 90, 82, 75, 60, 30, 5])
+def test_jpeg_quality_is_read_back_from_the_quantisation_table(quality):
+    assert jpeg_quality(_jpeg_tables(quality)) == quality
+    assert jpeg_quality(None) is None and jpeg_quality({}) is None
+
+
+def test_a_query_is_matched_to_the_nearest_kept_jpeg_quality_or_to_grayscale():
+    assert [c for c in MATCHED if c.startswith("jpeg")] == ["jpeg95", "jpeg90", "jpeg85", "jpeg75"]
+    nearest = {q: matched_condition(True, False, _jpeg_tables(q)) for q in (100, 93, 92, 88, 80, 60)}
+    # 92.5 is half-way: ties go to the higher quality (80: 85, not 75)
+    assert nearest == {100: "jpeg95", 93: "jpeg95", 92: "jpeg90", 88: "jpeg90", 80: "jpeg85", 60: "jpeg75"}
+    assert matched_condition(True, True, _jpeg_tables(90)) == "gray" == matched_condition(False, True)
+    assert matched_condition(False, False) is None
+    assert matched_condition(True, False, None) == "jpeg95"      # unreadable tables: the mildest

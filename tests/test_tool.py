@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from modelfp import denoise, extractor as ex
+from modelfp import denoise, perturb
+from modelfp import extractor as ex
 from modelfp.attributor import Attributor
 from modelfp.cli import main
 
@@ -711,15 +712,27 @@ def test_jpeg_grayscale_and_alpha_images_are_answered_with_a_note(tmp_path, caps
     capsys.readouterr()
     code, rows = _identify(capsys, extractor_file, gallery, plain, jpeg, gray, rgba, gray_jpeg, opaque)
     assert code == 0 and all(r["model"] for r in rows)
-    assert [r["note"] for r in rows] == ["", "fingerprint weakened: JPEG", "fingerprint weakened: grayscale",
-                                         "fingerprint weakened: alpha", "fingerprint weakened: JPEG, grayscale", ""]
+    assert [r["note"] for r in rows] == [
+        "", "fingerprint weakened: JPEG; compared with the gallery's JPEG 95 copies",
+        "fingerprint weakened: grayscale; compared with the gallery's grayscale copies",
+        "fingerprint weakened: alpha",
+        "fingerprint weakened: JPEG, grayscale; compared with the gallery's grayscale copies", ""]
     assert main(["identify", plain, str(jpeg), "--extractor", extractor_file, "--gallery", gallery,
                  "--format", "table"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[-1] == "NOTE" and table[2].endswith("fingerprint weakened: JPEG")
+    assert table[0].split()[-1] == "NOTE" and table[2].endswith("fingerprint weakened: JPEG; compared with the "
+                                                                  "gallery's JPEG 95 copies")
     assert main(["verify", str(jpeg), plain, "--extractor", extractor_file]) == 0
-    assert _rows(capsys.readouterr().out)[0]["note"] == "a: fingerprint weakened: JPEG"
-    assert Attributor(extractor_file).verify(plain, str(rgba)).note == "b: fingerprint weakened: alpha"
+    row = _rows(capsys.readouterr().out)[0]
+    assert row["note"] == "a: fingerprint weakened: JPEG; b compared as its JPEG 95 re-save"
+    # the plain image re-saved as JPEG 95 is the JPEG's very pixels: like compared with like
+    assert float(row["score"]) == pytest.approx(1.0, abs=1e-5)
+    att = Attributor(extractor_file)
+    assert att.verify(plain, str(rgba)).note == "b: fingerprint weakened: alpha"
+    assert [v.note for v in att.verify_pairs([plain, str(gray)], [str(jpeg)])] == [
+        "b: fingerprint weakened: JPEG; a compared as its JPEG 95 re-save",
+        "a: fingerprint weakened: grayscale; b: fingerprint weakened: JPEG"]
+    assert att.verify_pairs([plain], [str(jpeg)])[0].score == pytest.approx(1.0, abs=1e-5)
 
 
 def test_images_are_named_relative_to_the_input_and_summed_up_per_sub_folder(tmp_path, extractor_file, gallery):
@@ -736,3 +749,31 @@ def test_images_are_named_relative_to_the_input_and_summed_up_per_sub_folder(tmp
     pattern = str(tmp_path / "q" / "**" / "0.png")
     assert [(s.folder, s.images) for s in summarize(records)] == [
         (str(q), 1), (str(q / "flow"), 1), (str(q / "vae"), 1), (str(tmp_path), 1), (pattern, 3)]
+
+
+def test_a_jpeg_query_meets_the_gallerys_copies_of_its_own_quality(tmp_path, extractor_file):
+    """A gallery keeps each image's re-saved copies (perturb.MATCHED); a JPEG query is compared with
+    the copies of the nearest quality: a gallery image a person re-saved as JPEG 90 is its JPEG 90
+    copy pixel for pixel, so it scores 1 against a model holding only that image, while the clean
+    image's fingerprint scores it lower; one saved at quality 80 meets the JPEG 85 copies. A gallery
+    made before copies were kept compares with the clean images and says so."""
+    att = Attributor(extractor_file)
+    files = {m: _save(tmp_path / "known" / m / "0.png", m, 7) for m in ("stripes", "checker")}
+    path = tmp_path / "g.gallery"
+    att.gallery_add_models(path, {m: [f] for m, f in files.items()})
+    clean = att.load_gallery(path).fingerprints()[1][0]          # stripes, its clean image
+    for quality, kept in ((90, "90"), (80, "85")):
+        query = tmp_path / f"q{quality}.jpg"
+        Image.fromarray(_pixels("stripes", 7)).save(query, quality=quality)
+        record = att.identify([str(query)], path, threshold=-1.0)[0]
+        assert record.nearest == "stripes" and record.note.endswith(f"compared with the gallery's JPEG {kept} copies")
+        h = next(h for _, h in att.embed([str(query)]))
+        assert record.score > float(clean @ h)
+    assert att.identify([str(tmp_path / "q90.jpg")], path, threshold=-1.0)[0].score == pytest.approx(1.0, abs=1e-5)
+    gallery = att.load_gallery(path)
+    for entry in gallery.models.values():
+        assert set(entry["matched"]) == set(perturb.MATCHED) and len(entry["matched"]["gray"]["prints"]) == 1
+        del entry["matched"]
+    att.save_gallery(gallery, path)
+    record = att.identify([str(tmp_path / "q90.jpg")], path, threshold=-1.0)[0]
+    assert record.score < 1 - 1e-3 and "compared with clean gallery images" in record.note

@@ -50,6 +50,7 @@ from PIL import Image
 from . import checkpoints
 from . import extractor as ex
 from . import openset
+from .perturb import MATCHED, matched_condition, resaved
 from .pools import IMAGE_EXTENSIONS, BadImageError, list_images, load_image
 
 GALLERY_FORMAT = "modelfp.gallery/1"
@@ -83,6 +84,7 @@ class ImageRecord:
     name: str | None = None
     folder: str | None = None
     note: str | None = None
+    condition: str | None = None    # the re-save it is compared as (`perturb.matched_condition`)
 
 
 @dataclass
@@ -172,7 +174,8 @@ def summarize(records: Iterable[Identification]) -> list[FolderSummary]:
 class Verification:
     """Do images a and b come from the same model? `failed` holds the records of unusable images
     (then `same` and `score` are None); `note`: "a: fingerprint weakened: JPEG; b: ..." when either
-    image is a JPEG, grayscale or has alpha."""
+    image is a JPEG, grayscale or has alpha, and which side was compared as the other's re-save
+    (a clean image against a JPEG or grayscale one is re-saved the same way first, in memory)."""
     a: str
     b: str
     same: bool | None = None
@@ -207,30 +210,46 @@ class Gallery:
     `windows` windows, and the `pixel_digest` of each image (galleries made before digests: none,
     so their images are not recognised when added again), and each image's unit fingerprint
     (`prints`, whose leave-one-out scores give the model its own open-set threshold; galleries made
-    before: none, so their models use the global threshold)."""
+    before: none, so their models use the global threshold), and the same of each image's
+    `perturb.MATCHED` re-saves (`matched`: a JPEG or grayscale query is compared with the copies
+    of its own condition; galleries made before: none, and such queries meet the clean images)."""
     extractor: str
     windows: int = WINDOWS
-    # name -> {"sum": (dim,), "count": int, "digests": [str], "prints": (n, dim)}
+    # name -> {"sum": (dim,), "count": int, "digests": [str], "prints": (n, dim),
+    #          "matched": {condition: {"sum": (dim,), "prints": (n, dim)}}}
     models: dict[str, dict] = field(default_factory=dict)
 
-    def fingerprints(self) -> tuple[list[str], torch.Tensor]:
-        """Model names and their unit fingerprints (M, dim): each model's mean direction."""
+    def _entry(self, name: str, condition: str | None) -> dict:
+        entry = self.models[name]
+        return entry if condition is None else entry["matched"][condition]
+
+    def matches(self, condition: str | None) -> bool:
+        """Whether every model holds the re-saved copies of `condition` of all its images (None,
+        the clean images: always)."""
+        return condition is None or all(
+            condition in entry.get("matched", {}) and len(entry["matched"][condition]["prints"]) == int(entry["count"])
+            for entry in self.models.values())
+
+    def fingerprints(self, condition: str | None = None) -> tuple[list[str], torch.Tensor]:
+        """Model names and their unit fingerprints (M, dim): each model's mean direction, of its
+        clean images or (`condition`, see `matches`) of their re-saved copies."""
         names = list(self.models)
-        return names, F.normalize(torch.stack([self.models[n]["sum"] for n in names]), dim=1)
+        return names, F.normalize(torch.stack([self._entry(n, condition)["sum"] for n in names]), dim=1)
 
     def counts(self) -> dict[str, int]:
         """Images per model, in the order the models were added."""
         return {name: int(entry["count"]) for name, entry in self.models.items()}
 
-    def loo_scores(self) -> dict[str, np.ndarray]:
-        """Per model, its kept gallery images' leave-one-out scores (`openset.loo_scores`): empty for
-        a model of one image or one added before fingerprints were kept (`without_prints`)."""
+    def loo_scores(self, condition: str | None = None) -> dict[str, np.ndarray]:
+        """Per model, its kept gallery images' leave-one-out scores (`openset.loo_scores`; of the
+        re-saved copies of `condition`): empty for a model of one image or one added before
+        fingerprints were kept (`without_prints`)."""
         out = {}
         for name, entry in self.models.items():
-            kept = entry.get("prints")
+            kept = self._entry(name, condition).get("prints") if entry.get("prints") is not None else None
             usable = kept is not None and len(kept) and int(entry["count"]) > 1
-            out[name] = openset.loo_scores(kept.float().numpy(), entry["sum"].float().numpy()) if usable \
-                else np.zeros(0)
+            out[name] = openset.loo_scores(kept.float().numpy(), self._entry(name, condition)["sum"].float().numpy()) \
+                if usable else np.zeros(0)
         return out
 
     def without_prints(self) -> list[str]:
@@ -370,9 +389,13 @@ def weakened(fmt: str | None, mode: str, translucent: bool) -> str | None:
     None when none applies."""
     why = [what for what, applies in (
         ("JPEG", fmt in JPEG_FORMATS),
-        ("grayscale", mode in GRAY_MODES or mode.startswith("I;")),
+        ("grayscale", _gray(mode)),
         ("alpha", translucent)) if applies]
     return "fingerprint weakened: " + ", ".join(why) if why else None
+
+
+def _gray(mode: str) -> bool:
+    return mode in GRAY_MODES or mode.startswith("I;")
 
 
 def _translucent(im: Image.Image) -> bool:
@@ -383,10 +406,10 @@ def _translucent(im: Image.Image) -> bool:
     return im.convert("RGBA").getchannel("A").getextrema()[0] < 255
 
 
-def _header(path) -> tuple[tuple[int, int] | None, str | None]:
-    """(width, height) of an image file, upright per its EXIF orientation, and its `weakened` note,
-    from its header without decoding it; (None, None) when Pillow cannot open it (loading it says
-    why)."""
+def _header(path) -> tuple[tuple[int, int] | None, str | None, str | None]:
+    """(width, height) of an image file, upright per its EXIF orientation, its `weakened` note and
+    the re-save it is compared as (`perturb.matched_condition`), from its header without decoding
+    it; (None, None, None) when Pillow cannot open it (loading it says why)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # load_image says it, once
@@ -394,9 +417,11 @@ def _header(path) -> tuple[tuple[int, int] | None, str | None]:
                 w, h = im.size
                 sideways = im.getexif().get(0x0112) in (5, 6, 7, 8)
                 note = weakened(im.format, im.mode, _translucent(im))
+                condition = matched_condition(im.format in JPEG_FORMATS, _gray(im.mode),
+                                              getattr(im, "quantization", None))
     except Exception:  # noqa: BLE001 - load_image names what is wrong with the file
-        return None, None
-    return ((h, w) if sideways else (w, h)), note
+        return None, None, None
+    return ((h, w) if sideways else (w, h)), note, condition
 
 
 def _too_small(path, w: int, h: int, min_size: int, found: Found) -> ImageRecord:
@@ -418,7 +443,7 @@ def read_images(inputs: Iterable, min_size: int) -> Iterator[ImageRecord]:
         if found.error:
             yield ImageRecord(path, error=found.error, **where)
             continue
-        size, note = _header(path)
+        size, note, condition = _header(path)
         if size is not None and min(size) < min_size:
             yield _too_small(path, *size, min_size, found)
             continue
@@ -433,7 +458,7 @@ def read_images(inputs: Iterable, min_size: int) -> Iterator[ImageRecord]:
         if h < min_size or w < min_size:
             yield _too_small(path, w, h, min_size, found)
         else:
-            yield ImageRecord(path, image, note=note, **where)
+            yield ImageRecord(path, image, note=note, condition=condition, **where)
 
 
 def models_in_folders(roots: Iterable) -> tuple[dict[str, list[str]], list[ImageRecord]]:
@@ -573,11 +598,13 @@ class Attributor:
             return openset.OpenSetRule.global_only(global_threshold)
         return openset.OpenSetRule.from_constants(constants, global_threshold)
 
-    def acceptance(self, gallery: Gallery, threshold: float | None = None, where: str = "the gallery") -> Acceptance:
-        """Each model's acceptance threshold in `gallery` under `open_set_rule(threshold)`; models
-        added before galleries kept fingerprints use the global threshold (said once)."""
+    def acceptance(self, gallery: Gallery, threshold: float | None = None, where: str = "the gallery",
+                   condition: str | None = None) -> Acceptance:
+        """Each model's acceptance threshold in `gallery` under `open_set_rule(threshold)`, from its
+        images or (`condition`) their re-saved copies; models added before galleries kept
+        fingerprints use the global threshold (said once)."""
         rule = self.open_set_rule(threshold)
-        thresholds = {name: rule.model_threshold(scores) for name, scores in gallery.loo_scores().items()}
+        thresholds = {name: rule.model_threshold(scores) for name, scores in gallery.loo_scores(condition).items()}
         old = gallery.without_prints()
         if rule.per_model and old:
             self._say_once(f"{where}: {', '.join(old)} added before galleries kept each image's fingerprint: "
@@ -646,18 +673,30 @@ class Attributor:
                     held.add(digest)
                     new.append((record.path, digest, record.image))
             if new:
-                prints = self._fingerprints([image for _, _, image in new], gallery.windows)
+                images = [image for _, _, image in new]
+                prints = self._fingerprints(images, gallery.windows)
                 entry = gallery.models.get(name) or {"sum": torch.zeros_like(prints[0]), "count": 0}
                 # each image's fingerprint, for the model's own open-set threshold (a model added before
                 # they were kept starts keeping them now: its leave-one-out scores stay exact)
                 kept = entry.get("prints", prints[:0].detach().cpu())
                 gallery.models[name] = {"sum": entry["sum"] + prints.sum(0), "count": entry["count"] + len(new),
                                         "digests": [*entry.get("digests", ()), *(d for _, d, _ in new)],
-                                        "prints": torch.cat([kept, prints.detach().cpu()])}
+                                        "prints": torch.cat([kept, prints.detach().cpu()]),
+                                        "matched": self._matched(entry, images, gallery.windows)}
                 added += [path for path, _, _ in new]
             if progress:
                 progress(len(chunk))
         return added, skipped, failed
+
+    def _matched(self, entry: dict, images: list[torch.Tensor], windows: int) -> dict:
+        """A gallery entry's `matched` part extended by new images: per `perturb.MATCHED` re-save,
+        the sum and the unit fingerprints of their re-saved copies (`perturb.resaved`)."""
+        out = {}
+        for condition in MATCHED:
+            prints = self._fingerprints([resaved(image, condition) for image in images], windows).detach().cpu()
+            held = entry.get("matched", {}).get(condition, {"sum": torch.zeros_like(prints[0]), "prints": prints[:0]})
+            out[condition] = {"sum": held["sum"] + prints.sum(0), "prints": torch.cat([held["prints"], prints])}
+        return out
 
     def gallery_add(self, path, name: str, inputs: Iterable,
                     progress: Callable[[int], object] | None = None) -> GalleryUpdate:
@@ -690,19 +729,25 @@ class Attributor:
             raise ValueError(f"{where}an empty gallery; add models with `modelfp gallery add`")
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {top_k}")
-        acceptance = self.acceptance(gallery, threshold, where.removesuffix(": ") or "the gallery")
-        names, prints = gallery.fingerprints()
+        place = where.removesuffix(": ") or "the gallery"
+        compared: dict[str | None, tuple] = {}      # condition -> (names, fingerprints, acceptance)
         for record, h in self.embed(inputs, gallery.windows, progress):
             found = {"source": record.source, "name": record.name, "folder": record.folder}
             if h is None:
                 yield Identification(record.path, error=record.error, **found), record, None
                 continue
+            condition = record.condition if gallery.matches(record.condition) else None
+            if condition not in compared:
+                compared[condition] = (*gallery.fingerprints(condition),
+                                       self.acceptance(gallery, threshold, place, condition))
+            names, prints, acceptance = compared[condition]
             scores, best = torch.topk(prints @ h, min(max(top_k, 2), len(names)))     # the second: the margin
             ranked = [Candidate(names[int(i)], float(v)) for v, i in zip(scores, best)]
             answer = acceptance.decide(ranked)
             top = ranked[:top_k]
             yield (Identification(record.path, top[0].model if answer.accepted else "unknown", top[0].score,
-                                  top[0].model, answer.threshold, top=top, note=record.note, reason=answer.reason,
+                                  top[0].model, answer.threshold, top=top,
+                                  note=_compared_note(record.note, record.condition, condition), reason=answer.reason,
                                   **found), record, h)
 
     def identify(self, inputs: Iterable, gallery, threshold: float | None = None, top_k: int = 1,
@@ -729,15 +774,33 @@ class Attributor:
                                                record.path if which == "b" else "", threshold=threshold,
                                                failed=[bad]))
                 else:
-                    good.append((record.path, h, record.note))
+                    good.append((record.path, h, record.note, record.condition))
             sides.append(good)
+        matched = {}      # (path, condition) -> fingerprint of the image's re-save
         pairs = []
-        for a, ha, note_a in sides[0]:
-            for b, hb, note_b in sides[1]:
-                score = float(ha @ hb)
+        for a, ha, note_a, cond_a in sides[0]:
+            for b, hb, note_b, cond_b in sides[1]:
+                ha2, hb2, said = self._matched_pair((a, ha, cond_a), (b, hb, cond_b), matched)
+                score = float(ha2 @ hb2)
                 pairs.append(Verification(a, b, score >= threshold, score, threshold,
-                                          note=_pair_note(note_a, note_b)))
+                                          note=_pair_note(note_a, note_b, said)))
         return failed + pairs
+
+    def _matched_pair(self, a: tuple, b: tuple, cache: dict) -> tuple[torch.Tensor, torch.Tensor, str | None]:
+        """Two images' fingerprints for `verify`, like compared with like: when one is a JPEG or
+        grayscale (its `perturb.matched_condition`) and the other is not, the other's fingerprint is
+        that of its re-save in the same condition (`perturb.resaved`; cached per path and
+        condition); with the side re-saved, for the note."""
+        (path_a, ha, cond_a), (path_b, hb, cond_b) = a, b
+        if (cond_a is None) == (cond_b is None):
+            return ha, hb, None
+        side, path, condition = ("a", path_a, cond_b) if cond_a is None else ("b", path_b, cond_a)
+        if (path, condition) not in cache:
+            cache[path, condition] = self._fingerprints([resaved(load_image(path, None), condition)], self.windows)[0]
+        h = cache[path, condition]
+        what = condition.replace("jpeg", "JPEG ") if condition.startswith("jpeg") else "grayscale"
+        said = f"{side} compared as its {what} re-save"
+        return (h, hb, said) if side == "a" else (ha, h, said)
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
         """Same model or not: cosine similarity of the two images' fingerprints against the
@@ -754,11 +817,28 @@ class Attributor:
         if failed:
             return Verification(str(a), str(b), threshold=threshold,
                                 failed=[ImageRecord(r.path, error=r.error) for r in failed])
-        score = float(pairs[0][1] @ pairs[1][1])
+        (ra, ha), (rb, hb) = pairs
+        ha, hb, said = self._matched_pair((ra.path, ha, ra.condition), (rb.path, hb, rb.condition), {})
+        score = float(ha @ hb)
         return Verification(str(a), str(b), score >= threshold, score, threshold,
-                            note=_pair_note(pairs[0][0].note, pairs[1][0].note))
+                            note=_pair_note(ra.note, rb.note, said))
 
 
-def _pair_note(note_a: str | None, note_b: str | None) -> str | None:
-    """The notes of a verified pair, each named by its side: "a: fingerprint weakened: JPEG; b: ..."."""
-    return "; ".join(f"{side}: {note}" for side, note in (("a", note_a), ("b", note_b)) if note) or None
+def _compared_note(note: str | None, wanted: str | None, used: str | None) -> str | None:
+    """An identified image's note: its `weakened` note, and which gallery copies it met: "compared
+    with the gallery's JPEG 90 copies", or, a gallery made before copies were kept, that it met
+    the clean images (make the gallery again to compare like with like)."""
+    if wanted is None:
+        return note
+    what = wanted.replace("jpeg", "JPEG ") if wanted.startswith("jpeg") else "grayscale"
+    said = (f"compared with the gallery's {what} copies" if used == wanted else
+            f"compared with clean gallery images: the gallery keeps no {what} copies (made before they were "
+            f"kept; add its images to a new gallery)")
+    return f"{note}; {said}" if note else said
+
+
+def _pair_note(note_a: str | None, note_b: str | None, matched: str | None = None) -> str | None:
+    """The notes of a verified pair, each named by its side ("a: fingerprint weakened: JPEG; b: ..."),
+    then which side was compared as a re-save (`Attributor._matched_pair`)."""
+    return "; ".join([*(f"{side}: {note}" for side, note in (("a", note_a), ("b", note_b)) if note),
+                      *([matched] if matched else [])]) or None
