@@ -29,18 +29,23 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import albumentations as A
 import numpy as np
+import torch
 from PIL import Image
 
 from .pools import _to_rgb_array, list_images, load_image
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 KINDS = ("jpeg", "crop")
 
 
 def transform(kind: str, level: float, height: int, width: int, seed: int) -> A.Compose:
     """The perturbation at one level: JPEG quality (1-100) or crop area fraction (0-1]."""
+    import albumentations as A      # here, not above: the people's tool imports this module for its re-saves
     if kind == "jpeg":
         if not 1 <= level <= 100:
             raise ValueError(f"JPEG quality must be in 1..100, not {level}")
@@ -133,10 +138,9 @@ MATCHED = ("jpeg95", "jpeg90", "jpeg85", "jpeg75", "gray")
 _SAVE_FORMAT = {".png": "PNG", ".jpg": "JPEG"}
 
 
-def resaved(image, condition: str):
+def resaved(image: torch.Tensor, condition: str) -> torch.Tensor:
     """uint8 (3, H, W) tensor -> the pixels `load_image` reads back from its re-save `condition`
     (`RESAVES`), made in memory: `resave` then `load_image`, without the file."""
-    import torch
     how = RESAVES[condition]
     buffer = io.BytesIO()
     how.convert(np.ascontiguousarray(image.permute(1, 2, 0).numpy())).save(
