@@ -370,7 +370,8 @@ def test_gallery_remove_removes_and_list_shows_what_is_left(tmp_path, capsys, ca
     assert Path(gallery).read_bytes() == before
     assert main(["gallery", "list", "--gallery", gallery, "--format", "table"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["MODEL", "IMAGES"] and table[1].split() == ["checker", "3"]
+    assert table[0].split() == ["MODEL", "IMAGES", "COPIES"]
+    assert table[1].split() == ["checker", "3", "jpeg95", "jpeg90", "jpeg85", "jpeg75", "gray"]
 
 
 def test_glob_patterns_are_expanded_and_one_that_matches_nothing_is_an_error_row(tmp_path, capsys,
@@ -751,7 +752,7 @@ def test_images_are_named_relative_to_the_input_and_summed_up_per_sub_folder(tmp
         (str(q), 1), (str(q / "flow"), 1), (str(q / "vae"), 1), (str(tmp_path), 1), (pattern, 3)]
 
 
-def test_a_jpeg_query_meets_the_gallerys_copies_of_its_own_quality(tmp_path, extractor_file):
+def test_a_jpeg_query_meets_the_gallerys_copies_of_its_own_quality(tmp_path, capsys, extractor_file):
     """A gallery keeps each image's re-saved copies (perturb.MATCHED); a JPEG query is compared with
     the copies of the nearest quality: a gallery image a person re-saved as JPEG 90 is its JPEG 90
     copy pixel for pixel, so it scores 1 against a model holding only that image, while the clean
@@ -777,3 +778,14 @@ def test_a_jpeg_query_meets_the_gallerys_copies_of_its_own_quality(tmp_path, ext
     att.save_gallery(gallery, path)
     record = att.identify([str(tmp_path / "q90.jpg")], path, threshold=-1.0)[0]
     assert record.score < 1 - 1e-3 and "compared with clean gallery images" in record.note
+    # `gallery list` says which models keep copies; one extended now keeps them for its new images
+    # only, so it still has none, and its JPEG queries still meet the clean images
+    att.gallery_add(path, "stripes", [_save(tmp_path / "more" / "1.png", "stripes", 8)])
+    assert [att.load_gallery(path).copies(m) for m in ("stripes", "checker")] == [[], []]
+    capsys.readouterr()
+    assert main(["gallery", "list", "--gallery", str(path), "--format", "csv"]) == 0
+    assert [(r["model"], r["images"], r["copies"]) for r in _rows(capsys.readouterr().out)] == [
+        ("stripes", "2", "none"), ("checker", "1", "none")]
+    fresh = tmp_path / "fresh.gallery"
+    att.gallery_add_models(fresh, {"stripes": [files["stripes"]]})
+    assert att.load_gallery(fresh).copies("stripes") == list(perturb.MATCHED)

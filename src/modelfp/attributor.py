@@ -226,9 +226,13 @@ class Gallery:
     def matches(self, condition: str | None) -> bool:
         """Whether every model holds the re-saved copies of `condition` of all its images (None,
         the clean images: always)."""
-        return condition is None or all(
-            condition in entry.get("matched", {}) and len(entry["matched"][condition]["prints"]) == int(entry["count"])
-            for entry in self.models.values())
+        return condition is None or all(condition in self.copies(name) for name in self.models)
+
+    def copies(self, name: str) -> list[str]:
+        """The `perturb.MATCHED` re-saves model `name` holds for all its images (none: a model added
+        before galleries kept them, or extended since)."""
+        entry = self.models[name]
+        return [c for c in MATCHED if len(entry.get("matched", {}).get(c, {}).get("prints", ())) == int(entry["count"])]
 
     def fingerprints(self, condition: str | None = None) -> tuple[list[str], torch.Tensor]:
         """Model names and their unit fingerprints (M, dim): each model's mean direction, of its

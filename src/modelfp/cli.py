@@ -151,15 +151,17 @@ def _added_line(u) -> str:
 def cmd_gallery_list(args) -> int:
     from .attributor import read_gallery
     gallery = read_gallery(args.gallery)
-    rows = [{"model": name, "images": count} for name, count in gallery.counts().items()]
+    # copies: the re-saves a JPEG or grayscale query of this model is compared with (none: its clean images)
+    rows = [{"model": name, "images": count, "copies": " ".join(gallery.copies(name)) or "none"}
+            for name, count in gallery.counts().items()]
     fmt = _format(args)
     if fmt == "json":
         _json({"gallery": args.gallery, "extractor": gallery.extractor, "windows": gallery.windows,
                "models": rows})
     elif fmt == "csv":
-        _csv(rows, ["model", "images"])
+        _csv(rows, ["model", "images", "copies"])
     else:
-        _table(rows, ["model", "images"], ["MODEL", "IMAGES"])
+        _table(rows, ["model", "images", "copies"], ["MODEL", "IMAGES", "COPIES"])
         print(f"{args.gallery}: {len(rows)} models, {sum(r['images'] for r in rows)} images, "
               f"{gallery.windows}x{gallery.windows} windows per image, extractor weights {gallery.extractor}")
     return 0
