@@ -250,10 +250,10 @@ class Gallery:
         fingerprints were kept (`without_prints`)."""
         out = {}
         for name, entry in self.models.items():
-            kept = self._entry(name, condition).get("prints") if entry.get("prints") is not None else None
+            part = self._entry(name, condition)
+            kept = part.get("prints") if entry.get("prints") is not None else None
             usable = kept is not None and len(kept) and int(entry["count"]) > 1
-            out[name] = openset.loo_scores(kept.float().numpy(), self._entry(name, condition)["sum"].float().numpy()) \
-                if usable else np.zeros(0)
+            out[name] = openset.loo_scores(kept.float().numpy(), part["sum"].float().numpy()) if usable else np.zeros(0)
         return out
 
     def without_prints(self) -> list[str]:
@@ -734,13 +734,14 @@ class Attributor:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {top_k}")
         place = where.removesuffix(": ") or "the gallery"
+        kept = {c for c in MATCHED if gallery.matches(c)}      # the re-saves every model has copies of
         compared: dict[str | None, tuple] = {}      # condition -> (names, fingerprints, acceptance)
         for record, h in self.embed(inputs, gallery.windows, progress):
             found = {"source": record.source, "name": record.name, "folder": record.folder}
             if h is None:
                 yield Identification(record.path, error=record.error, **found), record, None
                 continue
-            condition = record.condition if gallery.matches(record.condition) else None
+            condition = record.condition if record.condition in kept else None
             if condition not in compared:
                 compared[condition] = (*gallery.fingerprints(condition),
                                        self.acceptance(gallery, threshold, place, condition))
@@ -802,8 +803,7 @@ class Attributor:
         if (path, condition) not in cache:
             cache[path, condition] = self._fingerprints([resaved(load_image(path, None), condition)], self.windows)[0]
         h = cache[path, condition]
-        what = condition.replace("jpeg", "JPEG ") if condition.startswith("jpeg") else "grayscale"
-        said = f"{side} compared as its {what} re-save"
+        said = f"{side} compared as its {_in_words(condition)} re-save"
         return (h, hb, said) if side == "a" else (ha, h, said)
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
@@ -828,13 +828,18 @@ class Attributor:
                             note=_pair_note(ra.note, rb.note, said))
 
 
+def _in_words(condition: str) -> str:
+    """A `perturb.MATCHED` re-save as a person says it: "JPEG 90", "grayscale"."""
+    return condition.replace("jpeg", "JPEG ") if condition.startswith("jpeg") else "grayscale"
+
+
 def _compared_note(note: str | None, wanted: str | None, used: str | None) -> str | None:
     """An identified image's note: its `weakened` note, and which gallery copies it met: "compared
     with the gallery's JPEG 90 copies", or, a gallery made before copies were kept, that it met
     the clean images (make the gallery again to compare like with like)."""
     if wanted is None:
         return note
-    what = wanted.replace("jpeg", "JPEG ") if wanted.startswith("jpeg") else "grayscale"
+    what = _in_words(wanted)
     said = (f"compared with the gallery's {what} copies" if used == wanted else
             f"compared with clean gallery images: the gallery keeps no {what} copies (made before they were "
             f"kept; add its images to a new gallery)")

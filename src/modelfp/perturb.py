@@ -120,31 +120,40 @@ RESAVES = {
 }
 
 
+_SAVE_FORMAT = {".png": "PNG", ".jpg": "JPEG"}      # Pillow's format of each re-save's suffix
+
+
 def resave(image: np.ndarray, condition: str, stem) -> Path:
     """Write (H, W, 3) uint8 `image` as the file of re-save `condition` (`RESAVES`) at `stem` plus
     the condition's suffix; returns its path."""
+    path = Path(f"{stem}{_how(condition).suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save(image, condition, path)
+    return path
+
+
+def _how(condition: str) -> Resave:
     if condition not in RESAVES:
         raise ValueError(f"unknown re-save {condition!r}; known: {', '.join(RESAVES)}")
-    how = RESAVES[condition]
-    path = Path(f"{stem}{how.suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    how.convert(np.ascontiguousarray(image)).save(path, **how.options)
-    return path
+    return RESAVES[condition]
+
+
+def _save(image: np.ndarray, condition: str, target) -> None:
+    """Write (H, W, 3) uint8 `image` as re-save `condition` to `target`, a path or a binary buffer."""
+    how = _how(condition)
+    how.convert(np.ascontiguousarray(image)).save(target, format=_SAVE_FORMAT[how.suffix], **how.options)
 
 
 # the re-saves a gallery keeps each image's fingerprint of (the JPEG qualities people's tools use
 # most, and grayscale); a query of another condition is compared with the clean images
 MATCHED = ("jpeg95", "jpeg90", "jpeg85", "jpeg75", "gray")
-_SAVE_FORMAT = {".png": "PNG", ".jpg": "JPEG"}
 
 
 def resaved(image: torch.Tensor, condition: str) -> torch.Tensor:
     """uint8 (3, H, W) tensor -> the pixels `load_image` reads back from its re-save `condition`
     (`RESAVES`), made in memory: `resave` then `load_image`, without the file."""
-    how = RESAVES[condition]
     buffer = io.BytesIO()
-    how.convert(np.ascontiguousarray(image.permute(1, 2, 0).numpy())).save(
-        buffer, format=_SAVE_FORMAT[how.suffix], **how.options)
+    _save(image.permute(1, 2, 0).numpy(), condition, buffer)
     buffer.seek(0)
     with Image.open(buffer) as im:
         rgb = _to_rgb_array(im, None)
