@@ -107,6 +107,30 @@ def test_alpha_resaves_read_back_as_their_composite_on_the_background(tmp_path):
     assert np.abs(load_image(half, None).permute(1, 2, 0).numpy() - composite).max() <= 1
 
 
+def test_alpha_read_as_stored_keeps_the_colours_and_whitens_only_fully_transparent_pixels(tmp_path):
+    img = _photo(4)
+    half = resave(img, "rgba_half", tmp_path / "h")
+    assert np.array_equal(load_image(half, None, alpha="stored").permute(1, 2, 0).numpy(), img)
+    alpha = np.full(img.shape[:2], 200, np.uint8)
+    alpha[:3, :5] = 0
+    Image.fromarray(np.dstack([img, alpha])).save(tmp_path / "cut.png")
+    read = load_image(tmp_path / "cut.png", None, alpha="stored").permute(1, 2, 0).numpy()
+    assert np.all(read[:3, :5] == ALPHA_BACKGROUND) and np.array_equal(read[3:], img[3:])
+    # gray with alpha (LA) and a palette with a transparent index read the same way
+    Image.fromarray(np.dstack([img[..., 0], alpha]), mode="LA").save(tmp_path / "la.png")
+    read = load_image(tmp_path / "la.png", None, alpha="stored").permute(1, 2, 0).numpy()
+    assert np.all(read[:3, :5] == ALPHA_BACKGROUND) and np.array_equal(read[3:, :, 1], img[3:, :, 0])
+    pal = Image.fromarray(img).quantize(8)
+    pal.info["transparency"] = int(np.asarray(pal)[0, 0])
+    pal.save(tmp_path / "p.png", transparency=pal.info["transparency"])
+    read = load_image(tmp_path / "p.png", None, alpha="stored").permute(1, 2, 0).numpy()
+    hidden = np.asarray(pal) == pal.info["transparency"]
+    assert np.all(read[hidden] == ALPHA_BACKGROUND)
+    assert np.array_equal(read[~hidden], np.asarray(pal.convert("RGB"))[~hidden])
+    with pytest.raises(ValueError, match="alpha must be one of"):
+        load_image(half, None, alpha="premultiplied")
+
+
 def test_clean_resave_keeps_the_pixels_and_unknown_resaves_are_named(tmp_path):
     img = _photo(5)
     assert np.array_equal(load_image(resave(img, "clean", tmp_path / "c"), None).permute(1, 2, 0).numpy(), img)

@@ -710,14 +710,20 @@ def test_jpeg_grayscale_and_alpha_images_are_answered_with_a_note(tmp_path, caps
     Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(opaque)
     gray_jpeg = tmp_path / "gray.jpg"
     Image.fromarray(rgb[..., 0]).save(gray_jpeg)
+    cutout = tmp_path / "cutout.png"      # a transparent corner: those pixels have no colour
+    corner = np.full(rgb.shape[:2], 255, np.uint8)
+    corner[:8, :8] = 0
+    Image.fromarray(np.dstack([rgb, corner])).save(cutout)
     capsys.readouterr()
-    code, rows = _identify(capsys, extractor_file, gallery, plain, jpeg, gray, rgba, gray_jpeg, opaque)
+    code, rows = _identify(capsys, extractor_file, gallery, plain, jpeg, gray, rgba, gray_jpeg, opaque, cutout)
     assert code == 0 and all(r["model"] for r in rows)
     assert [r["note"] for r in rows] == [
         "", "fingerprint weakened: JPEG; compared with the gallery's JPEG 95 copies",
         "fingerprint weakened: grayscale; compared with the gallery's grayscale copies",
-        "fingerprint weakened: alpha",
-        "fingerprint weakened: JPEG, grayscale; compared with the gallery's grayscale copies", ""]
+        "",             # translucent alpha: the stored colours are the plain image's, read as they are
+        "fingerprint weakened: JPEG, grayscale; compared with the gallery's grayscale copies", "",
+        "fingerprint weakened: transparent pixels"]
+    assert rows[3]["score"] == rows[5]["score"] == rows[0]["score"]
     assert main(["identify", plain, str(jpeg), "--extractor", extractor_file, "--gallery", gallery,
                  "--format", "table"]) == 0
     table = capsys.readouterr().out.splitlines()
@@ -729,7 +735,9 @@ def test_jpeg_grayscale_and_alpha_images_are_answered_with_a_note(tmp_path, caps
     # the plain image re-saved as JPEG 95 is the JPEG's very pixels: like compared with like
     assert float(row["score"]) == pytest.approx(1.0, abs=1e-5)
     att = Attributor(extractor_file)
-    assert att.verify(plain, str(rgba)).note == "b: fingerprint weakened: alpha"
+    same = att.verify(plain, str(rgba))
+    assert same.note is None and same.score == pytest.approx(1.0, abs=1e-5)
+    assert att.verify(plain, str(cutout)).note == "b: fingerprint weakened: transparent pixels"
     assert [v.note for v in att.verify_pairs([plain, str(gray)], [str(jpeg)])] == [
         "b: fingerprint weakened: JPEG; a compared as its JPEG 95 re-save",
         "a: fingerprint weakened: grayscale; b: fingerprint weakened: JPEG"]

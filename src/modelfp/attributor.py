@@ -19,7 +19,8 @@ gallery file raises ValueError, one line. Records are plain dataclasses (`datacl
 Each record also carries `name` (the image's path relative to the input it was found through, what
 a person reads in a report), `folder` (the summary it counts in: the sub-folder of a folder input
 it lies in, so a folder of folders is summed up per sub-folder) and `note` ("fingerprint weakened:
-JPEG, grayscale, alpha", read from the file's format and mode before conversion). A gallery keeps a
+JPEG, grayscale, transparent pixels", read from the file's format and mode before conversion). An
+image with alpha is read as the colours it stores, not composited on white (`ALPHA_READING`). A gallery keeps a
 digest of each image's decoded pixels per model, so adding an image a model already holds is
 skipped and counted: adding the same images again leaves the gallery as it was.
 
@@ -67,6 +68,7 @@ WORKFLOW_FIXES = (checkpoints.REBUILD, "rerun the rule that trains it")
 JPEG_FORMATS = ("JPEG", "MPO")                        # MPO: the multi-picture JPEG of some cameras
 GRAY_MODES = ("1", "L", "LA", "La", "I", "F")        # plus "I;16" and kin
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+ALPHA_READING = "stored"    # an image with alpha: its stored colours, not composited (pools.ALPHA_READINGS)
 log = logging.getLogger(__name__)
 
 
@@ -101,7 +103,7 @@ class Identification:
     `path`, `error`, `source`, `name` and `folder` are set when the image could not be used.
     `source`: the input folder or pattern the image was found through (a file named on its own: its
     folder); `name`: its path relative to that input; `folder`: its summary (see `summarize`);
-    `note`: "fingerprint weakened: ..." for a JPEG, grayscale or alpha image, else None.
+    `note`: "fingerprint weakened: ..." for a JPEG, grayscale or partly transparent image, else None.
     `threshold`: the acceptance threshold of the nearest model (its own, `modelfp.openset`, or the
     global one); `reason`: why the answer is "unknown" (under that threshold, or too close to the
     second model), else None."""
@@ -174,7 +176,7 @@ def summarize(records: Iterable[Identification]) -> list[FolderSummary]:
 class Verification:
     """Do images a and b come from the same model? `failed` holds the records of unusable images
     (then `same` and `score` are None); `note`: "a: fingerprint weakened: JPEG; b: ..." when either
-    image is a JPEG, grayscale or has alpha, and which side was compared as the other's re-save
+    image is a JPEG, grayscale or partly transparent, and which side was compared as the other's re-save
     (a clean image against a JPEG or grayscale one is re-saved the same way first, in memory)."""
     a: str
     b: str
@@ -384,17 +386,18 @@ def expand(inputs: Iterable) -> Iterator[Found]:
             yield Found(str(path), error, str(path.parent), str(path), str(path.parent))
 
 
-def weakened(fmt: str | None, mode: str, translucent: bool) -> str | None:
-    """"fingerprint weakened: JPEG, grayscale, alpha" (those that apply) from a file's format and
-    mode as Pillow opens it, before any conversion: JPEG compression wipes out much of the
-    high-frequency trace (Figure 16), grayscale keeps one channel of three, and a translucent pixel
-    is composited on white. An alpha channel that is opaque everywhere reads back as the very same
-    pixels (benchmarks/robustness.py: rgba_opaque identifies as clean), so it is no weakening.
+def weakened(fmt: str | None, mode: str, transparent: bool) -> str | None:
+    """"fingerprint weakened: JPEG, grayscale, transparent pixels" (those that apply) from a file's
+    format and mode as Pillow opens it, before any conversion: JPEG compression wipes out much of the
+    high-frequency trace (Figure 16), grayscale keeps one channel of three, and a fully transparent
+    pixel has no colour (it is read as white). Alpha alone weakens nothing: the tool reads the
+    colours a file stores under a translucent or opaque alpha (`ALPHA_READING`), the pixels as the
+    generator made them (benchmarks/robustness.py: rgba_opaque and rgba_half identify as clean).
     None when none applies."""
     why = [what for what, applies in (
         ("JPEG", fmt in JPEG_FORMATS),
         ("grayscale", _gray(mode)),
-        ("alpha", translucent)) if applies]
+        ("transparent pixels", transparent)) if applies]
     return "fingerprint weakened: " + ", ".join(why) if why else None
 
 
@@ -402,12 +405,12 @@ def _gray(mode: str) -> bool:
     return mode in GRAY_MODES or mode.startswith("I;")
 
 
-def _translucent(im: Image.Image) -> bool:
-    """Whether some pixel of an image with an alpha channel or a transparency key is not opaque.
-    Decodes the image, but only an image that has alpha at all (most have none)."""
+def _transparent(im: Image.Image) -> bool:
+    """Whether some pixel of an image with an alpha channel or a transparency key is fully
+    transparent. Decodes the image, but only an image that has alpha at all (most have none)."""
     if im.mode not in ALPHA_MODES and "transparency" not in im.info:
         return False
-    return im.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    return im.convert("RGBA").getchannel("A").getextrema()[0] == 0
 
 
 def _header(path) -> tuple[tuple[int, int] | None, str | None, str | None]:
@@ -420,7 +423,7 @@ def _header(path) -> tuple[tuple[int, int] | None, str | None, str | None]:
             with Image.open(path) as im:
                 w, h = im.size
                 sideways = im.getexif().get(0x0112) in (5, 6, 7, 8)
-                note = weakened(im.format, im.mode, _translucent(im))
+                note = weakened(im.format, im.mode, _transparent(im))
                 condition = matched_condition(im.format in JPEG_FORMATS, _gray(im.mode),
                                               getattr(im, "quantization", None))
     except Exception:  # noqa: BLE001 - load_image names what is wrong with the file
@@ -452,7 +455,7 @@ def read_images(inputs: Iterable, min_size: int) -> Iterator[ImageRecord]:
             yield _too_small(path, *size, min_size, found)
             continue
         try:
-            image = load_image(path, None)
+            image = load_image(path, None, alpha=ALPHA_READING)
         except BadImageError as err:
             record = _error(path, err.problem, source=found.source)
             record.name, record.folder = found.name, found.folder
@@ -801,7 +804,7 @@ class Attributor:
             return ha, hb, None
         side, path, condition = ("a", path_a, cond_b) if cond_a is None else ("b", path_b, cond_a)
         if (path, condition) not in cache:
-            cache[path, condition] = self._fingerprints([resaved(load_image(path, None), condition)], self.windows)[0]
+            cache[path, condition] = self._fingerprints([resaved(load_image(path, None, alpha=ALPHA_READING), condition)], self.windows)[0]
         h = cache[path, condition]
         said = f"{side} compared as its {_in_words(condition)} re-save"
         return (h, hb, said) if side == "a" else (ha, h, said)

@@ -116,7 +116,7 @@ RESAVES = {
     "jpeg75": Resave(Image.fromarray, ".jpg", {"quality": 75}),     # Pillow's default quality
     "gray": Resave(lambda image: Image.fromarray(image).convert("L")),
     "rgba_opaque": Resave(with_alpha(255)),                          # alpha that changes nothing
-    "rgba_half": Resave(with_alpha(128)),                            # composited on white when read
+    "rgba_half": Resave(with_alpha(128)),      # the tool reads its stored colours; pools composite it on white
 }
 
 

@@ -61,6 +61,11 @@ RESAMPLE = Image.Resampling.BILINEAR
 
 # Transparent pixels are composited on white, the way viewers and browsers show them.
 ALPHA_BACKGROUND = (255, 255, 255)
+# How an image with alpha is read: "composite" - on ALPHA_BACKGROUND, the picture as shown (pools,
+# training); "stored" - the colours the file stores wherever a pixel is not fully transparent (PNG and
+# WebP store them unmultiplied: a translucent pixel's colours are the ones its maker wrote), the
+# background only where it is (what the people's tool fingerprints: issue 25).
+ALPHA_READINGS = ("composite", "stored")
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "modelfp-pool/1"
@@ -180,8 +185,9 @@ def _high_range_to_float(im: Image.Image) -> Image.Image:
     return Image.fromarray(values.astype(np.float32), mode="F")
 
 
-def _to_rgb_array(im: Image.Image, size: int | None) -> np.ndarray:
-    """Any Pillow mode -> (H, W, 3) uint8 RGB, resized to size x size when size is given."""
+def _to_rgb_array(im: Image.Image, size: int | None, alpha: str = "composite") -> np.ndarray:
+    """Any Pillow mode -> (H, W, 3) uint8 RGB, resized to size x size when size is given; alpha
+    read as `alpha` says (ALPHA_READINGS)."""
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
         # Resize in float before quantising, so high bit depths lose precision only once.
         gray = _high_range_to_float(im)
@@ -190,7 +196,10 @@ def _to_rgb_array(im: Image.Image, size: int | None) -> np.ndarray:
         g = np.clip(np.rint(np.asarray(gray)), 0, 255).astype(np.uint8)
         return np.repeat(g[:, :, None], 3, axis=2)
     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    if has_alpha:
+    if has_alpha and alpha == "stored":
+        rgba = np.asarray(im.convert("RGBA"))
+        im = Image.fromarray(np.where(rgba[..., 3:] == 0, np.array(ALPHA_BACKGROUND, np.uint8), rgba[..., :3]))
+    elif has_alpha:
         background = Image.new("RGBA", im.size, (*ALPHA_BACKGROUND, 255))
         im = Image.alpha_composite(background, im.convert("RGBA"))
     rgb = im.convert("RGB")  # L, 1, P, CMYK, YCbCr, ... (CMYK without ICC colour management)
@@ -205,20 +214,23 @@ def _check_size(size: int) -> int:
     return int(size)
 
 
-def load_image(path, size: int | None) -> torch.Tensor:
+def load_image(path, size: int | None, alpha: str = "composite") -> torch.Tensor:
     """uint8 tensor (3, size, size) of one image file, plainly resized (no crop, antialiased);
     size None keeps the image's own size, (3, H, W).
 
     Every Pillow mode becomes RGB: grayscale and palette are replicated/expanded, alpha is
-    composited on white, CMYK is converted naively, 16-bit and 32-bit integers are scaled by
-    the file's bit depth, floats by [0, 1] (else min-max). Multi-frame files use frame 0.
-    Raises BadImageError for unreadable, empty, corrupt, truncated or zero-size images.
+    composited on white (alpha="stored": the stored colours of every pixel that is not fully
+    transparent, white where one is; ALPHA_READINGS), CMYK is converted naively, 16-bit and 32-bit
+    integers are scaled by the file's bit depth, floats by [0, 1] (else min-max). Multi-frame files
+    use frame 0. Raises BadImageError for unreadable, empty, corrupt, truncated or zero-size images.
     """
+    if alpha not in ALPHA_READINGS:
+        raise ValueError(f"alpha must be one of {ALPHA_READINGS}; got {alpha!r}")
     size = None if size is None else _check_size(size)
     path = pathlib.Path(path)
     im = _decode(path)
     try:
-        rgb = _to_rgb_array(im, size)
+        rgb = _to_rgb_array(im, size, alpha)
     except Exception as e:  # e.g. a mode Pillow cannot convert to RGB (LAB, multi-band TIFF)
         raise _bad(path, f"cannot convert Pillow mode {im.mode!r} to RGB", str(e)) from e
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
