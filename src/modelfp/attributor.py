@@ -20,9 +20,9 @@ Each record also carries `name` (the image's path relative to the input it was f
 a person reads in a report), `folder` (the summary it counts in: the sub-folder of a folder input
 it lies in, so a folder of folders is summed up per sub-folder) and `note` ("fingerprint weakened:
 JPEG, grayscale, transparent pixels", read from the file's format and mode before conversion). An
-image with alpha is read as the colours it stores, not composited on white (`ALPHA_READING`). A gallery keeps a
-digest of each image's decoded pixels per model, so adding an image a model already holds is
-skipped and counted: adding the same images again leaves the gallery as it was.
+image with alpha is read as the colours it stores, not composited on white (`ALPHA_READING`). A
+gallery keeps a digest of each image's decoded pixels per model, so adding an image a model already
+holds is skipped and counted: adding the same images again leaves the gallery as it was.
 
 "unknown" is decided per model (`modelfp.openset`, `Attributor.acceptance`): a gallery also keeps
 each image's fingerprint, whose leave-one-out scores give each model its own threshold (with the
@@ -804,7 +804,8 @@ class Attributor:
             return ha, hb, None
         side, path, condition = ("a", path_a, cond_b) if cond_a is None else ("b", path_b, cond_a)
         if (path, condition) not in cache:
-            cache[path, condition] = self._fingerprints([resaved(load_image(path, None, alpha=ALPHA_READING), condition)], self.windows)[0]
+            pixels = load_image(path, None, alpha=ALPHA_READING)
+            cache[path, condition] = self._fingerprints([resaved(pixels, condition)], self.windows)[0]
         h = cache[path, condition]
         said = f"{side} compared as its {_in_words(condition)} re-save"
         return (h, hb, said) if side == "a" else (ha, h, said)
