@@ -40,8 +40,8 @@ GPU_CHECK_OUT ?= results/gpu_check
 gpu-check:           ## smoke run on CUDA + zoo/extractor throughput + projected GPU-hours ($$OUT or GPU_CHECK_OUT)
 	bash benchmarks/gpu_check.sh $(GPU_CHECK_OUT)
 
-gpu-wheels:          ## fill wheels/ for gpu-check (snakemake & co. for Python 3.12); needs an index
-	bash benchmarks/gpu_wheels.sh
+gpu-wheels: setup    ## fill wheels/ for gpu-check (snakemake & co. for Python 3.12); needs an index
+	PYTHON=$(VENV)/bin/python bash benchmarks/gpu_wheels.sh
 
 clean:
 	rm -rf results .snakemake

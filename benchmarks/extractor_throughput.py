@@ -36,7 +36,7 @@ SETTINGS = {  # name: the extractor options of that preset
 
 def _sync(device):
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def measure(name: str, device, steps: int, batch: int, n_models: int) -> dict:

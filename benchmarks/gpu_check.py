@@ -31,7 +31,7 @@ import yaml
 
 import extractor_throughput as et
 import synth_throughput as st
-from device_peak import peak_flops
+from device_peak import peak_flops, tf32
 from modelfp.archspace import parse
 from modelfp.synthetic import TrainConfig, resolve_path, training_flops
 
@@ -49,7 +49,7 @@ def _device_info(device: torch.device) -> dict:
     peak = peak_flops(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     return dict(device=str(device), device_name=name, torch=torch.__version__, cuda=torch.version.cuda,
-                peak_tflops=peak / 1e12 if peak else None, threads=torch.get_num_threads())
+                peak_tflops=peak / 1e12 if peak else None, tf32=tf32(), threads=torch.get_num_threads())
 
 
 def _write(path: Path, obj) -> None:
@@ -160,7 +160,7 @@ def summary(out: Path, results: list[list[str]]) -> int:
     rows = [
         ("env", "device", info.get("device_name", "-"), "", None),
         ("env", "torch", info.get("torch", "-"), "", None),
-        ("env", "peak", _fmt(peak), "TFLOP/s fp32", None),
+        ("env", "peak", _fmt(peak), "TFLOP/s dense TF32" + ("" if info.get("tf32", True) else " (TF32 off!)"), None),
         ("smoke", "wall", _fmt(seconds.get("smoke")), "s", None),
         ("smoke", "jobs done", _fmt(done, 0), "jobs", None),
         ("smoke", "jobs planned", _fmt(planned, 0), "jobs", None),

@@ -19,7 +19,9 @@
 # extractor.json, projection.json.
 # Snakemake is not installed from the network: when `python3` cannot import it, the script makes a
 # venv (--system-site-packages, so the machine's torch is used) from the wheels in wheels/, which
-# `make gpu-wheels` fills (benchmarks/gpu_wheels.sh). --dry (or GPU_CHECK_DRY=1): tiny sizes on
+# `make gpu-wheels` fills (benchmarks/gpu_wheels.sh: snakemake, tqdm, pyyaml, safetensors,
+# matplotlib, gan-face-generate, and the pools' scikit-image photos). Without albumentations
+# (OpenCV) the smoke run leaves out the rules that need it, and says so. --dry (or GPU_CHECK_DRY=1): tiny sizes on
 # the CPU and `snakemake -n` instead of the smoke run, well under a minute (tests/test_gpu_check.py).
 # Environment: GPU_CHECK_DEVICE (default cuda; dry: cpu), GPU_CHECK_BUDGET (seconds for the whole
 # check, default 470), GPU_CHECK_SCRATCH (scratch folder, default a new temporary one, removed at
@@ -65,17 +67,24 @@ if ! "$PY" -c 'import snakemake' 2>/dev/null; then
         { "$PY" -m venv --system-site-packages "$VENV" \
             || "$PY" -m venv --system-site-packages --without-pip "$VENV"; } >>"$LOG" 2>&1
         if [ -x "$VENV/bin/pip" ]; then PIP=("$VENV/bin/pip"); else PIP=("$PY" -m pip --python "$VENV/bin/python"); fi
-        { "${PIP[@]}" install -q --no-index --find-links "$WHEELS" snakemake albumentations \
-            && "${PIP[@]}" install -q --no-index --no-deps --find-links "$WHEELS" gan-face-generate; } \
-            >>"$LOG" 2>&1 || say "wheel install FAILED (see above)"
+        # wheels/ is the closure of what the image lacks (benchmarks/gpu_wheels.sh): every wheel, no resolving
+        "${PIP[@]}" install -q --no-index --no-deps "$WHEELS"/*.whl >>"$LOG" 2>&1 || say "wheel install FAILED (see above)"
         PY=$VENV/bin/python
     else
         say "no snakemake for $PY and no wheels/: run 'make gpu-wheels' where pip has a network"
     fi
 fi
-# the rules call `python -m modelfp.steps ...`: put this python first on PATH, as `python` too
-BIN=$SCRATCH/bin; mkdir -p "$BIN"; ln -sf "$PY" "$BIN/python"; ln -sf "$PY" "$BIN/python3"
-export PATH=$BIN:$(dirname "$PY"):$PATH
+# the embedded pools' scikit-image photos without scikit-image: wheels/photos/skimage/... is found
+# as the package's folder (modelfp.pools looks the photos up by the package's location)
+if ! "$PY" -c 'import skimage' 2>/dev/null && [ -d "$WHEELS/photos/skimage" ]; then
+    export PYTHONPATH=$PYTHONPATH:$WHEELS/photos
+    say "no scikit-image: the pools' photos come from $WHEELS/photos"
+fi
+# the rules call `python -m modelfp.steps ...`: this python first on PATH, as `python` too. A small
+# script, not a link: a venv's python started through a link to its link is not in the venv
+BIN=$SCRATCH/bin; mkdir -p "$BIN"
+for name in python python3; do printf '#!/bin/sh\nexec "%s" "$@"\n' "$PY" > "$BIN/$name"; chmod +x "$BIN/$name"; done
+export PATH=$BIN:$PATH
 say "python $PY ($("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__,
 "cuda", torch.cuda.is_available())' 2>&1 | tail -1)), device $DEVICE, dry $DRY, out $OUTDIR"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$LOG" 2>&1
@@ -98,7 +107,17 @@ run_part extractor 150 "$LOG" "$ROOT" "$PY" benchmarks/gpu_check.py extractor --
 # --- (a) the smoke preset in a scratch copy of the workflow (never the checkout's results/) --------
 WF=$SCRATCH/workflow; rm -rf "$WF"; mkdir -p "$WF"
 cp -r Snakefile config.yaml configs workflow envs "$WF"/
-SMK=(-m snakemake all zoo_k3 --cores 8 --resources gpu=1 --configfile configs/smoke.yaml --config "device=$DEVICE")
+# greedy: the ILP scheduler's pulp is not carried (benchmarks/gpu_wheels.sh)
+# --keep-going: a failed job costs only what needs it, so the log shows every rule that fails on CUDA
+SMK=(-m snakemake all zoo_k3 --cores 8 --resources gpu=1 --scheduler greedy --keep-going
+     --configfile configs/smoke.yaml --config "device=$DEVICE")
+if ! "$PY" -c 'import albumentations' 2>/dev/null; then
+    # the perturbations (Figure 16) and the immunized extractor's and RepMix's training augment with
+    # albumentations, which needs OpenCV (too large to carry): without it, those and what needs
+    # them are left out
+    SMK+=(--omit-from perturb_test_models results/extractors/immunized/trained.pt results/baselines/repmix/model.pt)
+    say "no albumentations (OpenCV): the smoke run leaves out the perturbations, the immunized extractor, RepMix and what needs them"
+fi
 [ "$DRY" = 1 ] && SMK+=(--dry-run)
 LEFT=$(( BUDGET - ($(date +%s) - START) - 20 ))        # 20 s for the summary
 [ $LEFT -lt 60 ] && LEFT=60

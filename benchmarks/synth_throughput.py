@@ -43,12 +43,12 @@ def _time(arch, seeds, cfg, device, path, channels_last=None, threads=None):
     train_architecture(arch, seeds[:1], pool, val, warm, path=path, device=device,
                        channels_last=channels_last)           # warm-up: kernel selection, caches
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     train_architecture(arch, seeds, pool, val, cfg, path=path, device=device,
                        channels_last=channels_last)
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start
 
 
