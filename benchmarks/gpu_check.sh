@@ -21,8 +21,9 @@
 # venv (--system-site-packages, so the machine's torch is used) from the wheels in wheels/, which
 # `make gpu-wheels` fills (benchmarks/gpu_wheels.sh: snakemake, tqdm, pyyaml, safetensors,
 # matplotlib, gan-face-generate, and the pools' scikit-image photos). Without albumentations
-# (OpenCV) the smoke run leaves out the rules that need it, and says so. --dry (or GPU_CHECK_DRY=1): tiny sizes on
-# the CPU and `snakemake -n` instead of the smoke run, well under a minute (tests/test_gpu_check.py).
+# (OpenCV) the smoke run leaves out the rules that need it, and says so. --dry (or GPU_CHECK_DRY=1):
+# tiny sizes on the CPU and `snakemake -n` instead of the smoke run, well under a minute
+# (tests/test_gpu_check.py).
 # Environment: GPU_CHECK_DEVICE (default cuda; dry: cpu), GPU_CHECK_BUDGET (seconds for the whole
 # check, default 470), GPU_CHECK_SCRATCH (scratch folder, default a new temporary one, removed at
 # the end), GPU_CHECK_PYTHON (the python to use), GPU_CHECK_WHEELS (default wheels/).
