@@ -39,10 +39,10 @@ rm -rf "$DEST" && mkdir -p "$DEST"
 "$PY" -m pip download -q -d "$DEST" --no-deps "${TARGET[@]}" "$GANFACE"
 for name in $DROP; do rm -f "$DEST/$name"-*.whl; done
 # the embedded pools' scikit-image photos, as photos/skimage/<path in the package>
-"$PY" - "$DEST/photos" <<'PY'
+"$PY" - "$DEST/photos" "$ROOT/src" <<'PY'
 import importlib.util, shutil, sys
 from pathlib import Path
-sys.path.insert(0, "src")
+sys.path.insert(0, sys.argv[2])
 from modelfp.pools import EMBEDDED_SOURCES, _PHOTO_FILES
 spec = importlib.util.find_spec("skimage")
 if spec is None:

@@ -723,7 +723,9 @@ def test_jpeg_grayscale_and_alpha_images_are_answered_with_a_note(tmp_path, caps
         "",             # translucent alpha: the stored colours are the plain image's, read as they are
         "fingerprint weakened: JPEG, grayscale; compared with the gallery's grayscale copies", "",
         "fingerprint weakened: transparent pixels"]
-    assert rows[3]["score"] == rows[5]["score"] == rows[0]["score"]
+    # the same pixels in one batch: the same score (to float rounding of the batch's other rows)
+    assert float(rows[3]["score"]) == pytest.approx(float(rows[0]["score"]), abs=1e-5)
+    assert float(rows[5]["score"]) == pytest.approx(float(rows[0]["score"]), abs=1e-5)
     assert main(["identify", plain, str(jpeg), "--extractor", extractor_file, "--gallery", gallery,
                  "--format", "table"]) == 0
     table = capsys.readouterr().out.splitlines()

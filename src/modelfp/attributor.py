@@ -52,7 +52,7 @@ from . import checkpoints
 from . import extractor as ex
 from . import openset
 from .perturb import MATCHED, matched_condition, resaved
-from .pools import IMAGE_EXTENSIONS, BadImageError, list_images, load_image
+from .pools import IMAGE_EXTENSIONS, BadImageError, has_alpha, list_images, load_image
 
 GALLERY_FORMAT = "modelfp.gallery/1"
 GALLERY_HINT = "pass a gallery made by `modelfp gallery add`"
@@ -67,7 +67,6 @@ EXTRACTOR_KINDS = ("pass the .pt file of a trained extractor (results/extractors
 WORKFLOW_FIXES = (checkpoints.REBUILD, "rerun the rule that trains it")
 JPEG_FORMATS = ("JPEG", "MPO")                        # MPO: the multi-picture JPEG of some cameras
 GRAY_MODES = ("1", "L", "LA", "La", "I", "F")        # plus "I;16" and kin
-ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 ALPHA_READING = "stored"    # an image with alpha: its stored colours, not composited (pools.ALPHA_READINGS)
 log = logging.getLogger(__name__)
 
@@ -408,7 +407,7 @@ def _gray(mode: str) -> bool:
 def _transparent(im: Image.Image) -> bool:
     """Whether some pixel of an image with an alpha channel or a transparency key is fully
     transparent. Decodes the image, but only an image that has alpha at all (most have none)."""
-    if im.mode not in ALPHA_MODES and "transparency" not in im.info:
+    if not has_alpha(im):
         return False
     return im.convert("RGBA").getchannel("A").getextrema()[0] == 0
 

@@ -185,6 +185,11 @@ def _high_range_to_float(im: Image.Image) -> Image.Image:
     return Image.fromarray(values.astype(np.float32), mode="F")
 
 
+def has_alpha(im: Image.Image) -> bool:
+    """Whether an opened image carries transparency: an alpha channel or a transparency key."""
+    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+
+
 def _to_rgb_array(im: Image.Image, size: int | None, alpha: str = "composite") -> np.ndarray:
     """Any Pillow mode -> (H, W, 3) uint8 RGB, resized to size x size when size is given; alpha
     read as `alpha` says (ALPHA_READINGS)."""
@@ -195,11 +200,11 @@ def _to_rgb_array(im: Image.Image, size: int | None, alpha: str = "composite") -
             gray = gray.resize((size, size), RESAMPLE)
         g = np.clip(np.rint(np.asarray(gray)), 0, 255).astype(np.uint8)
         return np.repeat(g[:, :, None], 3, axis=2)
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    if has_alpha and alpha == "stored":
+    transparency = has_alpha(im)
+    if transparency and alpha == "stored":
         rgba = np.asarray(im.convert("RGBA"))
         im = Image.fromarray(np.where(rgba[..., 3:] == 0, np.array(ALPHA_BACKGROUND, np.uint8), rgba[..., :3]))
-    elif has_alpha:
+    elif transparency:
         background = Image.new("RGBA", im.size, (*ALPHA_BACKGROUND, 255))
         im = Image.alpha_composite(background, im.convert("RGBA"))
     rgb = im.convert("RGB")  # L, 1, P, CMYK, YCbCr, ... (CMYK without ICC colour management)
