@@ -15,7 +15,10 @@ Every setting starts from the preset's `extractor:` section (--config) and chang
 SETTINGS). Printed per setting: the training models, steps, seconds of training and seconds per
 step, training accuracy of the last epoch, then on the validation set: identification accuracy
 (10-image gallery), verification AUC, and same-design pair identification (seed pairs, data pairs;
-chance 50 %) - and the deltas to both controls. A learning curve (the same scores after every
+chance 50 %) - and the deltas to both controls; then `identify`'s open-set answers as the workflow
+would deploy the setting (the calibrate step's global threshold and per-model constants, fitted on
+these embeddings, so in-sample as calibrate's own): known images named right, absent images called
+unknown, their mean, and that mean's difference to `base` paired by draw (with its standard error). A learning curve (the same scores after every
 `curve` steps) goes to <out>_curves.csv. One run, one machine: compare rows of the same run only.
 """
 
@@ -167,7 +170,26 @@ def scores(model, bed, pairs, ev) -> dict:
     row = validation.scores(emb, labels, pairs, ev["gallery"], ev["pairs_same"], ev["pairs_diff"], ev["seed"])
     ident = evaluate.identification(emb, labels, ev["gallery"], ev["seed"])
     return {**{k: row[k] for k in ("identification_acc", "verification_auc", "seed_pairs_acc", "data_pairs_acc")},
+            **openset_scores(emb, labels, ev),
             "_correct": np.asarray(ident["truth"]) == np.asarray(ident["predictions"])}
+
+
+def openset_scores(emb, labels, ev) -> dict:
+    """`identify`'s open-set answers as the workflow would deploy this setting: the global threshold
+    of the leave-one-model-out protocol (`evaluate.open_set`, as the calibrate step takes it), the
+    per-model constants fitted on these same embeddings (`openset.fit`, as calibrate fits them), and
+    on its draws: known images named right, absent images called unknown, their mean (balanced), in
+    percent; `_openset_draws` each draw's balanced accuracy (the same draws for every setting: the
+    labels are the same), for paired comparisons between settings."""
+    from modelfp import evaluate, openset
+    threshold = evaluate.open_set(emb, labels, ev["gallery"], ev["seed"])["threshold"]
+    fitted = openset.fit(emb, labels, threshold, gallery_size=ev["gallery"], seed=ev["seed"])
+    draws = openset.leave_out_splits(labels, ev["gallery"], openset.KNOWN_FRACTION, openset.REPEATS, ev["seed"])
+    per_draw = [openset.outcomes(openset.score_splits(emb, labels, [d]), fitted.rule)["balanced"] for d in draws]
+    return {"openset_known_named": 100 * fitted.fitted["known_named"],
+            "openset_absent_unknown": 100 * fitted.fitted["absent_unknown"],
+            "openset_balanced": 100 * fitted.fitted["balanced"], "openset_rule": fitted.rule.describe(),
+            "_openset_draws": 100 * np.asarray(per_draw)}
 
 
 def load_common(results: Path, cfg: dict, paths: list[Path], image_size: int):
@@ -326,6 +348,9 @@ def main(argv=None):
     anchors = {"reference": ref["reference"]["_correct"],
                **({"base": next(r["_correct"] for r in rows if r["setting"] == "base")}
                   if any(r["setting"] == "base" for r in rows) else {})}
+    open_anchors = {"reference": ref["reference"]["_openset_draws"],
+                    **({"base": next(r["_openset_draws"] for r in rows if r["setting"] == "base")}
+                       if any(r["setting"] == "base" for r in rows) else {})}
     for r in rows:
         for c in ("reference", "random_init"):
             r[f"ident_minus_{c}"] = r["identification_acc"] - ref[c]["identification_acc"]
@@ -334,9 +359,16 @@ def main(argv=None):
         for anchor, correct in anchors.items():
             if r["setting"] != anchor:
                 r[f"p_ident_vs_{anchor}"] = paired.mcnemar(r["_correct"], correct)["p"]
+        # the open-set balanced accuracy, paired by draw (same draws, each setting's own fitted rule)
+        for anchor, draws in open_anchors.items():
+            if r["setting"] != anchor:
+                diff = r["_openset_draws"] - draws
+                r[f"openset_minus_{anchor}"] = float(diff.mean())
+                r[f"openset_minus_{anchor}_se"] = float(diff.std(ddof=1) / np.sqrt(len(diff)))
     queries = len(ref["reference"]["_correct"])
     for r in controls + rows + [c for _, cs in runs for c in cs]:
         r.pop("_correct", None)
+        r.pop("_openset_draws", None)
     out = Path(args.out)
     write_csv(controls + rows, out)
     write_csv([c for _, cs in runs for c in cs], out.with_name(out.stem + "_curves.csv"))
@@ -345,14 +377,17 @@ def main(argv=None):
           f"(binomial standard error near 87 %: {100 * (0.87 * 0.13 / queries) ** 0.5:.1f} points); "
           f"controls use the run's zoo; p: McNemar exact vs reference / base on the same queries")
     head = (f"{'setting':22s} {'models':>6s} {'steps':>5s} {'s/step':>6s} {'train%':>6s} {'ident%':>6s} "
-            f"{'AUC%':>6s} {'seed%':>6s} {'data%':>6s} {'d_ref':>6s} {'d_rand':>6s} {'p_ref':>7s} {'p_base':>7s}")
+            f"{'AUC%':>6s} {'seed%':>6s} {'data%':>6s} {'d_ref':>6s} {'d_rand':>6s} {'p_ref':>7s} {'p_base':>7s} "
+            f"{'known%':>6s} {'absent%':>7s} {'open%':>6s} {'d_open_base (se)':>16s}")
     print(head)
     for r in controls + rows:
         print(f"{r['setting']:22s} {r['models']:6d} {r['steps']:5d} {r.get('seconds_per_step', 0):6.3f} "
               f"{r.get('train_acc', float('nan')):6.1f} {r['identification_acc']:6.1f} {r['verification_auc']:6.1f} "
               f"{r['seed_pairs_acc']:6.1f} {r['data_pairs_acc']:6.1f} "
               f"{r.get('ident_minus_reference', float('nan')):6.1f} {r.get('ident_minus_random_init', float('nan')):6.1f} "
-              f"{r.get('p_ident_vs_reference', float('nan')):7.2g} {r.get('p_ident_vs_base', float('nan')):7.2g}")
+              f"{r.get('p_ident_vs_reference', float('nan')):7.2g} {r.get('p_ident_vs_base', float('nan')):7.2g} "
+              f"{r['openset_known_named']:6.1f} {r['openset_absent_unknown']:7.1f} {r['openset_balanced']:6.1f} "
+              f"{r.get('openset_minus_base', float('nan')):7.2f} ({r.get('openset_minus_base_se', float('nan')):5.2f})")
     print(f"\nwrote {out} and {out.with_name(out.stem + '_curves.csv')}")
 
 
