@@ -172,6 +172,32 @@ def summary(outcomes: dict, conditions) -> list[dict]:
     return rows
 
 
+def per_model(outcomes: dict, conditions) -> list[dict]:
+    """`summary`'s nearest-right accuracy and ratio to clean per model (the first part of each
+    query's key), in model order: which generators a re-save hurts (--per-model)."""
+    models = sorted({k.split("/")[0] for k in outcomes[conditions[0]]})
+    rows = []
+    for model in models:
+        keys = sorted(k for k in outcomes[conditions[0]] if k.split("/")[0] == model)
+        clean = np.mean([outcomes["clean"][k][0] for k in keys]) if "clean" in outcomes else math.nan
+        for condition in conditions:
+            acc = float(np.mean([outcomes[condition].get(k, (False,))[0] for k in keys]))
+            rows.append({"model": model, "condition": condition, "queries": len(keys), "accuracy": acc,
+                         "se": math.sqrt(acc * (1 - acc) / len(keys)),
+                         "ratio_to_clean": acc / clean if clean > 0 else math.nan})
+    return rows
+
+
+def per_model_table(rows: list[dict], conditions) -> str:
+    """One line per model: nearest right per condition, and each condition's ratio to clean."""
+    by = {(r["model"], r["condition"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    head = ("model", "queries", *conditions, *(f"{c} ratio" for c in conditions if c != "clean"))
+    body = [(m, f"{by[m, conditions[0]]['queries']:,}", *(f"{100 * by[m, c]['accuracy']:.1f} %" for c in conditions),
+             *(f"{by[m, c]['ratio_to_clean']:.2f}" for c in conditions if c != "clean")) for m in models]
+    return _grid(head, body)
+
+
 def paired_rows(first: dict, other: dict, conditions) -> list[dict]:
     """Per condition, McNemar's exact test of two extractors' nearest-right outcomes on the same
     queries (b: only the first right, c: only the other)."""
@@ -222,6 +248,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-fraction", type=float, default=0.5, help="the run's evaluation.train_fraction")
     p.add_argument("--seed", type=int, default=0, help="the choice of gallery and query images")
     p.add_argument("--out", help="write the numbers as csv here")
+    p.add_argument("--per-model", metavar="CSV",
+                   help="also print each model's nearest right per condition, and write them as csv here")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch threads (e.g. 1 on a shared machine)")
     args = p.parse_args(argv)
@@ -252,6 +280,17 @@ def main(argv=None) -> int:
         print(paired_table(names[0], name, tests))
         for row, test in zip((r for r in rows if r["extractor"] == name), tests):
             row.update(vs=names[0], only_vs_right=test["b"], only_this_right=test["c"], mcnemar_p=test["p"])
+    if args.per_model:
+        models = [{"extractor": name, "bed": args.bed, **r} for name, o in zip(names, outcomes)
+                  for r in per_model(o, conditions)]
+        for name in names:
+            print(f"\nper model, {name} (nearest right; {args.queries} queries a model: s.e. up to "
+                  f"{50 / math.sqrt(args.queries):.1f} points)")
+            print(per_model_table([r for r in models if r["extractor"] == name], conditions))
+        with open(args.per_model, "w", newline="") as f:
+            writer = csv.DictWriter(f, list(models[0]))
+            writer.writeheader()
+            writer.writerows(models)
     if args.out:
         fields = ["extractor", "bed", "condition", "queries", "accuracy", "se", "ratio_to_clean", "named_right",
                   "weakened_note", "vs", "only_vs_right", "only_this_right", "mcnemar_p"]

@@ -66,12 +66,24 @@ def test_the_benchmark_reads_real_resaved_files_and_compares_extractors_on_the_s
         write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
     calibrated = tiny_extractor(tmp_path, "all/model.pt", threshold=0.5, openset_threshold=0.5)
     trained = tiny_extractor(tmp_path, "all/trained.pt")
-    out = tmp_path / "robustness.csv"
+    out, per_model = tmp_path / "robustness.csv", tmp_path / "per_model.csv"
     assert bench.main(["--results", str(tmp_path / "results"), "--extractor", calibrated, "--extractor", trained,
-                       "--gallery", "4", "--queries", "6", "--out", str(out), "--threads", "1"]) == 0
+                       "--gallery", "4", "--queries", "6", "--out", str(out), "--threads", "1",
+                       "--per-model", str(per_model)]) == 0
     printed = capsys.readouterr().out
     assert "3 models (validation" in printed and "McNemar" in printed
+    assert "per model, all/model.pt" in printed and "per model, all/trained.pt" in printed
     rows = list(csv.DictReader(out.open()))
+    # per model: each model's 6 queries per condition, and the models' accuracies average to the
+    # overall one (equal query counts)
+    models = list(csv.DictReader(per_model.open()))
+    assert len(models) == 2 * 3 * len(bench.RESAVES)
+    assert {r["model"] for r in models} == {"val0", "val1", "val2"} and all(r["queries"] == "6" for r in models)
+    for r in rows:
+        mine = [float(m["accuracy"]) for m in models if m["extractor"] == r["extractor"]
+                and m["condition"] == r["condition"]]
+        assert len(mine) == 3 and abs(np.mean(mine) - float(r["accuracy"])) < 1e-9
+    assert all(float(m["ratio_to_clean"]) == 1 for m in models if m["condition"] == "clean" and m["accuracy"] != "0.0")
     assert [r["condition"] for r in rows] == list(bench.RESAVES) * 2
     for r in rows:
         # every query of the three models, each condition's copy read from its file, its note included
