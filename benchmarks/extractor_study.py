@@ -18,8 +18,9 @@ step, training accuracy of the last epoch, then on the validation set: identific
 chance 50 %) - and the deltas to both controls; then `identify`'s open-set answers as the workflow
 would deploy the setting (the calibrate step's global threshold and per-model constants, fitted on
 these embeddings, so in-sample as calibrate's own): known images named right, absent images called
-unknown, their mean, and that mean's difference to `base` paired by draw (with its standard error). A learning curve (the same scores after every
-`curve` steps) goes to <out>_curves.csv. One run, one machine: compare rows of the same run only.
+unknown, their mean, and that mean's difference to `base` paired by draw (with its standard
+error). A learning curve (the same scores after every `curve` steps) goes to <out>_curves.csv.
+One run, one machine: compare rows of the same run only.
 """
 
 from __future__ import annotations
