@@ -4,8 +4,8 @@ synth_throughput.py and extractor_throughput.py; run them from the repository ro
 The dense TF32 tensor-core peaks of the vendors' data sheets (half their "with sparsity" figures):
 torch runs float32 convolutions, all the FLOPs these benchmarks count, in TF32 by default
 (torch.backends.cudnn.allow_tf32), so that is the ceiling they meet; `tf32()` says whether it is
-on (the GPU check's summary flags it when off). Names are matched most specific first (an "H100 PCIe" is not an
-H100 SXM). Unknown devices (every CPU here): no peak, the column says "-".
+on (the GPU check's summary flags it when off). Names are matched most specific first (an "H100
+PCIe" is not an H100 SXM). Unknown devices (every CPU here): no peak, the column says "-".
 """
 
 from __future__ import annotations

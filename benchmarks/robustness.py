@@ -173,19 +173,12 @@ def summary(outcomes: dict, conditions) -> list[dict]:
 
 
 def per_model(outcomes: dict, conditions) -> list[dict]:
-    """`summary`'s nearest-right accuracy and ratio to clean per model (the first part of each
-    query's key), in model order: which generators a re-save hurts (--per-model)."""
+    """`summary` of each model's queries alone (the first part of each query's key), in model order:
+    which generators a re-save hurts (--per-model)."""
     models = sorted({k.split("/")[0] for k in outcomes[conditions[0]]})
-    rows = []
-    for model in models:
-        keys = sorted(k for k in outcomes[conditions[0]] if k.split("/")[0] == model)
-        clean = np.mean([outcomes["clean"][k][0] for k in keys]) if "clean" in outcomes else math.nan
-        for condition in conditions:
-            acc = float(np.mean([outcomes[condition].get(k, (False,))[0] for k in keys]))
-            rows.append({"model": model, "condition": condition, "queries": len(keys), "accuracy": acc,
-                         "se": math.sqrt(acc * (1 - acc) / len(keys)),
-                         "ratio_to_clean": acc / clean if clean > 0 else math.nan})
-    return rows
+    return [{"model": model, **row} for model in models
+            for row in summary({c: {k: v for k, v in o.items() if k.split("/")[0] == model}
+                                for c, o in outcomes.items()}, conditions)]
 
 
 def per_model_table(rows: list[dict], conditions) -> str:

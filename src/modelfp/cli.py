@@ -8,8 +8,8 @@ on a terminal, csv when piped): one row per input image (per pair for verify), i
 that cannot be used is a row with its `error` set, "what is wrong; what to do", and the other images
 are still answered; a JPEG, grayscale or partly transparent image is answered with its `note` set
 ("fingerprint weakened: JPEG"; alpha itself is no weakening: the stored colours are read).
-Summaries (per input folder, per sub-folder of a folder of folders, per gallery model) follow the table, are inside the json document, and go to stderr with csv, so
-the csv stays one table. `gallery add` skips the images a model already holds (same pixels) and
+Summaries (per input folder, per sub-folder of a folder of folders, per gallery model) follow the
+table, are inside the json document, and go to stderr with csv, so the csv stays one table. `gallery add` skips the images a model already holds (same pixels) and
 counts them; `--top-k` is capped at the gallery's models (said once on stderr). A progress bar
 (tqdm) is shown when stderr is a terminal. Exit code: 0 when every input was answered, 1 when some inputs
 failed, 2 for usage errors and unusable extractor or gallery files (one line on stderr,
