@@ -176,22 +176,11 @@ def scores(model, bed, pairs, ev) -> dict:
 
 
 def openset_scores(emb, labels, ev) -> dict:
-    """`identify`'s open-set answers as the workflow would deploy this setting: the global threshold
-    of the leave-one-model-out protocol (`evaluate.open_set` on one gallery draw; the calibrate step
-    reads the mean over the evaluation's `gallery_draws`), the per-model constants fitted on these
-    same embeddings (`openset.fit`, as calibrate fits them), and on its draws: known images named
-    right, absent images called unknown, their mean (balanced), in percent; `_openset_draws` each
-    draw's balanced accuracy (the same draws for every setting: the labels are the same), for paired
-    comparisons between settings."""
-    from modelfp import evaluate, openset
-    threshold = evaluate.open_set(emb, labels, ev["gallery"], ev["seed"])["threshold"]
-    fitted = openset.fit(emb, labels, threshold, gallery_size=ev["gallery"], seed=ev["seed"])
-    draws = openset.leave_out_splits(labels, fitted.gallery_size, fitted.known_fraction, fitted.repeats, fitted.seed)
-    per_draw = [openset.outcomes(openset.score_splits(emb, labels, [d]), fitted.rule)["balanced"] for d in draws]
-    return {"openset_known_named": 100 * fitted.fitted["known_named"],
-            "openset_absent_unknown": 100 * fitted.fitted["absent_unknown"],
-            "openset_balanced": 100 * fitted.fitted["balanced"], "openset_rule": fitted.rule.describe(),
-            "_openset_draws": 100 * np.asarray(per_draw)}
+    """`identify`'s open-set answers as the workflow would deploy this setting
+    (`modelfp.openset.deployed`, the global threshold from one gallery draw; the calibrate step
+    reads the mean over the evaluation's `gallery_draws`)."""
+    from modelfp import openset
+    return openset.deployed(emb, labels, ev["gallery"], ev["seed"])
 
 
 def load_common(results: Path, cfg: dict, paths: list[Path], image_size: int):

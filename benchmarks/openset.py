@@ -15,6 +15,16 @@ unknown), absent images called unknown, overall (all queries answered right), th
     python benchmarks/openset.py --results results --extractor results/extractors/all/model.pt \\
         --models results/testbed/*          # the test bed: ONCE, for the final measurement
 
+`--views 1 8` chooses the people's tool's test-time views (evaluation.tool_views; modelfp.extractor
+.VIEWS), on the validation generators only: the images are embedded with each count, and each is
+deployed as the workflow deploys it (its global threshold from the leave-one-model-out protocol,
+its per-model constants fitted on the same embeddings: `modelfp.openset.deployed`, in-sample as
+calibrate's own); printed per count: identification (`modelfp.evaluate.identification`, its
+gallery draws), verification AUC, the open-set answers, and the balanced open-set accuracy's
+difference to the first count paired by draw, with its standard error over draws.
+
+    python benchmarks/openset.py --results results --views 1 8
+
 On the validation generators both rules are measured in-sample: the global threshold and the
 per-model constants were both chosen there (the workflow's calibrate step), so these numbers show
 the choice, not how it generalises. `--models` points it at other model folders (<name>/images or
@@ -55,15 +65,16 @@ def model_folders(results=None, models=None) -> dict[str, Path]:
     return out
 
 
-def embed_folders(model, folders: dict, train_fraction: float, per_model: int, windows: int):
+def embed_folders(model, folders: dict, train_fraction: float, per_model: int, windows: int, views: int = 1):
     """(embeddings (n, dim), labels (n,)) of each folder's evaluation-side images (at most
-    `per_model`, the first in name order), embedded as the tool embeds them."""
+    `per_model`, the first in name order), embedded as the tool embeds them (in `views` test-time
+    views: the extractor's calibrated count)."""
     from modelfp import extractor as ex
     embs, labels = [], []
     for name, folder in folders.items():
         paths, _ = splits.folder_side(folder, train_fraction, splits.EVAL)
         paths = paths[:per_model]
-        embs.append(ex.embed_paths(model, paths, windows).numpy())
+        embs.append(ex.embed_paths(model, paths, windows, views=views).numpy())
         labels += [name] * len(paths)
     return np.concatenate(embs), np.array(labels)
 
@@ -90,6 +101,42 @@ def table(rows: list[dict]) -> str:
             for r in rows]
     widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(head), *map(fmt, body)])
+
+
+def views_study(model, folders: dict, counts: list[int], args) -> list[dict]:
+    """Per test-time view count, on the same images: identification accuracy (its gallery draws and
+    seed, the evaluation's defaults) and verification AUC in percent, `openset.deployed`'s answers,
+    and the balanced accuracy's paired difference per draw to the first count (mean, s.e.)."""
+    from modelfp import evaluate
+    from modelfp.attributor import WINDOWS
+    rows = []
+    for views in counts:
+        emb, labels = embed_folders(model, folders, args.train_fraction, args.per_model, args.window or WINDOWS, views)
+        gallery, _ = gallery_size(labels, args.gallery)
+        ide = evaluate.identification(emb, labels, gallery, args.seed, args.gallery_draws)
+        ver = evaluate.verification(emb, labels, seed=args.seed)
+        rows.append({"views": views, "identification": 100 * ide["accuracy"], "queries": ide["n_queries"],
+                     "auc": 100 * ver["auc"],
+                     **openset.deployed(emb, labels, gallery, args.seed, args.gallery_draws)})
+    for row in rows:
+        diff = row["_openset_draws"] - rows[0]["_openset_draws"]
+        row["balanced_minus_first"] = float(diff.mean())
+        row["balanced_minus_first_se"] = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+        row["better_draws"] = int((diff > 0).sum())
+        row["draws"] = len(diff)
+    return rows
+
+
+def views_table(rows: list[dict]) -> str:
+    head = ("views", "identification", "AUC", "rule", "known named right", "absent called unknown", "balanced",
+            "AUROC", "balanced - first (s.e.)", "better draws")
+    body = [(str(r["views"]), f"{r['identification']:.1f} %", f"{r['auc']:.1f}", r["openset_rule"],
+             f"{r['openset_known_named']:.1f} %", f"{r['openset_absent_unknown']:.1f} %", f"{r['openset_balanced']:.2f} %",
+             f"{r['openset_auroc']:.3f}", f"{r['balanced_minus_first']:+.2f} ({r['balanced_minus_first_se']:.2f})",
+             f"{r['better_draws']} of {r['draws']}") for r in rows]
+    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([fmt(head), *map(fmt, body)])
 
 
@@ -124,6 +171,12 @@ def main(argv=None) -> int:
     p.add_argument("--per-model", type=int, default=PER_MODEL, help="evaluation-side images per model at most")
     p.add_argument("--train-fraction", type=float, default=0.5, help="the run's evaluation.train_fraction")
     p.add_argument("--window", type=int, default=None, help="sliding windows per side (default: the tool's)")
+    p.add_argument("--gallery-draws", type=int, default=5,
+                   help="with several --views: gallery draws of identification and of the global threshold "
+                        "(the run's evaluation.gallery_draws)")
+    p.add_argument("--views", type=int, nargs="+", metavar="K",
+                   help="one count: embed in K test-time views (default: the extractor's calibrated count); "
+                        "several: compare them (the validation generators only; no rules are read from the file)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int)
@@ -136,7 +189,16 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     folders = model_folders(args.results, args.models)
     model = load_extractor(args.extractor, args.device)
-    emb, labels = embed_folders(model, folders, args.train_fraction, args.per_model, args.window or WINDOWS)
+    if args.views and len(args.views) > 1:
+        if args.models:
+            raise SystemExit("--views K K ...: a choice, made on the validation generators only; drop --models")
+        rows = views_study(model, folders, args.views, args)
+        print(f"test-time views on {len(folders)} validation generators ({args.results}/validation, in-sample), "
+              f"at most {args.per_model} evaluation-side images each; {args.extractor}")
+        print(views_table(rows))
+        return 0
+    views = args.views[0] if args.views else model.views
+    emb, labels = embed_folders(model, folders, args.train_fraction, args.per_model, args.window or WINDOWS, views)
     gallery, smallest = gallery_size(labels, args.gallery)
     if gallery != args.gallery:
         print(f"gallery {args.gallery} -> {gallery}: the smallest model has {smallest} evaluation-side images "

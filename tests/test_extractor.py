@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from modelfp import denoise, extractor as ex
 from modelfp.archspace import parse
@@ -292,6 +293,54 @@ def test_embedding_averages_the_windows(denoiser):
         single = model.features(img[None, :, :SIZE, :SIZE].float() / 127.5 - 1)[0]
     torch.testing.assert_close(emb[0], expected, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(emb[1], single, rtol=1e-4, atol=1e-5)
+
+
+def test_the_views_are_the_eight_flips_and_quarter_turns_of_the_square():
+    img = torch.arange(3 * 4 * 4).reshape(3, 4, 4)
+    turned = {name: turn(img) for name, turn in ex.VIEWS.items()}
+    assert len({t.numpy().tobytes() for t in turned.values()}) == 8 == len(ex.VIEWS)
+    assert torch.equal(turned["identity"], img)
+    assert torch.equal(turned["rotate_90_clockwise"], torch.rot90(img, -1, dims=(1, 2)))
+    assert torch.equal(turned["rotate_90_anticlockwise"], torch.rot90(img, 1, dims=(1, 2)))
+    assert torch.equal(turned["rotate_180"], torch.rot90(img, 2, dims=(1, 2)))
+    assert torch.equal(turned["anti_transpose"], torch.rot90(img, 1, dims=(1, 2)).flip(2))
+    for bad in (0, 9):
+        with pytest.raises(ValueError, match="views must be 1 to 8"):
+            ex.check_views(bad)
+
+
+@pytest.mark.parametrize("views", [2, 8])
+def test_a_fingerprint_of_k_views_is_their_unit_fingerprints_side_by_side(denoiser, views):
+    model = ex.build(denoiser, _cfg(), ["a", "b"], seed=0).eval()
+    model.centre.copy_(torch.randn(model.dim, generator=torch.Generator().manual_seed(2)))
+    gen = torch.Generator().manual_seed(3)
+    imgs = [torch.randint(0, 256, (3, SIZE, SIZE + 4), dtype=torch.uint8, generator=gen) for _ in range(3)]
+    emb = ex.embed(model, imgs, n_windows=2, views=views)
+    assert emb.shape == (3, views * model.dim)
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(3))
+    blocks = emb.reshape(3, views, model.dim) * views ** 0.5
+    for i, turn in enumerate(list(ex.VIEWS.values())[:views]):
+        plain = F.normalize(ex.embed(model, [turn(img) for img in imgs], n_windows=2), dim=1)
+        torch.testing.assert_close(blocks[:, i], plain, rtol=1e-4, atol=1e-5)
+    # their cosine is the mean of the views' cosines, and view 1 alone is the plain fingerprint
+    per_view = (blocks[0] * blocks[1]).sum(1)
+    torch.testing.assert_close(emb[0] @ emb[1], per_view.mean(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ex.embed(model, imgs, n_windows=2, views=1), ex.embed(model, imgs, n_windows=2))
+    assert ex.embed(model, [], n_windows=2, views=views).shape == (0, views * model.dim)
+
+
+def test_the_calibrated_views_survive_save_load_and_export(tmp_path, denoiser):
+    model = ex.build(denoiser, _cfg(), ["a", "b"], seed=0).eval()
+    path = tmp_path / "x.pt"
+    ex.save(model, path)
+    assert ex.load(path).views == 1
+    ex.set_threshold(path, 0.3, openset_threshold=0.2, views=8)
+    calibrated = ex.load(path)
+    assert calibrated.views == 8
+    ex.export(calibrated, tmp_path / "shared")
+    assert ex.load(tmp_path / "shared").views == 8
+    with pytest.raises(ValueError, match="views must be 1 to 8"):
+        ex.set_threshold(path, 0.3, views=9)
 
 
 def test_save_load_round_trip_and_threshold(tmp_path, denoiser):

@@ -229,6 +229,43 @@ def test_calibration_fits_the_constants_on_the_validation_embeddings_it_is_given
     assert {k: changed[k] for k in ("z", "prior", "margin")} == openset.fit(other_emb, other_labels, 0.9).rule.constants()
 
 
+def test_calibration_stores_the_test_time_views_its_embeddings_were_made_with(tmp_path):
+    """The embed step writes its views into each npz; calibrate carries them into the file, so the
+    tool embeds as the thresholds were calibrated; a folder of two counts is refused."""
+    trained = tiny_extractor(tmp_path)
+    emb, labels = families(seed=0)
+    evaluation = evaluation_csv(tmp_path / "v.csv")
+    plain = embeddings_folder(tmp_path / "plain", emb, labels)          # written before views were stored
+    calibrate(tmp_path, trained, evaluation, plain, "plain.pt")
+    assert ex.load(tmp_path / "plain.pt").views == 1
+    viewed = tmp_path / "viewed"
+    viewed.mkdir()
+    for name in np.unique(labels):
+        np.savez(viewed / f"{name}.npz", embeddings=emb[labels == name].astype(np.float32), views=8)
+    calibrate(tmp_path, trained, evaluation, str(viewed), "viewed.pt")
+    assert ex.load(tmp_path / "viewed.pt").views == 8
+    np.savez(viewed / "extra.npz", embeddings=emb[:3].astype(np.float32), views=2)
+    assert steps.main(["calibrate", "--extractor", trained, "--evaluation", evaluation, "--embeddings", str(viewed),
+                       "--gallery", "10", "--seed", "0", "--out", str(tmp_path / "mixed.pt")]) == 2
+    assert not (tmp_path / "mixed.pt").exists()
+
+
+def test_the_embed_step_writes_its_views_beside_the_embeddings(tmp_path):
+    extractor = tiny_extractor(tmp_path)
+    folder = tmp_path / "m0"
+    write_model_images(folder, 0, 8, seed=0)
+    for views in (1, 8):
+        out = tmp_path / f"emb{views}"
+        assert steps.main(["embed", "--extractor", extractor, "--model", "m0", str(folder), "--train-fraction", "0.5",
+                           "--window", "1", "--views", str(views), "--out-dir", str(out), "--device", "cpu"]) == 0
+        with np.load(out / "m0.npz") as npz:
+            assert int(npz["views"]) == views and npz["embeddings"].shape[0] == len(npz["paths"]) > 0
+    with np.load(tmp_path / "emb1" / "m0.npz") as one, np.load(tmp_path / "emb8" / "m0.npz") as eight:
+        assert eight["embeddings"].shape[1] == 8 * one["embeddings"].shape[1]
+        first = one["embeddings"] / np.linalg.norm(one["embeddings"], axis=1, keepdims=True)
+        np.testing.assert_allclose(eight["embeddings"][:, :first.shape[1]] * math.sqrt(8), first, rtol=1e-4, atol=1e-5)
+
+
 def test_calibrate_without_embeddings_stores_no_per_model_rule(tmp_path):
     trained = tiny_extractor(tmp_path)
     out = tmp_path / "model.pt"
@@ -367,6 +404,23 @@ def test_the_benchmark_compares_both_rules_on_the_validation_folders_evaluation_
     assert sorted(folders) == ["val0", "val1", "val2", "val3"]
     emb, labels = bench.embed_folders(ex.load(extractor), folders, 0.5, 100, 1)
     assert len(labels) == sum(len(splits.folder_side(f, 0.5, splits.EVAL)[0]) for f in folders.values())
+
+
+def test_the_benchmark_compares_test_time_views_on_the_validation_folders_only(tmp_path, capsys):
+    bench = load_benchmark()
+    results = tmp_path / "results"
+    for kind in range(4):
+        write_model_images(results / "validation" / f"val{kind}" / "images", kind, 12, seed=kind)
+    extractor = tiny_extractor(tmp_path, "model.pt", threshold=0.5, openset_threshold=0.5, openset_rule=RULE)
+    assert bench.main(["--results", str(results), "--extractor", extractor, "--gallery", "3", "--views", "1", "2",
+                       "--gallery-draws", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "4 validation generators" in lines[0]
+    assert lines[2].split()[0] == "1" and lines[3].split()[0] == "2" and len(lines) == 4
+    assert "+0.00 (0.00)" in lines[2] and "0 of 20" in lines[2]
+    with pytest.raises(SystemExit, match="validation generators only"):
+        bench.main(["--extractor", extractor, "--models", *map(str, (results / "validation").iterdir()),
+                    "--views", "1", "2"])
 
 
 def test_the_benchmark_refuses_to_fit_on_other_folders(tmp_path):

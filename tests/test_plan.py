@@ -160,10 +160,25 @@ def test_validation_embeddings_are_those_of_the_evaluation_they_belong_to(plan):
     for variant, csv in evaluations.items():
         trained = plan.trained_variant(variant)
         assert csv == evaluation_file(trained, "val-w2") and embeddings[variant] == embeddings_dir(trained, "val-w2")
+    # the tool's thresholds: the validation set embedded with the smoke preset's 2 test-time views
     calibration = plan.calibration_inputs("all")
     assert calibration == {"extractor": "results/extractors/all/trained.pt",
-                           "evaluation": "results/evaluation/all/val-w2.csv",
-                           "embeddings": "results/embeddings/all/val-w2"}
+                           "evaluation": "results/evaluation/all/val-w2-v2.csv",
+                           "embeddings": "results/embeddings/all/val-w2-v2"}
+
+
+def test_the_tool_view_is_the_validation_view_with_test_time_views(plan, smoke):
+    assert plan.tool_view == "val-w2-v2"
+    assert (plan.view_window("val-w2-v2"), plan.view_views("val-w2-v2")) == (2, 2)
+    assert (plan.view_window("val-w2"), plan.view_views("val-w2")) == (2, 1)
+    assert plan.view_bed("val-w2-v2") == "validation" and plan.view_models("val-w2-v2") == smoke["validation"]["models"]
+    inputs = plan.embed_inputs("all", "val-w2-v2")
+    assert plan.embed_args("val-w2-v2", inputs).count(" --views 2") == 1
+    # every other view's command is as it was (no --views: no rerun of the tables' embeddings)
+    assert "--views" not in plan.embed_args("val-w2", plan.embed_inputs("all", "val-w2"))
+    assert "--views" not in plan.embed_args("w2", plan.embed_inputs("all", "w2"))
+    one = Plan({**smoke, "evaluation": {k: v for k, v in smoke["evaluation"].items() if k != "tool_views"}})
+    assert one.tool_view == one.validation_view == "val-w2"
 
 
 def test_extractor_arguments_are_built_from_the_declared_inputs(plan, smoke):

@@ -17,8 +17,9 @@ from PIL import Image
 
 from modelfp import denoise, perturb
 from modelfp import extractor as ex
-from modelfp.attributor import Attributor
+from modelfp.attributor import WINDOWS, Attributor
 from modelfp.cli import main
+from modelfp.pools import load_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -799,3 +800,49 @@ def test_a_jpeg_query_meets_the_gallerys_copies_of_its_own_quality(tmp_path, cap
     fresh = tmp_path / "fresh.gallery"
     att.gallery_add_models(fresh, {"stripes": [files["stripes"]]})
     assert att.load_gallery(fresh).copies("stripes") == list(perturb.MATCHED)
+
+
+def test_an_extractor_calibrated_with_views_sees_every_image_in_them_and_old_galleries_keep_theirs(
+        tmp_path, capsys, caplog, extractor_file):
+    """Test-time views (issue 25): a file calibrated with k views makes k-view galleries and
+    verifies in k views (the score is the mean of the views' cosines); a gallery made with one view
+    (or before views were stored) keeps it, and identify says once that it is not the calibrated one."""
+    import logging
+    import torch.nn.functional as F
+    from modelfp import attributor
+    viewed = str(tmp_path / "viewed.pt")
+    ex.set_threshold(extractor_file, THRESHOLD, out=viewed, openset_threshold=THRESHOLD, views=8)
+    att, plain = Attributor(viewed), Attributor(extractor_file)
+    assert (att.views, plain.views) == (8, 1)
+    files = {m: [_save(tmp_path / "known" / m / f"{i}.png", m, i) for i in range(3)] for m in ("stripes", "checker")}
+    path = str(tmp_path / "viewed.gallery")
+    for model, paths in files.items():
+        assert main(["gallery", "add", model, *paths, "--extractor", viewed, "--gallery", path]) == 0
+    made = attributor.read_gallery(path)
+    assert made.views == 8 and made.models["stripes"]["prints"].shape == (3, 8 * att.model.dim)
+    assert made.models["stripes"]["matched"]["jpeg90"]["prints"].shape == (3, 8 * att.model.dim)
+    capsys.readouterr()
+    assert main(["gallery", "list", "--gallery", path, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["views"] == 8
+    a, b = _save(tmp_path / "a.png", "stripes", 80), _save(tmp_path / "b.png", "checker", 81)
+    images = [load_image(a, None), load_image(b, None)]
+    per_view = [F.normalize(ex.embed(att.model, [turn(img) for img in images], WINDOWS), dim=1)
+                for turn in ex.VIEWS.values()]
+    assert att.verify(a, b).score == pytest.approx(float(sum(v[0] @ v[1] for v in per_view) / 8), abs=1e-5)
+    assert plain.verify(a, b).score == pytest.approx(float(per_view[0][0] @ per_view[0][1]), abs=1e-5)
+    # a one-view gallery written before views were stored: read as 1, answered in 1, said once
+    old = attributor.read_gallery(path)
+    one = plain.new_gallery()
+    for model, paths in files.items():
+        plain.add(one, model, paths)
+    payload = one.to_payload()
+    del payload["views"]
+    from modelfp import checkpoints
+    checkpoints.save(payload, tmp_path / "old.gallery")
+    assert attributor.read_gallery(tmp_path / "old.gallery").views == 1
+    caplog.set_level(logging.INFO)
+    answers = att.identify([a, a], str(tmp_path / "old.gallery"), -1.0)
+    assert [r.score for r in answers] == pytest.approx([plain.identify([a], one, -1.0)[0].score] * 2, abs=1e-5)
+    said = [r.getMessage() for r in caplog.records if "test-time view" in r.getMessage()]
+    assert len(said) == 1 and "made with 1 test-time view(s)" in said[0] and "calibrated with 8" in said[0]
+    assert old.views == 8 and att.identify([a], path, -1.0)[0].nearest == "stripes"

@@ -213,12 +213,14 @@ class Gallery:
     (`prints`, whose leave-one-out scores give the model its own open-set threshold; galleries made
     before: none, so their models use the global threshold), and the same of each image's
     `perturb.MATCHED` re-saves (`matched`: a JPEG or grayscale query is compared with the copies
-    of its own condition; galleries made before: none, and such queries meet the clean images)."""
+    of its own condition; galleries made before: none, and such queries meet the clean images),
+    in `views` test-time views (`modelfp.extractor.VIEWS`; galleries made before them: 1)."""
     extractor: str
     windows: int = WINDOWS
     # name -> {"sum": (dim,), "count": int, "digests": [str], "prints": (n, dim),
     #          "matched": {condition: {"sum": (dim,), "prints": (n, dim)}}}
     models: dict[str, dict] = field(default_factory=dict)
+    views: int = 1
 
     def _entry(self, name: str, condition: str | None) -> dict:
         entry = self.models[name]
@@ -273,7 +275,7 @@ class Gallery:
 
     def to_payload(self) -> dict:
         return {"format": GALLERY_FORMAT, "extractor": self.extractor, "window": self.windows,
-                "models": self.models}
+                "views": self.views, "models": self.models}
 
 
 def read_gallery(path) -> Gallery:
@@ -281,7 +283,8 @@ def read_gallery(path) -> Gallery:
     checks that), or ValueError naming the file."""
     payload = checkpoints.load(path, GALLERY_FORMAT, "gallery file", hint=GALLERY_HINT)
     try:
-        return Gallery(str(payload["extractor"]), int(payload["window"]), dict(payload["models"]))
+        return Gallery(str(payload["extractor"]), int(payload["window"]), dict(payload["models"]),
+                       ex.check_views(payload.get("views", 1)))
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: damaged gallery file ({err}); {GALLERY_HINT}") from err
 
@@ -549,14 +552,17 @@ class Attributor:
     extractor: path of an extractor file (results/extractors/<variant>/model.pt carries the
     calibrated verification and open-set thresholds) or of the folder `modelfp export` wrote;
     device: where it runs; windows: sliding windows per side of each image for new galleries and for
-    `verify` (a gallery keeps the count it was made with).
+    `verify` (a gallery keeps the count it was made with); views: test-time views of new galleries
+    and `verify` (default: those the extractor's thresholds were calibrated with, its `views`; a
+    gallery keeps its own).
     """
 
-    def __init__(self, extractor, device="cpu", windows: int = WINDOWS):
+    def __init__(self, extractor, device="cpu", windows: int = WINDOWS, views: int | None = None):
         self.path = str(extractor)
         self.model = load_extractor(extractor, device)
         self.digest = weights_digest(self.model)
         self.windows = windows
+        self.views = ex.check_views(views or getattr(self.model, "views", 1))
         self._said: set[str] = set()
 
     def _say_once(self, message: str) -> None:
@@ -623,26 +629,27 @@ class Attributor:
         return sum(1 for _ in expand(inputs))
 
     def embed(self, inputs: Iterable, windows: int | None = None,
-              progress: Callable[[int], object] | None = None) -> Iterator[tuple[ImageRecord, torch.Tensor | None]]:
+              progress: Callable[[int], object] | None = None,
+              views: int | None = None) -> Iterator[tuple[ImageRecord, torch.Tensor | None]]:
         """(record, unit fingerprint (dim,) or None when the record has an error) per input image;
         progress(n) after each chunk of n records (e.g. a tqdm bar's update)."""
-        windows = windows or self.windows
+        windows, views = windows or self.windows, views or self.views
         for chunk in _chunks(read_images(inputs, self.min_size), CHUNK):
             good = [r for r in chunk if r.error is None]
-            rows = iter(self._fingerprints([r.image for r in good], windows) if good else ())
+            rows = iter(self._fingerprints([r.image for r in good], windows, views) if good else ())
             for record in chunk:
                 yield record, (next(rows) if record.error is None else None)
             if progress:
                 progress(len(chunk))
 
-    def _fingerprints(self, images: list[torch.Tensor], windows: int) -> torch.Tensor:
-        """Unit fingerprints (N, dim) of uint8 (3,H,W) images."""
-        return F.normalize(ex.embed(self.model, images, windows), dim=1)
+    def _fingerprints(self, images: list[torch.Tensor], windows: int, views: int | None = None) -> torch.Tensor:
+        """Unit fingerprints (N, dim) of uint8 (3,H,W) images (dim: the extractor's times `views`)."""
+        return F.normalize(ex.embed(self.model, images, windows, views=views or self.views), dim=1)
 
     # -- galleries ------------------------------------------------------------------------------
 
     def new_gallery(self) -> Gallery:
-        return Gallery(self.digest, self.windows)
+        return Gallery(self.digest, self.windows, views=self.views)
 
     def load_gallery(self, path) -> Gallery:
         """The gallery in `path`, or ValueError (not a gallery file, made with another extractor)."""
@@ -680,7 +687,7 @@ class Attributor:
                     new.append((record.path, digest, record.image))
             if new:
                 images = [image for _, _, image in new]
-                prints = self._fingerprints(images, gallery.windows)
+                prints = self._fingerprints(images, gallery.windows, gallery.views)
                 entry = gallery.models.get(name) or {"sum": torch.zeros_like(prints[0]), "count": 0}
                 # each image's fingerprint, for the model's own open-set threshold (a model added before
                 # they were kept starts keeping them now: its leave-one-out scores stay exact)
@@ -688,18 +695,19 @@ class Attributor:
                 gallery.models[name] = {"sum": entry["sum"] + prints.sum(0), "count": entry["count"] + len(new),
                                         "digests": [*entry.get("digests", ()), *(d for _, d, _ in new)],
                                         "prints": torch.cat([kept, prints.detach().cpu()]),
-                                        "matched": self._matched(entry, images, gallery.windows)}
+                                        "matched": self._matched(entry, images, gallery)}
                 added += [path for path, _, _ in new]
             if progress:
                 progress(len(chunk))
         return added, skipped, failed
 
-    def _matched(self, entry: dict, images: list[torch.Tensor], windows: int) -> dict:
+    def _matched(self, entry: dict, images: list[torch.Tensor], gallery: Gallery) -> dict:
         """A gallery entry's `matched` part extended by new images: per `perturb.MATCHED` re-save,
         the sum and the unit fingerprints of their re-saved copies (`perturb.resaved`)."""
         out = {}
         for condition in MATCHED:
-            prints = self._fingerprints([resaved(image, condition) for image in images], windows).detach().cpu()
+            prints = self._fingerprints([resaved(image, condition) for image in images], gallery.windows,
+                                        gallery.views).detach().cpu()
             held = entry.get("matched", {}).get(condition, {"sum": torch.zeros_like(prints[0]), "prints": prints[:0]})
             out[condition] = {"sum": held["sum"] + prints.sum(0), "prints": torch.cat([held["prints"], prints])}
         return out
@@ -738,7 +746,11 @@ class Attributor:
         place = where.removesuffix(": ") or "the gallery"
         kept = {c for c in MATCHED if gallery.matches(c)}      # the re-saves every model has copies of
         compared: dict[str | None, tuple] = {}      # condition -> (names, fingerprints, acceptance)
-        for record, h in self.embed(inputs, gallery.windows, progress):
+        if gallery.views != self.views:
+            self._say_once(f"{place}: made with {gallery.views} test-time view(s), and {self.path}'s thresholds "
+                           f"were calibrated with {self.views}: its answers keep the gallery's; for the "
+                           f"calibrated ones make the gallery again (`modelfp gallery add`)")
+        for record, h in self.embed(inputs, gallery.windows, progress, gallery.views):
             found = {"source": record.source, "name": record.name, "folder": record.folder}
             if h is None:
                 yield Identification(record.path, error=record.error, **found), record, None

@@ -157,13 +157,14 @@ def cmd_gallery_list(args) -> int:
     fmt = _format(args)
     if fmt == "json":
         _json({"gallery": args.gallery, "extractor": gallery.extractor, "windows": gallery.windows,
-               "models": rows})
+               "views": gallery.views, "models": rows})
     elif fmt == "csv":
         _csv(rows, ["model", "images", "copies"])
     else:
         _table(rows, ["model", "images", "copies"], ["MODEL", "IMAGES", "COPIES"])
         print(f"{args.gallery}: {len(rows)} models, {sum(r['images'] for r in rows)} images, "
-              f"{gallery.windows}x{gallery.windows} windows per image, extractor weights {gallery.extractor}")
+              f"{gallery.windows}x{gallery.windows} windows and {gallery.views} test-time view(s) per image, "
+              f"extractor weights {gallery.extractor}")
     return 0
 
 

@@ -75,6 +75,18 @@ def read_embeddings(folder, names) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(embs), np.array(labels)
 
 
+def embeddings_views(folder) -> int:
+    """The test-time views (`modelfp.extractor.VIEWS`) an embed-rule folder was made with: the
+    same in every `<name>.npz` (1 for folders written before views were stored), or ValueError."""
+    found = set()
+    for path in sorted(Path(folder).glob("*.npz")):
+        with np.load(path) as npz:
+            found.add(int(npz["views"]) if "views" in npz.files else 1)
+    if len(found) > 1:
+        raise ValueError(f"{folder}: embeddings of several test-time view counts {sorted(found)}; run the embed rule again")
+    return found.pop() if found else 1
+
+
 def _embeddings(emb, labels) -> tuple[np.ndarray, np.ndarray]:
     """float64 (n, d) embeddings and (n,) labels, checked for shape and finiteness."""
     if hasattr(emb, "detach"):

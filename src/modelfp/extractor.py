@@ -34,6 +34,13 @@ generators and of noise, every raw pairwise cosine lay in [0.996, 1]), so finger
 compared after subtracting the extractor's centre, the mean fingerprint of its own training images
 (never of test-bed images), measured once after training and stored in the file. `embed`, which
 every consumer (evaluation, galleries, identify, verify) uses, returns centred fingerprints.
+
+Test-time views (`VIEWS`, issue 25): `embed(..., views=k)` sees each image in the first k of the
+square's 8 flips and quarter-turns and concatenates the k unit fingerprints (over sqrt(k), so the
+cosine of two such fingerprints is the mean of the views' cosines): an ensemble of one network
+over views it was not made invariant to. views=1 (the paper's, every table's) is the plain
+fingerprint. The people's tool uses the count its extractor file was calibrated with
+(`Extractor.views`, stored by the calibrate step from the embeddings it was calibrated on).
 """
 
 from __future__ import annotations
@@ -391,6 +398,7 @@ class Extractor(nn.Module):
         self.threshold: float | None = None          # calibrated verification threshold (verify)
         self.openset_threshold: float | None = None  # calibrated open-set threshold (identify)
         self.openset_rule: dict | None = None        # calibrated per-model open-set constants (modelfp.openset)
+        self.views = 1              # test-time views the thresholds were calibrated with (`VIEWS`)
 
     def features(self, images):
         return self.fingerprint_and_logits(self.front(images))[0]
@@ -426,7 +434,7 @@ def save(model: Extractor, path, **meta) -> None:
                       "denoiser": denoise.to_payload(model.front.denoiser), "state_dict": state,
                       "centre": model.centre.detach().cpu().clone(), "threshold": model.threshold,
                       "openset_threshold": model.openset_threshold, "openset_rule": model.openset_rule,
-                      "meta": meta}, path)
+                      "views": model.views, "meta": meta}, path)
 
 
 def load(path, device="cpu") -> Extractor:
@@ -458,17 +466,21 @@ def load(path, device="cpu") -> Extractor:
     model.threshold = payload.get("threshold")
     model.openset_threshold = payload.get("openset_threshold")
     model.openset_rule = payload.get("openset_rule")        # None: calibrated before per-model rules
+    model.views = int(payload.get("views") or 1)            # files calibrated before test-time views: 1
     model.meta = payload.get("meta", {})
     return model.to(device).eval()
 
 
 def set_threshold(path, threshold: float, out=None, openset_threshold: float | None = None,
-                  openset_rule: dict | None = None, **meta) -> None:
+                  openset_rule: dict | None = None, views: int = 1, **meta) -> None:
     """The extractor file `path` with the verification threshold (`verify`), the open-set threshold
     (`identify`: "unknown" below it), the per-model open-set constants (`modelfp.openset`; None:
-    the global threshold only) and meta stored, written atomically to `out` (default: `path`)."""
+    the global threshold only), the test-time views they were calibrated with and meta stored,
+    written atomically to `out` (default: `path`)."""
+    check_views(views)
     payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file")
     payload["threshold"] = float(threshold)
+    payload["views"] = int(views)
     payload["openset_threshold"] = None if openset_threshold is None else float(openset_threshold)
     payload["openset_rule"] = openset_rule
     payload["meta"] = {**payload.get("meta", {}), **meta}
@@ -692,10 +704,36 @@ def windows(image: torch.Tensor, size: int, n: int) -> torch.Tensor:
                         for t in window_starts(h, size, n) for l in window_starts(w, size, n)])
 
 
+# the square's 8 flips and quarter-turns (the dihedral group D4) of (..., H, W) images, in the
+# order `embed(views=k)` takes the first k of
+VIEWS = {
+    "identity": lambda x: x,
+    "flip_left_right": lambda x: x.flip(-1),
+    "flip_up_down": lambda x: x.flip(-2),
+    "rotate_180": lambda x: x.flip(-2, -1),
+    "transpose": lambda x: x.transpose(-2, -1),
+    "rotate_90_clockwise": lambda x: x.transpose(-2, -1).flip(-1),
+    "rotate_90_anticlockwise": lambda x: x.transpose(-2, -1).flip(-2),
+    "anti_transpose": lambda x: x.transpose(-2, -1).flip(-2, -1),
+}
+
+
+def check_views(views: int) -> int:
+    if not 1 <= int(views) <= len(VIEWS):
+        raise ValueError(f"views must be 1 to {len(VIEWS)} (the square's flips and quarter-turns), not {views}")
+    return int(views)
+
+
 @torch.no_grad()
-def embed(model: Extractor, images, n_windows: int, batch_size: int = 64) -> torch.Tensor:
+def embed(model: Extractor, images, n_windows: int, batch_size: int = 64, views: int = 1) -> torch.Tensor:
     """Fingerprints (N, dim) of a list of uint8 (3,H,W) images (any sizes): the mean feature of
-    each image's n x n windows (fewer for small images, see `windows`), minus the model's centre."""
+    each image's n x n windows (fewer for small images, see `windows`), minus the model's centre.
+    With views=k > 1, (N, k * dim): the unit fingerprints of the image's first k `VIEWS`,
+    concatenated, over sqrt(k) (a unit vector)."""
+    if check_views(views) > 1:
+        turns = list(VIEWS.values())[:views]
+        return torch.cat([F.normalize(embed(model, [turn(img).contiguous() for img in images], n_windows, batch_size),
+                                      dim=1) for turn in turns], dim=1) / math.sqrt(views)
     model.eval()
     device = next(iter(model.buffers())).device      # every fingerprinter has buffers (the centre)
     size = model.cfg.image_size
@@ -714,16 +752,16 @@ def embed(model: Extractor, images, n_windows: int, batch_size: int = 64) -> tor
     return out / torch.bincount(owner, minlength=len(images))[:, None] - model.centre.float().cpu()
 
 
-def embed_paths(model: Extractor, paths, n_windows: int, batch_size: int = 64, chunk: int = 64) -> torch.Tensor:
+def embed_paths(model: Extractor, paths, n_windows: int, batch_size: int = 64, chunk: int = 64,
+                views: int = 1) -> torch.Tensor:
     """`embed` of image files, loaded `chunk` at a time (1,000 megapixel images would not fit in
     memory at once): what the verb embed stores, and the ceiling diagnostic's training side."""
     from .pools import load_image
-    parts = [embed(model, [load_image(p, None) for p in paths[i:i + chunk]], n_windows, batch_size)
+    parts = [embed(model, [load_image(p, None) for p in paths[i:i + chunk]], n_windows, batch_size, views)
              for i in range(0, len(paths), chunk)]
-    return torch.cat(parts) if parts else torch.empty(0, model.dim)
+    return torch.cat(parts) if parts else torch.empty(0, model.dim * views)
 
 
-@torch.no_grad()
 def fit_centre(model: Extractor, source, seed: int, n: int = CENTRE_IMAGES, batch_size: int = 64) -> torch.Tensor:
     """Set (and return) model.centre: the mean raw fingerprint (`features`, eval mode) of n training
     images of `source` (labels and images drawn from torch.Generator(seed); no augmentation: the
@@ -775,8 +813,8 @@ def export(model: Extractor, out_dir) -> tuple[Path, Path]:
                    metadata={"format": EXPORT_FORMAT})
     config = {"format": EXPORT_FORMAT, "config": asdict(model.cfg), "classes": model.classes, "denoiser": den,
               "threshold": model.threshold, "openset_threshold": model.openset_threshold,
-              "openset_rule": getattr(model, "openset_rule", None), "meta": getattr(model, "meta", {}),
-              "weights": EXPORT_WEIGHTS,
+              "openset_rule": getattr(model, "openset_rule", None), "views": getattr(model, "views", 1),
+              "meta": getattr(model, "meta", {}), "weights": EXPORT_WEIGHTS,
               "weights_sha256": hashlib.sha256(blob).hexdigest()}
     text = json.dumps(config, indent=2, default=_json_plain) + "\n"
     out = Path(out_dir)
@@ -827,7 +865,7 @@ def exported_payload(path) -> dict:
         return {"format": FORMAT, "config": config["config"], "classes": config["classes"], "denoiser": den,
                 "state_dict": state, "centre": tensors["centre"], "threshold": config.get("threshold"),
                 "openset_threshold": config.get("openset_threshold"), "openset_rule": config.get("openset_rule"),
-                "meta": config.get("meta", {})}
+                "views": config.get("views", 1), "meta": config.get("meta", {})}
     except Exception as err:  # noqa: BLE001 - safetensors' errors, missing keys: the same clear line
         raise ValueError(f"{folder}: damaged exported extractor ({type(err).__name__}: {err}); "
                          f"export it again") from err

@@ -285,6 +285,24 @@ def fit(emb, labels, threshold: float, gallery_size: int = GALLERY_SIZE, known_f
                gallery_size, known_fraction, repeats, seed)
 
 
+def deployed(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1) -> dict:
+    """`identify`'s open-set answers as the workflow would deploy these embeddings: the global
+    threshold of the leave-one-model-out protocol (`evaluate.open_set` over `draws` gallery draws,
+    what the calibrate step reads from the evaluation), the per-model constants fitted on the same
+    embeddings (`fit`, as calibrate fits them), and on its draws: known images named right, absent
+    images called unknown, their mean (balanced), in percent, the rule, and `_openset_draws` each
+    draw's balanced accuracy (the same draws for the same labels: for paired comparisons)."""
+    from .evaluate import open_set
+    threshold = open_set(emb, labels, gallery_size, seed, draws)["threshold"]
+    fitted = fit(emb, labels, threshold, gallery_size=gallery_size, seed=seed)
+    splits = leave_out_splits(labels, fitted.gallery_size, fitted.known_fraction, fitted.repeats, fitted.seed)
+    per_draw = [outcomes(score_splits(emb, labels, [d]), fitted.rule)["balanced"] for d in splits]
+    return {"openset_known_named": 100 * fitted.fitted["known_named"],
+            "openset_absent_unknown": 100 * fitted.fitted["absent_unknown"],
+            "openset_balanced": 100 * fitted.fitted["balanced"], "openset_auroc": fitted.fitted["auroc"],
+            "openset_rule": fitted.rule.describe(), "_openset_draws": 100 * np.asarray(per_draw)}
+
+
 def read_embeddings_folder(folder) -> tuple[np.ndarray, np.ndarray]:
     """Every model's embeddings in an embed-rule folder (`<name>.npz` each), stacked, and labels."""
     from .evaluate import read_embeddings

@@ -171,6 +171,10 @@ class Plan:
         self.default_view = f"w{self.evaluation['window']}"
         # the validation set's images in the default windows: the same embed and evaluate rules
         self.validation_view = f"val-{self.default_view}"
+        # the people's tool's thresholds are calibrated on the validation set embedded as the tool
+        # embeds: with its test-time views (modelfp.extractor.VIEWS) when there are several
+        self.tool_views = self.evaluation.get("tool_views", 1)
+        self.tool_view = f"{self.validation_view}-v{self.tool_views}" if self.tool_views > 1 else self.validation_view
         # the ablations train for their own, smaller budget when the preset gives one
         self.ablation_budget = self.ext.get("ablation_epochs", self.ext["epochs"]) != self.ext["epochs"]
         # the authors' evaluation lists (optional; modelfp.protocol_lists): in every test bed view
@@ -486,21 +490,27 @@ class Plan:
     def calibration_inputs(self, variant):
         """A trained extractor and where its thresholds are chosen: its evaluation on the validation
         set, never on the test bed (issue 11), and those embeddings, to which the per-model open-set
-        constants of identify's "unknown" are fitted (modelfp.openset)."""
+        constants of identify's "unknown" are fitted (modelfp.openset); in the tool's view (with
+        evaluation.tool_views test-time views, which the file then carries)."""
         if len(self.val["models"]) < 2:
             raise ValueError("config: the thresholds of results/extractors/<variant>/model.pt are chosen "
                              "on validation generators; list at least two under validation.models")
         return {"extractor": extractor_file(variant),
-                "evaluation": self.evaluation_csv(variant, self.validation_view),
-                "embeddings": embeddings_dir(self.trained_variant(variant), self.validation_view)}
+                "evaluation": self.evaluation_csv(variant, self.tool_view),
+                "embeddings": embeddings_dir(self.trained_variant(variant), self.tool_view)}
 
     @staticmethod
     def view_bed(view):
         return "validation" if view.startswith("val-") else "testbed"
 
     def view_window(self, view):
-        view = view.removeprefix("val-")
+        view = view.removeprefix("val-").split("-v")[0]
         return int(view[1:]) if view.startswith("w") else self.evaluation["window"]
+
+    @staticmethod
+    def view_views(view):
+        """The test-time views of a view: k in val-w<n>-v<k> (the tool's), else 1."""
+        return int(view.split("-v")[1]) if view.startswith("val-") and "-v" in view else 1
 
     def view_models(self, view):
         """Models embedded in a view: the validation set in val-w<n>; else every evaluated test model,
@@ -557,10 +567,11 @@ class Plan:
 
     def embed_args(self, view, inputs):
         """Every view embeds only the evaluation side of each folder (modelfp.splits): never what the
-        fine-tuned extractor or a baseline trained on."""
+        fine-tuned extractor or a baseline trained on. Test-time views only where the view has them."""
         models = (" ".join(f"--model {m} '{Path(inputs['perturbed'], m)}'" for m in self.view_models(view))
                   if "perturbed" in inputs.keys() else self.model_args(inputs))
-        return f"{models} --train-fraction {self.evaluation['train_fraction']}{self.lists_args(inputs)}"
+        views = f" --views {self.view_views(view)}" if self.view_views(view) > 1 else ""
+        return f"{models} --train-fraction {self.evaluation['train_fraction']}{views}{self.lists_args(inputs)}"
 
     def evaluate_inputs(self, variant, view):
         """The embeddings of a variant in a view, and for a baseline with its own pair verifier (Abady's

@@ -15,7 +15,7 @@ wildcard_constraints:
     bed=r"testbed|validation",
     variant=variants.FINGERPRINTER_PATTERN,
     baseline=r"[a-z]+",
-    view=r"w\d+|jpeg-[0-9.]+|crop-[0-9.]+|val-w\d+",
+    view=r"w\d+|jpeg-[0-9.]+|crop-[0-9.]+|val-w\d+(-v\d+)?",
 
 PLAN = Plan(config)
 PLAN.check()        # a misconfigured run stops here, naming what is wrong, before any job starts

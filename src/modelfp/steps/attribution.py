@@ -40,9 +40,9 @@ def cmd_embed(args):
         paths, total = folder_side(folder, args.train_fraction, EVAL)
         if lists is not None:
             paths = listed_images(lists, name, folder, args.train_fraction) or paths
-        emb = ex.embed_paths(model, paths, args.window, args.batch_size, EMBED_CHUNK)
+        emb = ex.embed_paths(model, paths, args.window, args.batch_size, EMBED_CHUNK, args.views)
         cliutil.save_npz(Path(args.out_dir) / f"{name}.npz", embeddings=emb.numpy(),
-                         paths=[str(p) for p in paths], folder=str(folder))
+                         paths=[str(p) for p in paths], folder=str(folder), views=args.views)
         log.info("  %-24s %4d of %d images (%s, train_fraction %g) -> %s", name, len(paths), total,
                  "evaluation side" if lists is None else "named by the evaluation lists", args.train_fraction,
                  tuple(emb.shape))
@@ -257,6 +257,8 @@ def register(sub) -> None:
     p.add_argument("--train-fraction", type=float, required=True,
                    help="share of each model's images kept for training (modelfp.splits); the rest are embedded")
     p.add_argument("--window", type=int, required=True, help="n for n x n windows (1: centre crop)")
+    p.add_argument("--views", type=int, default=1,
+                   help="test-time views (modelfp.extractor.VIEWS; 1: the plain fingerprint, every table's)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out-dir", required=True, help="writes OUT_DIR/NAME.npz")
     _list_args(p)

@@ -120,9 +120,11 @@ def cmd_calibrate(args):
     from .. import extractor as ex
     # the rule passes the validation generators' evaluation and embeddings: never the test bed's
     row = cliutil.all_row(args.evaluation, ("verification_threshold", "openset_threshold"))
-    rule = None
+    rule, views = None, 1
     if args.embeddings:
         from .. import openset
+        from ..evaluate import embeddings_views
+        views = embeddings_views(args.embeddings)   # the tool embeds as the thresholds were calibrated
         emb, labels = openset.read_embeddings_folder(args.embeddings)
         fitted = openset.fit(emb, labels, row["openset_threshold"], gallery_size=args.gallery, seed=args.seed)
         rule = fitted.record(str(args.embeddings))
@@ -131,10 +133,10 @@ def cmd_calibrate(args):
                  100 * fitted.fitted["balanced"], 100 * fitted.global_["balanced"], len(set(labels.tolist())),
                  fitted.repeats)
     ex.set_threshold(args.extractor, row["verification_threshold"], out=args.out,
-                     openset_threshold=row["openset_threshold"], openset_rule=rule,
+                     openset_threshold=row["openset_threshold"], openset_rule=rule, views=views,
                      threshold_from=str(args.evaluation))
-    log.info("%s: verification threshold %.4f, open-set threshold %.4f (best on %s) -> %s", args.extractor,
-             row["verification_threshold"], row["openset_threshold"], args.evaluation, args.out)
+    log.info("%s: verification threshold %.4f, open-set threshold %.4f (best on %s), %d test-time view(s) -> %s",
+             args.extractor, row["verification_threshold"], row["openset_threshold"], args.evaluation, views, args.out)
 
 
 def register(sub) -> None:
