@@ -820,7 +820,7 @@ def test_an_extractor_calibrated_with_views_sees_every_image_in_them_and_old_gal
         assert main(["gallery", "add", model, *paths, "--extractor", viewed, "--gallery", path]) == 0
     made = attributor.read_gallery(path)
     assert made.views == 8 and made.models["stripes"]["prints"].shape == (3, 8 * att.model.dim)
-    assert made.models["stripes"]["matched"]["jpeg90"]["prints"].shape == (3, 8 * att.model.dim)
+    assert made.models["stripes"]["matched"]["gray"]["prints"].shape == (3, 8 * att.model.dim)
     capsys.readouterr()
     assert main(["gallery", "list", "--gallery", path, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["views"] == 8
@@ -846,3 +846,55 @@ def test_an_extractor_calibrated_with_views_sees_every_image_in_them_and_old_gal
     said = [r.getMessage() for r in caplog.records if "test-time view" in r.getMessage()]
     assert len(said) == 1 and "made with 1 test-time view(s)" in said[0] and "calibrated with 8" in said[0]
     assert old.views == 8 and att.identify([a], path, -1.0)[0].nearest == "stripes"
+
+
+def test_a_jpeg_is_compared_on_its_fingerprint_and_its_luminances_side_by_side(tmp_path, extractor_file):
+    """A JPEG query and the gallery's JPEG copies: the pixels' and the luminance's fingerprints
+    joined (perturb.WITH_LUMINANCE); grayscale copies and clean images alone; a gallery made before
+    keeps its JPEG copies plain and is answered so; verify joins both sides of a JPEG pair."""
+    import torch
+    import torch.nn.functional as F
+    from modelfp import attributor, checkpoints
+    att = Attributor(extractor_file)
+    files = {m: [_save(tmp_path / "known" / m / f"{i}.png", m, i) for i in range(3)] for m in ("stripes", "checker")}
+    gallery = att.new_gallery()
+    for model, paths in files.items():
+        att.add(gallery, model, paths)
+    dim = att.model.dim
+    assert gallery.luminance
+    for condition, width in (("jpeg95", 2 * dim), ("jpeg75", 2 * dim), ("gray", dim)):
+        assert gallery.models["stripes"]["matched"][condition]["prints"].shape == (3, width)
+    clean = _pixels("stripes", 90)
+    Image.fromarray(clean).save(tmp_path / "q.jpg", quality=90)
+    query = load_image(tmp_path / "q.jpg", None)
+    fp = lambda images: F.normalize(ex.embed(att.model, images, WINDOWS), dim=1)
+    joined = F.normalize(torch.cat([fp([query]), fp([perturb.luminance(query)])], 1), dim=1)[0]
+    copies = [perturb.resaved(load_image(p, None), "jpeg90") for p in files["stripes"]]
+    centre = F.normalize(F.normalize(torch.cat([fp(copies), fp([perturb.luminance(c) for c in copies])], 1),
+                                     dim=1).sum(0), dim=0)
+    answer, = att.identify([str(tmp_path / "q.jpg")], gallery, -1.0, top_k=2)
+    score = next(c.score for c in answer.top if c.model == "stripes")
+    assert score == pytest.approx(float(joined @ centre), abs=1e-5)
+    assert torch.equal(perturb.luminance(query), torch.from_numpy(perturb.grayscale(query.permute(1, 2, 0).numpy())
+                                                                  ).permute(2, 0, 1))
+    # a gallery made before: its JPEG copies are the pixels' alone, and so is the query's fingerprint
+    payload = gallery.to_payload()
+    del payload["luminance"]
+    for entry in payload["models"].values():
+        for condition in perturb.WITH_LUMINANCE:
+            entry["matched"][condition]["prints"] = entry["matched"][condition]["prints"][:, :dim]
+            entry["matched"][condition]["sum"] = entry["matched"][condition]["prints"].sum(0)
+    checkpoints.save(payload, tmp_path / "old.gallery")
+    old = attributor.read_gallery(tmp_path / "old.gallery")
+    assert not old.luminance
+    plain_copies = F.normalize(fp(copies).sum(0), dim=0)
+    answer, = att.identify([str(tmp_path / "q.jpg")], old, -1.0, top_k=2)
+    assert next(c.score for c in answer.top if c.model == "stripes") == pytest.approx(float(fp([query])[0] @ plain_copies),
+                                                                                      abs=1e-5)
+    # verify: the clean image re-saved as JPEG 90, both sides joined with their luminance
+    other = _save(tmp_path / "other.png", "stripes", 91)
+    copy = perturb.resaved(load_image(other, None), "jpeg90")
+    expected = F.normalize(torch.cat([fp([copy]), fp([perturb.luminance(copy)])], 1), dim=1)[0]
+    result = att.verify(str(tmp_path / "q.jpg"), other, threshold=0.0)
+    assert result.score == pytest.approx(float(joined @ expected), abs=1e-5)
+    assert "b compared as its JPEG 90 re-save" in result.note

@@ -244,10 +244,12 @@ def test_the_deployed_thresholds_are_chosen_on_the_validation_generators(smoke):
     calibrated = extractor.load(smoke / "results/extractors/all/model.pt")
     ev = {r["group"]: r for r in csv.DictReader(open(smoke / "results/evaluation/all/w2.csv"))}
     assert set(ev) == {"classical", "emerging", "all"}
-    # the deployed thresholds are chosen on the validation generators, never on the test bed
-    val = {r["group"]: r for r in csv.DictReader(open(smoke / "results/evaluation/all/val-w2.csv"))}
+    # the deployed thresholds are chosen on the validation generators, never on the test bed, embedded
+    # as the tool embeds (the smoke preset's 2 test-time views), and the file carries the views
+    val = {r["group"]: r for r in csv.DictReader(open(smoke / "results/evaluation/all/val-w2-v2.csv"))}
     assert calibrated.threshold == pytest.approx(float(val["all"]["verification_threshold"]))
     assert calibrated.openset_threshold == pytest.approx(float(val["all"]["openset_threshold"]))
+    assert calibrated.views == 2 and (smoke / "results/evaluation/all/val-w2.csv").exists()
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ from PIL import Image
 from . import checkpoints
 from . import extractor as ex
 from . import openset
-from .perturb import MATCHED, matched_condition, resaved
+from .perturb import MATCHED, WITH_LUMINANCE, luminance, matched_condition, resaved
 from .pools import IMAGE_EXTENSIONS, BadImageError, has_alpha, list_images, load_image
 
 GALLERY_FORMAT = "modelfp.gallery/1"
@@ -214,13 +214,16 @@ class Gallery:
     before: none, so their models use the global threshold), and the same of each image's
     `perturb.MATCHED` re-saves (`matched`: a JPEG or grayscale query is compared with the copies
     of its own condition; galleries made before: none, and such queries meet the clean images),
-    in `views` test-time views (`modelfp.extractor.VIEWS`; galleries made before them: 1)."""
+    in `views` test-time views (`modelfp.extractor.VIEWS`; galleries made before them: 1); with
+    `luminance`, the JPEG copies' fingerprints are those of the pixels and of their luminance side
+    by side (`perturb.WITH_LUMINANCE`; galleries made before: the pixels' alone)."""
     extractor: str
     windows: int = WINDOWS
     # name -> {"sum": (dim,), "count": int, "digests": [str], "prints": (n, dim),
     #          "matched": {condition: {"sum": (dim,), "prints": (n, dim)}}}
     models: dict[str, dict] = field(default_factory=dict)
     views: int = 1
+    luminance: bool = False
 
     def _entry(self, name: str, condition: str | None) -> dict:
         entry = self.models[name]
@@ -275,7 +278,7 @@ class Gallery:
 
     def to_payload(self) -> dict:
         return {"format": GALLERY_FORMAT, "extractor": self.extractor, "window": self.windows,
-                "views": self.views, "models": self.models}
+                "views": self.views, "luminance": self.luminance, "models": self.models}
 
 
 def read_gallery(path) -> Gallery:
@@ -284,7 +287,7 @@ def read_gallery(path) -> Gallery:
     payload = checkpoints.load(path, GALLERY_FORMAT, "gallery file", hint=GALLERY_HINT)
     try:
         return Gallery(str(payload["extractor"]), int(payload["window"]), dict(payload["models"]),
-                       ex.check_views(payload.get("views", 1)))
+                       ex.check_views(payload.get("views", 1)), bool(payload.get("luminance", False)))
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: damaged gallery file ({err}); {GALLERY_HINT}") from err
 
@@ -646,10 +649,30 @@ class Attributor:
         """Unit fingerprints (N, dim) of uint8 (3,H,W) images (dim: the extractor's times `views`)."""
         return F.normalize(ex.embed(self.model, images, windows, views=views or self.views), dim=1)
 
+    def _joined(self, prints: torch.Tensor, images: list[torch.Tensor], windows: int, views: int) -> torch.Tensor:
+        """Unit fingerprints `prints` of `images` joined with their luminance's (`perturb.luminance`)
+        side by side: how a JPEG is compared (`perturb.WITH_LUMINANCE`)."""
+        return F.normalize(torch.cat([prints, self._fingerprints([luminance(im) for im in images], windows, views)], 1),
+                           dim=1)
+
+    def _with_luminance(self, embedded: Iterable, gallery: Gallery, conditions) -> Iterator[tuple]:
+        """(record, unit fingerprint, the fingerprint it is compared with) per item of `embedded`
+        (`embed`'s): for a record whose condition is in `conditions` and a gallery that keeps its
+        JPEG copies joined with their luminance (`Gallery.luminance`), the fingerprint joined with
+        its luminance's (`_joined`, a chunk at a time), else the fingerprint itself."""
+        for chunk in _chunks(embedded, CHUNK):
+            need = [i for i, (record, h) in enumerate(chunk) if h is not None and gallery.luminance
+                    and record.condition in conditions and record.condition in WITH_LUMINANCE]
+            joined = dict(zip(need, self._joined(torch.stack([chunk[i][1] for i in need]),
+                                                 [chunk[i][0].image for i in need], gallery.windows, gallery.views)
+                              if need else ()))
+            for i, (record, h) in enumerate(chunk):
+                yield record, h, joined.get(i, h)
+
     # -- galleries ------------------------------------------------------------------------------
 
     def new_gallery(self) -> Gallery:
-        return Gallery(self.digest, self.windows, views=self.views)
+        return Gallery(self.digest, self.windows, views=self.views, luminance=True)
 
     def load_gallery(self, path) -> Gallery:
         """The gallery in `path`, or ValueError (not a gallery file, made with another extractor)."""
@@ -706,8 +729,11 @@ class Attributor:
         the sum and the unit fingerprints of their re-saved copies (`perturb.resaved`)."""
         out = {}
         for condition in MATCHED:
-            prints = self._fingerprints([resaved(image, condition) for image in images], gallery.windows,
-                                        gallery.views).detach().cpu()
+            copies = [resaved(image, condition) for image in images]
+            prints = self._fingerprints(copies, gallery.windows, gallery.views)
+            if gallery.luminance and condition in WITH_LUMINANCE:
+                prints = self._joined(prints, copies, gallery.windows, gallery.views)
+            prints = prints.detach().cpu()
             held = entry.get("matched", {}).get(condition, {"sum": torch.zeros_like(prints[0]), "prints": prints[:0]})
             out[condition] = {"sum": held["sum"] + prints.sum(0), "prints": torch.cat([held["prints"], prints])}
         return out
@@ -750,7 +776,8 @@ class Attributor:
             self._say_once(f"{place}: made with {gallery.views} test-time view(s), and {self.path}'s thresholds "
                            f"were calibrated with {self.views}: its answers keep the gallery's; for the "
                            f"calibrated ones make the gallery again (`modelfp gallery add`)")
-        for record, h in self.embed(inputs, gallery.windows, progress, gallery.views):
+        for record, h, compared_h in self._with_luminance(self.embed(inputs, gallery.windows, progress, gallery.views),
+                                                          gallery, kept):
             found = {"source": record.source, "name": record.name, "folder": record.folder}
             if h is None:
                 yield Identification(record.path, error=record.error, **found), record, None
@@ -760,7 +787,7 @@ class Attributor:
                 compared[condition] = (*gallery.fingerprints(condition),
                                        self.acceptance(gallery, threshold, place, condition))
             names, prints, acceptance = compared[condition]
-            scores, best = torch.topk(prints @ h, min(max(top_k, 2), len(names)))     # the second: the margin
+            scores, best = torch.topk(prints @ compared_h, min(max(top_k, 2), len(names)))   # the second: the margin
             ranked = [Candidate(names[int(i)], float(v)) for v, i in zip(scores, best)]
             answer = acceptance.decide(ranked)
             top = ranked[:top_k]
@@ -808,18 +835,27 @@ class Attributor:
     def _matched_pair(self, a: tuple, b: tuple, cache: dict) -> tuple[torch.Tensor, torch.Tensor, str | None]:
         """Two images' fingerprints for `verify`, like compared with like: when one is a JPEG or
         grayscale (its `perturb.matched_condition`) and the other is not, the other's fingerprint is
-        that of its re-save in the same condition (`perturb.resaved`; cached per path and
-        condition); with the side re-saved, for the note."""
+        that of its re-save in the same condition (`perturb.resaved`), and for a JPEG both are joined
+        with their luminance's (`_joined`, as a gallery's JPEG copies); cached per path and
+        condition; with the side re-saved, for the note."""
         (path_a, ha, cond_a), (path_b, hb, cond_b) = a, b
         if (cond_a is None) == (cond_b is None):
             return ha, hb, None
         side, path, condition = ("a", path_a, cond_b) if cond_a is None else ("b", path_b, cond_a)
         if (path, condition) not in cache:
-            pixels = load_image(path, None, alpha=ALPHA_READING)
-            cache[path, condition] = self._fingerprints([resaved(pixels, condition)], self.windows)[0]
+            copy = resaved(load_image(path, None, alpha=ALPHA_READING), condition)
+            h = self._fingerprints([copy], self.windows)
+            cache[path, condition] = self._joined(h, [copy], self.windows, self.views)[0] \
+                if condition in WITH_LUMINANCE else h[0]
         h = cache[path, condition]
         said = f"{side} compared as its {_in_words(condition)} re-save"
-        return (h, hb, said) if side == "a" else (ha, h, said)
+        other_path, other_h = (path_b, hb) if side == "a" else (path_a, ha)
+        if condition in WITH_LUMINANCE:          # the JPEG side, joined with its luminance's
+            if (other_path, "joined") not in cache:
+                pixels = load_image(other_path, None, alpha=ALPHA_READING)
+                cache[other_path, "joined"] = self._joined(other_h[None], [pixels], self.windows, self.views)[0]
+            other_h = cache[other_path, "joined"]
+        return (h, other_h, said) if side == "a" else (other_h, h, said)
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
         """Same model or not: cosine similarity of the two images' fingerprints against the

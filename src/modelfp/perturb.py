@@ -19,7 +19,10 @@ JPEG 95), compared with the same gallery re-saved the same way it is mostly kept
 gallery keeps the fingerprints of each image's `MATCHED` re-saves (`resaved`: the pixels the tool
 reads back from such a file, made in memory), and a query is compared with the copies of its own
 condition (`matched_condition`: grayscale, or the JPEG quality nearest to the one its quantisation
-table was made with, `jpeg_quality`).
+table was made with, `jpeg_quality`). A JPEG query and the JPEG copies are compared on two
+fingerprints side by side, the pixels' and their luminance's (`WITH_LUMINANCE`, `luminance`):
+JPEG keeps the luminance better than the colour (validation, 8 test-time views: 65.9 % of JPEG 95
+queries identified without it, 71.3 % with it, McNemar p 2e-6).
 """
 
 from __future__ import annotations
@@ -147,6 +150,14 @@ def _save(image: np.ndarray, condition: str, target) -> None:
 # the re-saves a gallery keeps each image's fingerprint of (the JPEG qualities people's tools use
 # most, and grayscale); a query of another condition is compared with the clean images
 MATCHED = ("jpeg95", "jpeg90", "jpeg85", "jpeg75", "gray")
+# the re-saves compared on the pixels' fingerprint and their luminance's side by side: a JPEG keeps
+# its luminance far better than its colour (chroma halved in each direction and quantised coarser)
+WITH_LUMINANCE = ("jpeg95", "jpeg90", "jpeg85", "jpeg75")
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """uint8 (3, H, W) tensor -> its luminance in all 3 channels (`grayscale`)."""
+    return torch.from_numpy(np.ascontiguousarray(grayscale(image.permute(1, 2, 0).numpy()).transpose(2, 0, 1)))
 
 
 def resaved(image: torch.Tensor, condition: str) -> torch.Tensor:
