@@ -107,17 +107,22 @@ def table(rows: list[dict]) -> str:
 def views_study(model, folders: dict, counts: list[int], args) -> list[dict]:
     """Per test-time view count, on the same images: identification accuracy (its gallery draws and
     seed, the evaluation's defaults) and verification AUC in percent, `openset.deployed`'s answers,
-    and the balanced accuracy's paired difference per draw to the first count (mean, s.e.)."""
+    the cost (network passes per image, relative to one view) and the balanced accuracy's paired
+    difference per draw to the first count (mean, s.e.). The images are embedded once, in the most
+    views; fewer are the first blocks of those (`extractor.first_views`, equal up to rounding)."""
     from modelfp import evaluate
+    from modelfp import extractor as ex
     from modelfp.attributor import WINDOWS
+    most = max(counts)
+    embedded, labels = embed_folders(model, folders, args.train_fraction, args.per_model, args.window or WINDOWS, most)
+    gallery, _ = gallery_size(labels, args.gallery)
     rows = []
     for views in counts:
-        emb, labels = embed_folders(model, folders, args.train_fraction, args.per_model, args.window or WINDOWS, views)
-        gallery, _ = gallery_size(labels, args.gallery)
+        emb = ex.first_views(embedded, most, views)
         ide = evaluate.identification(emb, labels, gallery, args.seed, args.gallery_draws)
         ver = evaluate.verification(emb, labels, seed=args.seed)
         rows.append({"views": views, "identification": 100 * ide["accuracy"], "queries": ide["n_queries"],
-                     "auc": 100 * ver["auc"],
+                     "auc": 100 * ver["auc"], "cost": views,
                      **openset.deployed(emb, labels, gallery, args.seed, args.gallery_draws)})
     for row in rows:
         diff = row["_openset_draws"] - rows[0]["_openset_draws"]
@@ -129,14 +134,14 @@ def views_study(model, folders: dict, counts: list[int], args) -> list[dict]:
 
 
 def views_table(rows: list[dict]) -> str:
-    head = ("views", "identification", "AUC", "rule", "known named right", "absent called unknown", "balanced",
+    head = ("views", "cost", "identification", "AUC", "rule", "known named right", "absent called unknown", "balanced",
             "AUROC", "balanced - first (s.e.)", "better draws")
-    body = [(str(r["views"]), f"{r['identification']:.1f} %", f"{r['auc']:.1f}", r["openset_rule"],
+    body = [(str(r["views"]), f"{r['cost']} x", f"{r['identification']:.1f} %", f"{r['auc']:.1f}", r["openset_rule"],
              f"{r['openset_known_named']:.1f} %", f"{r['openset_absent_unknown']:.1f} %", f"{r['openset_balanced']:.2f} %",
              f"{r['openset_auroc']:.3f}", f"{r['balanced_minus_first']:+.2f} ({r['balanced_minus_first_se']:.2f})",
              f"{r['better_draws']} of {r['draws']}") for r in rows]
     widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    fmt = lambda cells: "  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([fmt(head), *map(fmt, body)])
 
 

@@ -1,5 +1,6 @@
 """The fingerprint extractor: input spectra, network, training (resumable), sliding windows, files."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -327,6 +328,25 @@ def test_a_fingerprint_of_k_views_is_their_unit_fingerprints_side_by_side(denois
     torch.testing.assert_close(emb[0] @ emb[1], per_view.mean(), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(ex.embed(model, imgs, n_windows=2, views=1), ex.embed(model, imgs, n_windows=2))
     assert ex.embed(model, [], n_windows=2, views=views).shape == (0, views * model.dim)
+
+
+def test_fewer_views_are_the_first_blocks_of_more(denoiser):
+    """The views study embeds once, in the most views, and takes the others as prefixes."""
+    model = ex.build(denoiser, _cfg(), ["a", "b"], seed=0).eval()
+    model.centre.copy_(torch.randn(model.dim, generator=torch.Generator().manual_seed(2)))
+    gen = torch.Generator().manual_seed(4)
+    imgs = [torch.randint(0, 256, (3, SIZE, SIZE + 4), dtype=torch.uint8, generator=gen) for _ in range(3)]
+    eight = ex.embed(model, imgs, n_windows=2, views=8)
+    for k in (1, 2, 4, 8):
+        # (one view's `embed` is the raw centred fingerprint: compared at unit length)
+        torch.testing.assert_close(ex.first_views(eight, 8, k),
+                                   F.normalize(ex.embed(model, imgs, n_windows=2, views=k), dim=1), rtol=1e-5, atol=1e-6)
+    as_numpy = ex.first_views(eight.numpy(), 8, 3)
+    assert isinstance(as_numpy, np.ndarray) and np.allclose(np.linalg.norm(as_numpy, axis=1), 1, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot take 4 views"):
+        ex.first_views(ex.first_views(eight, 8, 2), 2, 4)
+    with pytest.raises(ValueError, match="not 2 views"):
+        ex.first_views(eight[:, :-1], 2, 1)          # an odd width
 
 
 def test_the_calibrated_views_survive_save_load_and_export(tmp_path, denoiser):

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import torch
 
 from modelfp import denoise, openset, steps
 from modelfp import extractor as ex
-from modelfp.attributor import Acceptance, Attributor, Candidate
+from modelfp.attributor import WINDOWS, Acceptance, Attributor, Candidate
 from modelfp.cli import main
 from modelfp.evaluate import best_threshold_accuracy, evaluate_group, identification, open_set
 
@@ -418,6 +419,15 @@ def test_the_benchmark_compares_test_time_views_on_the_validation_folders_only(t
     assert "4 validation generators" in lines[0]
     assert lines[2].split()[0] == "1" and lines[3].split()[0] == "2" and len(lines) == 4
     assert "+0.00 (0.00)" in lines[2] and "0 of 20" in lines[2]
+    assert lines[2].split()[1:3] == ["1", "x"] and lines[3].split()[1:3] == ["2", "x"]     # the cost column
+    # the study embeds once, in 2 views, and takes 1 view as their first block: the same answers as
+    # embedding in 1 view (up to a query whose two nearest scores tie within rounding)
+    args = SimpleNamespace(train_fraction=0.5, per_model=100, window=None, gallery=3, seed=0, gallery_draws=1)
+    folders = bench.model_folders(results)
+    rows = bench.views_study(ex.load(extractor), folders, [2, 1], args)
+    emb, labels = bench.embed_folders(ex.load(extractor), folders, 0.5, 100, WINDOWS, 1)
+    direct = identification(emb, labels, 3, 0, 1)
+    assert abs(rows[1]["identification"] - 100 * direct["accuracy"]) <= 100 / direct["n_queries"] + 1e-9
     with pytest.raises(SystemExit, match="validation generators only"):
         bench.main(["--extractor", extractor, "--models", *map(str, (results / "validation").iterdir()),
                     "--views", "1", "2"])

@@ -724,6 +724,20 @@ def check_views(views: int) -> int:
     return int(views)
 
 
+def first_views(fingerprints, views: int, k: int):
+    """The k-view fingerprints of images from their `views`-view ones (k <= views), without
+    embedding again: the first k blocks of (N, views * dim), rescaled to unit length (times
+    sqrt(views / k)), equal to `embed(..., views=k)` up to rounding (for k = 1, to its unit-length
+    form: one view's `embed` is the raw centred fingerprint). A torch tensor or numpy array."""
+    views, k = check_views(views), check_views(k)
+    if k > views:
+        raise ValueError(f"cannot take {k} views of fingerprints made with {views}")
+    dim = fingerprints.shape[1] // views
+    if dim * views != fingerprints.shape[1]:
+        raise ValueError(f"fingerprints of width {fingerprints.shape[1]} are not {views} views of one width")
+    return fingerprints[:, :k * dim] * math.sqrt(views / k)
+
+
 @torch.no_grad()
 def embed(model: Extractor, images, n_windows: int, batch_size: int = 64, views: int = 1) -> torch.Tensor:
     """Fingerprints (N, dim) of a list of uint8 (3,H,W) images (any sizes): the mean feature of
