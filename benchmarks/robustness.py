@@ -15,7 +15,9 @@ and 90, grayscale "L" PNG, RGBA PNG with alpha 255 and with alpha 128) in a temp
 Printed per extractor and condition: the queries, closed-set identification accuracy (the nearest
 gallery model is the right one) with its binomial standard error, its ratio to the clean accuracy
 of the same images (issue 25's target: at least 0.80), open-set "named right" (the tool's answer is
-the right model, not another and not `unknown`; calibrated files only) and the share of answers
+the right model, not another and not `unknown`; calibrated files only), "own model absent: unknown"
+(the answer had the query's model not been in the gallery: every gallery model is ranked, and the
+query's own is left out of the ranking; calibrated files only) and the share of answers
 whose note says "fingerprint weakened". With several --extractor, each after the first is compared
 with the first on the same queries per condition: McNemar's exact test (modelfp.paired.mcnemar).
 
@@ -111,13 +113,25 @@ def write_conditions(chosen: dict, folders: dict, conditions, root: Path) -> int
 # ---------------------------------------------------------------------------------------------
 # The tool's answers
 
+def absent_unknown(acceptance, ranked, truth: str) -> bool:
+    """Whether the tool would answer `unknown` for this query if its own model were not in the
+    gallery: `acceptance` (`Attributor.acceptance`, the query's condition) decides on the ranking
+    without `truth` (every gallery model's score, best first). The other models' thresholds come
+    from their own images, so leaving one model out changes no other model's threshold."""
+    rest = [c for c in ranked if c.model != truth]
+    return not rest or not acceptance.decide(rest).accepted
+
+
 def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device: str = "cpu", name: str = "") -> dict:
-    """{condition: {"model/name": (nearest right, named right or None, note says weakened)}} of one
-    extractor: its gallery of the clean gallery images (a gallery file, as `modelfp gallery add`
-    writes it), then `Attributor.identify` on each condition's folder. An uncalibrated file (no
-    open-set threshold) is asked with threshold -1, so every answer is its nearest model, and
-    "named right" is None."""
+    """{condition: {"model/name": (nearest right, named right or None, note says weakened, absent
+    called unknown or None)}} of one extractor: its gallery of the clean gallery images (a gallery
+    file, as `modelfp gallery add` writes it), then `Attributor.identify` on each condition's
+    folder, every gallery model ranked. "absent called unknown" is the answer with the query's own
+    model left out of the gallery (`absent_unknown`): the open-set side of the same queries. An
+    uncalibrated file (no open-set threshold) is asked with threshold -1, so every answer is its
+    nearest model, and both open-set outcomes are None."""
     from modelfp.attributor import Attributor
+    from modelfp.perturb import MATCHED
     att = Attributor(extractor, device)
     gallery = work / f"{zlib.crc32(str(Path(extractor).resolve()).encode()):08x}.gallery"
     updates = att.gallery_add_models(gallery, {model: [str(p) for p in g] for model, (g, _) in chosen.items()})
@@ -125,10 +139,15 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
     if failed:
         raise SystemExit(f"{failed[0].path}: {failed[0].error} (a gallery image; {len(failed)} failed)")
     calibrated = att.model.openset_threshold is not None
+    kept = att.load_gallery(gallery)
     out = {}
     for condition in conditions:
         t0 = time.perf_counter()
-        records = att.identify([str(root / condition)], gallery, threshold=None if calibrated else -1.0)
+        records = att.identify([str(root / condition)], kept, threshold=None if calibrated else -1.0,
+                               top_k=len(kept.models))
+        # what identify compared the copies with: their matched re-saves, or the clean images
+        acceptance = att.acceptance(kept, condition=condition if kept.matches(condition) and condition in MATCHED
+                                    else None) if calibrated else None
         errors = [r for r in records if r.error]
         if errors:
             print(f"{condition}: {len(errors)} images could not be used (counted wrong), e.g. "
@@ -137,7 +156,8 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
         for r in records:
             truth = Path(r.name).parts[0]
             rows[Path(r.name).with_suffix("").as_posix()] = (
-                r.nearest == truth, (r.model == truth) if calibrated else None, bool(r.note and WEAKENED in r.note))
+                r.nearest == truth, (r.model == truth) if calibrated else None, bool(r.note and WEAKENED in r.note),
+                absent_unknown(acceptance, r.top, truth) if calibrated and not r.error else None)
         out[condition] = rows
         print(f"{name or extractor}: {condition}, {len(records)} queries in {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
@@ -161,14 +181,16 @@ def summary(outcomes: dict, conditions) -> list[dict]:
     clean = np.mean([outcomes["clean"][k][0] for k in keys]) if "clean" in outcomes else math.nan
     rows = []
     for condition in conditions:
-        got = [outcomes[condition].get(k, (False, False, False)) for k in keys]
+        got = [outcomes[condition].get(k, (False, False, False, False)) for k in keys]
         right = np.array([g[0] for g in got], dtype=float)
         acc = float(right.mean())
         named = None if got[0][1] is None else float(np.mean([bool(g[1]) for g in got]))
+        absent = None if got[0][1] is None else float(np.mean([bool(g[3]) for g in got]))
         rows.append({"condition": condition, "queries": len(keys), "accuracy": acc,
                      "se": math.sqrt(acc * (1 - acc) / len(keys)),
                      "ratio_to_clean": acc / clean if clean > 0 else math.nan,
-                     "named_right": named, "weakened_note": float(np.mean([g[2] for g in got]))})
+                     "named_right": named, "absent_unknown": absent,
+                     "weakened_note": float(np.mean([g[2] for g in got]))})
     return rows
 
 
@@ -213,9 +235,10 @@ def _grid(head, body, left: int = 1) -> str:
 def table(rows: list[dict]) -> str:
     pct = lambda x: "-" if x is None else f"{100 * x:.1f} %"
     head = ("extractor", "condition", "queries", "nearest right", "s.e.", "ratio to clean", "named right",
-            f'note "{WEAKENED}"')
+            "own model absent: unknown", f'note "{WEAKENED}"')
     body = [(r["extractor"], r["condition"], f"{r['queries']:,}", pct(r["accuracy"]), f"{100 * r['se']:.1f}",
-             f"{r['ratio_to_clean']:.2f}", pct(r["named_right"]), pct(r["weakened_note"])) for r in rows]
+             f"{r['ratio_to_clean']:.2f}", pct(r["named_right"]), pct(r["absent_unknown"]), pct(r["weakened_note"]))
+            for r in rows]
     return _grid(head, body, left=2)
 
 
@@ -286,7 +309,7 @@ def main(argv=None) -> int:
             writer.writerows(models)
     if args.out:
         fields = ["extractor", "bed", "condition", "queries", "accuracy", "se", "ratio_to_clean", "named_right",
-                  "weakened_note", "vs", "only_vs_right", "only_this_right", "mcnemar_p"]
+                  "absent_unknown", "weakened_note", "vs", "only_vs_right", "only_this_right", "mcnemar_p"]
         with open(args.out, "w", newline="") as f:
             writer = csv.DictWriter(f, fields)
             writer.writeheader()

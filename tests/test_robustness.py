@@ -102,3 +102,30 @@ def test_the_benchmark_reads_real_resaved_files_and_compares_extractors_on_the_s
     assert all(r["vs"] == "all/model.pt" and r["only_vs_right"] == r["only_this_right"] == "0"
                and float(r["mcnemar_p"]) == 1 for r in rows[n:])
     assert [r["accuracy"] for r in rows[:n]] == [r["accuracy"] for r in rows[n:]]
+
+
+def test_own_model_absent_is_what_identify_answers_without_that_model(tmp_path):
+    """The open-set side of the same queries: leaving a query's model out of its ranking answers as
+    identify answers with a gallery that never held the model (JPEG copies and clean alike)."""
+    from modelfp.attributor import Attributor
+    bench = load_benchmark()
+    for kind in range(3):
+        write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
+    # a per-model rule with a margin, so both the thresholds and the margin are exercised
+    extractor = tiny_extractor(tmp_path, "all/model.pt", threshold=0.5, openset_threshold=0.3,
+                               openset_rule={"z": 0.5, "prior": 3.0, "margin": 0.01})
+    folders = bench.model_folders(tmp_path / "results", "validation")
+    chosen = bench.choose(folders, 0.5, 4, 6, 0)
+    conditions = ["clean", "jpeg95", "gray"]
+    bench.write_conditions(chosen, folders, conditions, tmp_path / "copies")
+    got = bench.answers(extractor, chosen, tmp_path / "copies", conditions, tmp_path)
+    att = Attributor(extractor)
+    without = tmp_path / "without_val0.gallery"
+    att.gallery_add_models(without, {m: [str(p) for p in g] for m, (g, _) in chosen.items() if m != "val0"})
+    for condition in conditions:
+        records = att.identify([str(tmp_path / "copies" / condition / "val0")], without)
+        assert len(records) == 6
+        for r in records:
+            assert got[condition][f"val0/{Path(r.name).with_suffix('').as_posix()}"][3] == (r.model == "unknown")
+    outcomes = [v[3] for rows in got.values() for v in rows.values()]
+    assert all(isinstance(v, bool) for v in outcomes)
