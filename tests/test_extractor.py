@@ -427,6 +427,8 @@ def test_the_centre_is_the_mean_training_fingerprint(zoo, pool, denoiser):
     torch.testing.assert_close(centre, feats.mean(0), rtol=0, atol=1e-5 * scale)
     assert (feats - model.centre).mean(0).abs().max() < 1e-5 * scale
     assert centre.norm() > 0.1 * feats.norm(dim=1).mean()            # not trivially zero
+    # a measurement, not part of any graph: the buffer is no leaf of the network's autograd
+    assert not model.centre.requires_grad and not centre.requires_grad
     # seeded: the same seed measures the same images, another seed others
     again = ex.fit_centre(model, ex.ZooSource(zoo, pool, "cpu"), seed=5, n=40, batch_size=16)
     other = ex.fit_centre(model, ex.ZooSource(zoo, pool, "cpu"), seed=6, n=40, batch_size=16)

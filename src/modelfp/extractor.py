@@ -776,6 +776,7 @@ def embed_paths(model: Extractor, paths, n_windows: int, batch_size: int = 64, c
     return torch.cat(parts) if parts else torch.empty(0, model.dim * views)
 
 
+@torch.no_grad()
 def fit_centre(model: Extractor, source, seed: int, n: int = CENTRE_IMAGES, batch_size: int = 64) -> torch.Tensor:
     """Set (and return) model.centre: the mean raw fingerprint (`features`, eval mode) of n training
     images of `source` (labels and images drawn from torch.Generator(seed); no augmentation: the
