@@ -37,7 +37,8 @@ from modelfp.pools import list_images, load_image
 
 # configs/demo.yaml: extractor and denoiser sizes (read, not copied: the demo's choice may change)
 _PRESET = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml").read_text())
-DEMO = {k: _PRESET["extractor"][k] for k in ("backbone", "transform", "normalize", "pooling", "image_size")}
+DEMO = {k: _PRESET["extractor"][k] for k in ("backbone", "stem", "transform", "normalize", "pooling", "image_size")
+        if k in _PRESET["extractor"]}
 DEMO_DENOISER = {k: _PRESET["denoiser"][k] for k in ("depth", "features")}
 GALLERY_MODELS, GALLERY_IMAGES = 5, 10
 
