@@ -725,10 +725,11 @@ def check_views(views: int) -> int:
 
 
 def first_views(fingerprints, views: int, k: int):
-    """The k-view fingerprints of images from their `views`-view ones (k <= views), without
-    embedding again: the first k blocks of (N, views * dim), rescaled to unit length (times
-    sqrt(views / k)), equal to `embed(..., views=k)` up to rounding (for k = 1, to its unit-length
-    form: one view's `embed` is the raw centred fingerprint). A torch tensor or numpy array."""
+    """The k-view fingerprints of images from their `views`-view ones (k <= views, views > 1: unit
+    blocks over sqrt(views), as `embed` makes them), without embedding again: the first k blocks of
+    (N, views * dim) times sqrt(views / k), unit vectors again, equal to `embed(..., views=k)` up to
+    rounding (for k = 1, to its unit-length form: one view's `embed` is the raw centred
+    fingerprint). A torch tensor or numpy array."""
     views, k = check_views(views), check_views(k)
     if k > views:
         raise ValueError(f"cannot take {k} views of fingerprints made with {views}")
@@ -749,8 +750,8 @@ def embed(model: Extractor, images, n_windows: int, batch_size: int = 64, views:
         return torch.cat([F.normalize(embed(model, [turn(img).contiguous() for img in images], n_windows, batch_size),
                                       dim=1) for turn in turns], dim=1) / math.sqrt(views)
     model.eval()
-    # the convolutions' faster layout (CPU: 1.34x for the demo's network, benchmarks/
-    # identify_throughput.py); equal to the default layout up to float rounding. The model keeps it.
+    # the convolutions' faster layout (CPU: 1.30x windows/s for the demo's network,
+    # benchmarks/memory_layout.py); equal to the default layout up to float rounding. The model keeps it.
     model.to(memory_format=torch.channels_last)
     device = next(iter(model.buffers())).device      # every fingerprinter has buffers (the centre)
     size = model.cfg.image_size
