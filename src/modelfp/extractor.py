@@ -45,6 +45,7 @@ fingerprint. The people's tool uses the count its extractor file was calibrated 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -739,20 +740,36 @@ def first_views(fingerprints, views: int, k: int):
     return fingerprints[:, :k * dim] * math.sqrt(views / k)
 
 
+@contextlib.contextmanager
+def channels_last(model: nn.Module):
+    """The model's convolutions in the channels-last memory layout for the block (CPU: 1.30x
+    windows/s for the demo's network, benchmarks/memory_layout.py; equal to the default layout up
+    to float rounding), back in the default layout after: a model embedded between training epochs
+    (validation) trains on in the layout it would have had without, so resuming stays bit-exact."""
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
 @torch.no_grad()
 def embed(model: Extractor, images, n_windows: int, batch_size: int = 64, views: int = 1) -> torch.Tensor:
     """Fingerprints (N, dim) of a list of uint8 (3,H,W) images (any sizes): the mean feature of
     each image's n x n windows (fewer for small images, see `windows`), minus the model's centre.
     With views=k > 1, (N, k * dim): the unit fingerprints of the image's first k `VIEWS`,
-    concatenated, over sqrt(k) (a unit vector)."""
-    if check_views(views) > 1:
+    concatenated, over sqrt(k) (a unit vector). The network runs channels-last (`channels_last`)."""
+    with channels_last(model):
+        if check_views(views) == 1:
+            return _embed_view(model, images, n_windows, batch_size)
         turns = list(VIEWS.values())[:views]
-        return torch.cat([F.normalize(embed(model, [turn(img).contiguous() for img in images], n_windows, batch_size),
-                                      dim=1) for turn in turns], dim=1) / math.sqrt(views)
+        return torch.cat([F.normalize(_embed_view(model, [turn(img).contiguous() for img in images], n_windows,
+                                                  batch_size), dim=1) for turn in turns], dim=1) / math.sqrt(views)
+
+
+def _embed_view(model: Extractor, images, n_windows: int, batch_size: int) -> torch.Tensor:
+    """`embed` of the images as given (one view), the network already channels-last."""
     model.eval()
-    # the convolutions' faster layout (CPU: 1.30x windows/s for the demo's network,
-    # benchmarks/memory_layout.py); equal to the default layout up to float rounding. The model keeps it.
-    model.to(memory_format=torch.channels_last)
     device = next(iter(model.buffers())).device      # every fingerprinter has buffers (the centre)
     size = model.cfg.image_size
     crops, owner = [], []
