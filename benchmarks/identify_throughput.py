@@ -43,6 +43,11 @@ DEMO_DENOISER = {k: _PRESET["denoiser"][k] for k in ("depth", "features")}
 GALLERY_MODELS, GALLERY_IMAGES = 5, 10
 
 
+def demo_extractor() -> ex.Extractor:
+    """The demo preset's extractor and denoiser sizes, untrained (costs what a trained one costs)."""
+    return ex.build(denoise.DnCNN(**DEMO_DENOISER), ex.ExtractorConfig(**DEMO), ["a", "b"], seed=0)
+
+
 def _images(folder: Path, n: int, size: int, seed: int, models: int) -> None:
     """n PNGs of noise plus one of `models` periodic traces, in folder/<model>/ sub-folders."""
     rng = np.random.default_rng(seed)
@@ -78,7 +83,7 @@ def main(argv=None):
         tmp = Path(tmp)
         extractor = args.extractor
         if extractor is None:
-            model = ex.build(denoise.DnCNN(**DEMO_DENOISER), ex.ExtractorConfig(**DEMO), ["a", "b"], seed=0)
+            model = demo_extractor()
             model.threshold = model.openset_threshold = 0.5
             extractor = str(tmp / "model.pt")
             ex.save(model, extractor)

@@ -20,15 +20,8 @@ from pathlib import Path
 
 import torch
 
+from identify_throughput import demo_extractor
 from modelfp import extractor as ex
-
-
-def demo_extractor() -> ex.Extractor:
-    """The demo preset's extractor and denoiser sizes, untrained (identify_throughput's)."""
-    from identify_throughput import DEMO, DEMO_DENOISER
-    from modelfp import denoise
-    den = denoise.init_model(depth=DEMO_DENOISER["depth"], features=DEMO_DENOISER["features"], seed=0)
-    return ex.build(den, ex.ExtractorConfig(**DEMO), ["a", "b"], seed=0).eval()
 
 
 def timed(model, batches, device) -> float:
@@ -56,7 +49,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     path = args.extractor or ("results/extractors/all/model.pt" if Path("results/extractors/all/model.pt").exists() else None)
-    model = (ex.load(path) if path else demo_extractor()).to(device).eval()
+    model = (ex.load(path) if path else demo_extractor()).to(device).eval()      # identify_throughput's
     size = model.cfg.image_size
     x = torch.rand(args.windows, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
     plain = [x[i:i + args.batch].to(device) for i in range(0, len(x), args.batch)]
@@ -64,7 +57,8 @@ def main(argv=None) -> int:
     model_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
     times = {"default": 0.0, "channels_last": 0.0}
     with torch.no_grad():
-        timed(model, plain[:1], device), timed(model_last, last[:1], device)        # warm-up
+        timed(model, plain[:1], device)                                             # warm-up
+        timed(model_last, last[:1], device)
         for _ in range(args.reps):                                                  # interleaved
             times["default"] += timed(model, plain, device)
             times["channels_last"] += timed(model_last, last, device)
