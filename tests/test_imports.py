@@ -125,3 +125,12 @@ def test_building_either_parser_imports_no_torch():
             "print(sorted(m for m in ('torch', 'torchvision', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_writing_tables_and_sampling_import_neither_scipy_nor_torchvision():
+    """Most workflow jobs only write a table or sample a test model; scipy.stats (about 1 s) and
+    torchvision (about 2 s) are imported by the jobs that use them, not by these modules."""
+    code = ("import sys, modelfp.tables, modelfp.testbed, modelfp.steps.testbed; "
+            "print(sorted(m for m in ('scipy', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

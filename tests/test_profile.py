@@ -1,15 +1,20 @@
-"""The Slurm profile sends every GPU rule to the GPU partition, without Slurm installed.
+"""The Slurm profile sends every GPU rule to the GPU partition, without Slurm installed; a run under
+the workflow profile (profiles/default) ends with its last job.
 
 The list of GPU rules is derived from the workflow (each rule's declared `resources:`), never from
 the profile itself, so a rule that gains `gpu=1` and is forgotten in profiles/slurm fails here.
 The profile is rendered with YTE, as Snakemake renders it, so its `?GPU_PARTITION` is evaluated.
 """
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yte
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
-from conftest import ROOT
+from conftest import ROOT, snakemake_environment
 
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 
@@ -55,3 +60,27 @@ def test_no_rule_without_a_gpu_asks_slurm_for_one(gpu_rules, monkeypatch):
     per_rule = _profile(monkeypatch)["set-resources"]
     spurious = [rule for rule, res in per_rule.items() if res.get("gpu") and rule not in gpu_rules]
     assert not spurious, f"profile gives a GPU to rules that declare none: {spurious}"
+
+
+@pytest.mark.parametrize("outcome", ["success", "error"])
+def test_a_run_ends_with_its_last_job_while_a_scheduler_timer_of_an_hour_is_pending(workflow_copy, outcome):
+    """profiles/default's timespan leaves Snakemake's re-evaluation timer (a non-daemon thread)
+    pending when the last job ends, and the interpreter waited for it: every finished run lingered
+    up to a minute. The Snakefile cancels it (onsuccess / onerror). With a span of an hour a
+    lingering run cannot be mistaken for a slow one: it would meet the timeout."""
+    overlay = workflow_copy / "overlay.yaml"
+    if outcome == "error":            # a folder pool whose one image is not an image: the job fails
+        (workflow_copy / "bad").mkdir()
+        (workflow_copy / "bad" / "x.png").write_bytes(b"not a png")
+        overlay.write_text("pools: {living: {source: folder, path: bad, val_fraction: 0.1}}\n")
+    else:
+        overlay.write_text("{}\n")
+    run = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "results/pools/living",
+                          "--configfile", "configs/smoke.yaml", str(overlay), "--cores", "1",
+                          "--max-jobs-per-timespan", "1000/1h"],
+                         cwd=workflow_copy, env=snakemake_environment(), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert (run.returncode == 0) == (outcome == "success"), run.stdout[-3000:]
+    assert (workflow_copy / "results/pools/living").exists() == (outcome == "success")
+    if outcome == "error":
+        assert "x.png" in run.stdout or "x.png" in (workflow_copy / "results/logs/pool/living.log").read_text()

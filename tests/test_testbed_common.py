@@ -70,3 +70,21 @@ def test_check_options_names_unknown_hp_and_sampling_keys_and_accepts_known_ones
         check_options("test_models.x", "vae", {"betaa": 2.0}, {})
     with pytest.raises(ValueError, match=r"test_models.x: unknown flow sampling options \['temp'\]; known: \['temperature'\]"):
         check_options("test_models.x", "flow", {}, {"temp": 0.5})
+
+
+@pytest.mark.parametrize("n, nrow", [(6, 8), (10, 4), (64, 8), (2, 1)])
+def test_the_contact_sheet_is_torchvisions_save_image_pixel_for_pixel(tmp_path, n, nrow):
+    """write_contact_sheet replaces torchvision.utils.save_image (whose import costs a sampling job
+    about 2 s): the same layout, padding and rounding, values past [-1, 1] clamped as it clamps."""
+    import numpy as np
+    import torchvision.utils
+    from PIL import Image
+
+    from modelfp.testbed import write_contact_sheet
+    images = 1.2 * (2 * torch.rand(n, 3, 5, 7, generator=torch.Generator().manual_seed(n)) - 1)
+    write_contact_sheet(images, tmp_path / "ours.png", nrow=nrow)
+    torchvision.utils.save_image(images * 0.5 + 0.5, tmp_path / "torchvision.png", nrow=nrow)
+    ours, theirs = (np.asarray(Image.open(tmp_path / f"{k}.png")) for k in ("ours", "torchvision"))
+    rows, cols = -(-n // min(nrow, n)), min(nrow, n)
+    assert ours.shape == (rows * 7 + 2, cols * 9 + 2, 3)
+    assert np.array_equal(ours, theirs)

@@ -14,10 +14,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import scipy.stats
 
 from .archspace import SUBSETS, parse
-from .ffd import ffd
 from .paper_tables import ABLATION_METRICS, TABLES, paper_numbers, paper_rows
 
 
@@ -45,6 +43,7 @@ def table_ii(real_reps, syn_reps, arch_ids, seeds, log=None) -> list[dict]:
 
 def _ffd_or_nan(real_reps, syn_reps, log):
     """FFD, or NaN where a small zoo (smoke preset) has no model of a subset."""
+    from .ffd import ffd          # scipy (about 1 s): not imported by the many jobs that only write tables
     return ffd(real_reps, syn_reps, log=log) if len(syn_reps) else float("nan")
 
 
@@ -52,6 +51,8 @@ def table_xi(real_by_n, syn_by_n, ns, arch_ids, seeds, log=None) -> list[dict]:
     """real_by_n (len(ns), n_r, d), syn_by_n (len(ns), n_s, d): per N, the correlation of the
     eight Table II FFDs with those at the largest N (Pearson, as the table's header; Spearman too,
     since the text speaks of a rank correlation)."""
+    import scipy.stats
+
     masks = ffd_conditions(arch_ids, seeds)
     values = np.array([[_ffd_or_nan(r, s[m], log) for m in masks.values()]
                        for r, s in zip(real_by_n, syn_by_n)])

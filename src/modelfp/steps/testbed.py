@@ -77,7 +77,6 @@ def _configurations(sampling: dict, n: int, seed: int) -> list[dict]:
 def cmd_testbed_sample(args):
     import torch
     import torch.nn.functional as F
-    import torchvision.utils
     from PIL import Image
 
     from .. import testbed
@@ -114,7 +113,7 @@ def cmd_testbed_sample(args):
     if len(groups) > 1:
         meta["configurations"] = per_image
     Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
-    torchvision.utils.save_image(torch.cat(sheet)[:64] * 0.5 + 0.5, args.sheet, nrow=8)
+    testbed.write_contact_sheet(torch.cat(sheet)[:64], args.sheet, nrow=8)
     tmp = Path(args.meta).with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, args.meta)
