@@ -28,17 +28,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/attribution.smk"
 include: "workflow/rules/validation.smk"
 include: "workflow/rules/figures.smk"
-
-
-# profiles/default's one-minute timespan leaves Snakemake's re-evaluation timer pending when the
-# last job ends: a non-daemon thread that kept every finished run alive up to a minute more
-# (stop_pending_timers, common.smk).
-onsuccess:
-    stop_pending_timers()
-
-
-onerror:
-    stop_pending_timers()
+include: "workflow/rules/scheduler.smk"
 
 
 # Small bookkeeping and plotting rules run where snakemake runs, also under a cluster profile

@@ -7,11 +7,15 @@ waiting stages: many jobs ready at once, two cores, each job a Python process th
 Arms, one run each, in one scratch folder per arm (benchmarks/scheduler_share.py measures each):
   default        snakemake's defaults (--max-jobs-per-timespan 100/1s: while jobs wait for a core,
                  the scheduler re-evaluates every second, stat-ing every input of every ready job)
-  timespan       --max-jobs-per-timespan 1000/1m (what profiles/default sets): the scheduler
-                 wakes when a job ends, and at most once a minute otherwise
+  timespan_nostop  --max-jobs-per-timespan 1000/1m alone: the scheduler wakes when a job ends, and
+                 at most once a minute otherwise; its pending wake-up timer keeps the finished run
+                 alive up to a minute (the exit lag)
+  timespan       the same with workflow/rules/scheduler.smk included, which cancels that timer at
+                 the end: what the workflow does (profiles/default and the Snakefile)
   timespan_nobench  the same without the `benchmark:` directive (its psutil polling: every 0.5 s
                  for a job's first 15 s, then every 30 s)
-Prints snakemake's own CPU-seconds per arm and its ratio to the default arm.
+Prints snakemake's own CPU-seconds per arm, its ratio to the default arm, and the exit lag: the
+seconds from the last job's output to the end of the snakemake process.
 """
 
 from __future__ import annotations
@@ -20,18 +24,23 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ARMS = {
-    "default": ([], True),
-    "timespan": (["--max-jobs-per-timespan", "1000/1m"], True),
-    "timespan_nobench": (["--max-jobs-per-timespan", "1000/1m"], False),
+SCHEDULER_RULES = HERE.parent / "workflow" / "rules" / "scheduler.smk"
+TIMESPAN = ["--max-jobs-per-timespan", "1000/1m"]
+ARMS = {          # flags, benchmark directive, include scheduler.smk
+    "default": ([], True, False),
+    "timespan_nostop": (TIMESPAN, True, False),
+    "timespan": (TIMESPAN, True, True),
+    "timespan_nobench": (TIMESPAN, False, True),
 }
 
 
-def snakefile(jobs: int, inputs: int, seconds: float, bench: bool) -> str:
+def snakefile(jobs: int, inputs: int, seconds: float, bench: bool, stop: bool) -> str:
     lines = [
+        *([f'include: "{SCHEDULER_RULES}"', ""] if stop else []),
         "rule all:",
         f'    input: expand("out/{{i}}.txt", i=range({jobs}))',
         "",
@@ -49,10 +58,11 @@ def snakefile(jobs: int, inputs: int, seconds: float, bench: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_arm(name: str, args: argparse.Namespace) -> float:
-    flags, bench = ARMS[name]
+def run_arm(name: str, args: argparse.Namespace) -> tuple[float, float]:
+    """(snakemake's own CPU-s, exit lag in s) of one arm."""
+    flags, bench, stop = ARMS[name]
     with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "Snakefile").write_text(snakefile(args.jobs, args.inputs, args.seconds, bench))
+        Path(tmp, "Snakefile").write_text(snakefile(args.jobs, args.inputs, args.seconds, bench, stop))
         exe = Path(sys.executable).with_name("snakemake")
         # inputs first, so the measured run starts with every job ready
         subprocess.run([str(exe), *[f"in/{j}.txt" for j in range(args.inputs)], "--cores", "2", "-q", "all"],
@@ -60,8 +70,10 @@ def run_arm(name: str, args: argparse.Namespace) -> float:
         out = subprocess.run([sys.executable, str(HERE / "scheduler_share.py"), "--every", "0.5", "--",
                               str(exe), "all", "--cores", "2", *flags, "-q", "all"],
                              cwd=tmp, check=True, capture_output=True, text=True).stdout
+        ended = time.time()
+        last_output = max(p.stat().st_mtime for p in Path(tmp, "out").iterdir())
     row = out.strip().splitlines()[-1].split("|")
-    return float(row[3])          # snakemake CPU-s
+    return float(row[3]), ended - last_output          # snakemake CPU-s, exit lag
 
 
 def main(argv=None):
@@ -71,13 +83,15 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=4.0, help="each job's wait after importing torch")
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     args = ap.parse_args(argv)
-    cpu = {arm: run_arm(arm, args) for arm in args.arms}
-    base = cpu.get("default")
-    print(f"{args.jobs} jobs x {args.inputs} inputs, 2 cores; snakemake's own CPU-seconds per arm")
-    print("| arm | snakemake CPU-s | vs default |")
-    print("| --- | ---: | ---: |")
-    for arm, s in cpu.items():
-        print(f"| {arm} | {s:.1f} | {s / base:.2f}x |" if base else f"| {arm} | {s:.1f} | |")
+    measured = {arm: run_arm(arm, args) for arm in args.arms}
+    base = measured["default"][0] if "default" in measured else None
+    print(f"{args.jobs} jobs x {args.inputs} inputs, 2 cores; snakemake's own CPU-seconds per arm, and the "
+          "seconds from the last job's output to snakemake's exit")
+    print("| arm | snakemake CPU-s | vs default | exit lag s |")
+    print("| --- | ---: | ---: | ---: |")
+    for arm, (cpu, lag) in measured.items():
+        ratio = f"{cpu / base:.2f}x" if base else ""
+        print(f"| {arm} | {cpu:.1f} | {ratio} | {lag:.1f} |")
 
 
 if __name__ == "__main__":

@@ -17,18 +17,6 @@ wildcard_constraints:
     baseline=r"[a-z]+",
     view=r"w\d+|jpeg-[0-9.]+|crop-[0-9.]+|val-w\d+(-v\d+)?",
 
-def stop_pending_timers():
-    """Cancel the threading.Timer threads still waiting once the run is over. Snakemake's scheduler
-    starts one per scheduling round to wake itself after --max-jobs-per-timespan's span (one minute
-    in profiles/default); the interpreter waits for them at exit, so a run that had finished its
-    last job returned a minute later (tests/test_rules.py starts a run whose timer is an hour)."""
-    import threading
-
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer):
-            thread.cancel()
-
-
 PLAN = Plan(config)
 PLAN.check()        # a misconfigured run stops here, naming what is wrong, before any job starts
 
