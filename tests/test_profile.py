@@ -66,8 +66,8 @@ def test_no_rule_without_a_gpu_asks_slurm_for_one(gpu_rules, monkeypatch):
 def test_a_run_ends_with_its_last_job_while_a_scheduler_timer_of_an_hour_is_pending(workflow_copy, outcome):
     """profiles/default's timespan leaves Snakemake's re-evaluation timer (a non-daemon thread)
     pending when the last job ends, and the interpreter waited for it: every finished run lingered
-    up to a minute. workflow/rules/scheduler.smk cancels it (onsuccess / onerror). With a span of an hour a
-    lingering run cannot be mistaken for a slow one: it would meet the timeout."""
+    up to a minute. workflow/rules/scheduler.smk cancels it (onsuccess / onerror). With a span of
+    an hour a lingering run cannot be mistaken for a slow one: it would meet the timeout."""
     overlay = workflow_copy / "overlay.yaml"
     if outcome == "error":            # a folder pool whose one image is not an image: the job fails
         (workflow_copy / "bad").mkdir()
