@@ -131,7 +131,6 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
     uncalibrated file (no open-set threshold) is asked with threshold -1, so every answer is its
     nearest model, and both open-set outcomes are None."""
     from modelfp.attributor import Attributor
-    from modelfp.perturb import MATCHED
     att = Attributor(extractor, device)
     gallery = work / f"{zlib.crc32(str(Path(extractor).resolve()).encode()):08x}.gallery"
     updates = att.gallery_add_models(gallery, {model: [str(p) for p in g] for model, (g, _) in chosen.items()})
@@ -146,8 +145,7 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
         records = att.identify([str(root / condition)], kept, threshold=None if calibrated else -1.0,
                                top_k=len(kept.models))
         # what identify compared the copies with: their matched re-saves, or the clean images
-        acceptance = att.acceptance(kept, condition=condition if kept.matches(condition) and condition in MATCHED
-                                    else None) if calibrated else None
+        acceptance = att.acceptance(kept, condition=kept.compared(condition)) if calibrated else None
         errors = [r for r in records if r.error]
         if errors:
             print(f"{condition}: {len(errors)} images could not be used (counted wrong), e.g. "

@@ -234,6 +234,11 @@ class Gallery:
         the clean images: always)."""
         return condition is None or all(condition in self.copies(name) for name in self.models)
 
+    def compared(self, condition: str | None) -> str | None:
+        """What a query re-saved as `condition` is compared with: the gallery's copies re-saved the
+        same way where every model holds them (`matches`), else None (the clean images)."""
+        return condition if condition in MATCHED and self.matches(condition) else None
+
     def copies(self, name: str) -> list[str]:
         """The `perturb.MATCHED` re-saves model `name` holds for all its images (none: a model added
         before galleries kept them, or extended since)."""
@@ -655,14 +660,14 @@ class Attributor:
         return F.normalize(torch.cat([prints, self._fingerprints([luminance(im) for im in images], windows, views)], 1),
                            dim=1)
 
-    def _with_luminance(self, embedded: Iterable, gallery: Gallery, conditions) -> Iterator[tuple]:
+    def _with_luminance(self, embedded: Iterable, gallery: Gallery) -> Iterator[tuple]:
         """(record, unit fingerprint, the fingerprint it is compared with) per item of `embedded`
-        (`embed`'s): for a record whose condition is in `conditions` and a gallery that keeps its
-        JPEG copies joined with their luminance (`Gallery.luminance`), the fingerprint joined with
-        its luminance's (`_joined`, a chunk at a time), else the fingerprint itself."""
+        (`embed`'s): for a record compared with the gallery's JPEG copies (`Gallery.compared`) in a
+        gallery that keeps them joined with their luminance (`Gallery.luminance`), the fingerprint
+        joined with its luminance's (`_joined`, a chunk at a time), else the fingerprint itself."""
         for chunk in _chunks(embedded, CHUNK):
             need = [i for i, (record, h) in enumerate(chunk) if h is not None and gallery.luminance
-                    and record.condition in conditions and record.condition in WITH_LUMINANCE]
+                    and gallery.compared(record.condition) in WITH_LUMINANCE]
             joined = dict(zip(need, self._joined(torch.stack([chunk[i][1] for i in need]),
                                                  [chunk[i][0].image for i in need], gallery.windows, gallery.views)
                               if need else ()))
@@ -770,19 +775,18 @@ class Attributor:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {top_k}")
         place = where.removesuffix(": ") or "the gallery"
-        kept = {c for c in MATCHED if gallery.matches(c)}      # the re-saves every model has copies of
         compared: dict[str | None, tuple] = {}      # condition -> (names, fingerprints, acceptance)
         if gallery.views != self.views:
             self._say_once(f"{place}: made with {gallery.views} test-time view(s), and {self.path}'s thresholds "
                            f"were calibrated with {self.views}: its answers keep the gallery's; for the "
                            f"calibrated ones make the gallery again (`modelfp gallery add`)")
         for record, h, compared_h in self._with_luminance(self.embed(inputs, gallery.windows, progress, gallery.views),
-                                                          gallery, kept):
+                                                          gallery):
             found = {"source": record.source, "name": record.name, "folder": record.folder}
             if h is None:
                 yield Identification(record.path, error=record.error, **found), record, None
                 continue
-            condition = record.condition if record.condition in kept else None
+            condition = gallery.compared(record.condition)
             if condition not in compared:
                 compared[condition] = (*gallery.fingerprints(condition),
                                        self.acceptance(gallery, threshold, place, condition))

@@ -105,7 +105,7 @@ def cmd_train_extractor(args):
     # the known models' images when fine-tuning; the controls use the same synthetic feed)
     ex.fit_centre(model, source, train_cfg.seed + ex.CENTRE_SEED_OFFSET)
     log.info("fingerprint centre: mean of %d training images' fingerprints, norm %.4g", ex.CENTRE_IMAGES,
-             float(model.centre.detach().norm()))
+             float(model.centre.norm()))
     ex.save(model, args.out, variant=args.variant, options=json.loads(args.options),
             trained_on=source.classes, untrained=bool(args.untrained),
             train_seconds=sum(r["seconds"] for r in history))
