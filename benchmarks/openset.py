@@ -25,6 +25,13 @@ difference to the first count paired by draw, with its standard error over draws
 
     python benchmarks/openset.py --results results --views 1 8
 
+`--members B.pt C.pt` compares ensembles the same way: the first 1, 2, ... of the extractors, each
+image's unit fingerprints side by side (a score is the mean of the networks' cosines), at each
+`--views` count, the cost counting every network's passes.
+
+    python benchmarks/openset.py --results results --extractor results/extractors/all/trained.pt \\
+        --members results/study/ensemble/seed1/trained.pt --views 8 4
+
 On the validation generators both rules are measured in-sample: the global threshold and the
 per-model constants were both chosen there (the workflow's calibrate step), so these numbers show
 the choice, not how it generalises. `--models` points it at other model folders (<name>/images or
@@ -104,26 +111,35 @@ def table(rows: list[dict]) -> str:
     return "\n".join([fmt(head), *map(fmt, body)])
 
 
-def views_study(model, folders: dict, counts: list[int], args) -> list[dict]:
-    """Per test-time view count, on the same images: identification accuracy (its gallery draws and
-    seed, the evaluation's defaults) and verification AUC in percent, `openset.deployed`'s answers,
-    the cost (network passes per image, relative to one view) and the balanced accuracy's paired
-    difference per draw to the first count (mean, s.e.). The images are embedded once, in the most
-    views; fewer are the first blocks of those (`extractor.first_views`, equal up to rounding)."""
+def views_study(models: list, folders: dict, counts: list[int], args) -> list[dict]:
+    """Per test-time view count, and per ensemble of the first 1, 2, ... of `models` (extractors whose
+    unit fingerprints are put side by side, so a score is the mean of the members' cosines, as the
+    views' are), on the same images: identification accuracy (its gallery draws and seed, the
+    evaluation's defaults) and verification AUC in percent, `openset.deployed`'s answers, the cost
+    (network passes per image, relative to one view of one network) and the balanced accuracy's
+    paired difference per draw to the first row (mean, s.e.). Each model embeds the images once, in
+    the most views; fewer are the first blocks of those (`extractor.first_views`, equal up to
+    rounding)."""
     from modelfp import evaluate
     from modelfp import extractor as ex
     from modelfp.attributor import WINDOWS
     most = max(counts)
-    embedded, labels = embed_folders(model, folders, args.train_fraction, args.per_model, args.window or WINDOWS, most)
+    embedded, labels = [], None
+    for model in models:
+        emb, labels = embed_folders(model, folders, args.train_fraction, args.per_model, args.window or WINDOWS, most)
+        embedded.append(emb)
     gallery, _ = gallery_size(labels, args.gallery)
     rows = []
     for views in counts:
-        emb = ex.first_views(embedded, most, views)
-        ide = evaluate.identification(emb, labels, gallery, args.seed, args.gallery_draws)
-        ver = evaluate.verification(emb, labels, seed=args.seed)
-        rows.append({"views": views, "identification": 100 * ide["accuracy"], "queries": ide["n_queries"],
-                     "auc": 100 * ver["auc"], "cost": views,
-                     **openset.deployed(emb, labels, gallery, args.seed, args.gallery_draws)})
+        for members in range(1, len(models) + 1):
+            blocks = [ex.first_views(e, most, views) if most > 1 else e for e in embedded[:members]]
+            emb = np.concatenate([b / np.linalg.norm(b, axis=1, keepdims=True) for b in blocks], axis=1)
+            emb /= np.sqrt(members)
+            ide = evaluate.identification(emb, labels, gallery, args.seed, args.gallery_draws)
+            ver = evaluate.verification(emb, labels, seed=args.seed)
+            rows.append({"views": views, "members": members, "identification": 100 * ide["accuracy"],
+                         "queries": ide["n_queries"], "auc": 100 * ver["auc"], "cost": views * members,
+                         **openset.deployed(emb, labels, gallery, args.seed, args.gallery_draws)})
     for row in rows:
         diff = row["_openset_draws"] - rows[0]["_openset_draws"]
         row["balanced_minus_first"] = float(diff.mean())
@@ -134,14 +150,15 @@ def views_study(model, folders: dict, counts: list[int], args) -> list[dict]:
 
 
 def views_table(rows: list[dict]) -> str:
-    head = ("views", "cost", "identification", "AUC", "rule", "known named right", "absent called unknown", "balanced",
-            "AUROC", "balanced - first (s.e.)", "better draws")
-    body = [(str(r["views"]), f"{r['cost']} x", f"{r['identification']:.1f} %", f"{r['auc']:.1f}", r["openset_rule"],
+    head = ("views", "networks", "cost", "identification", "AUC", "rule", "known named right", "absent called unknown",
+            "balanced", "AUROC", "balanced - first (s.e.)", "better draws")
+    body = [(str(r["views"]), str(r["members"]), f"{r['cost']} x", f"{r['identification']:.1f} %", f"{r['auc']:.1f}",
+             r["openset_rule"],
              f"{r['openset_known_named']:.1f} %", f"{r['openset_absent_unknown']:.1f} %", f"{r['openset_balanced']:.2f} %",
              f"{r['openset_auroc']:.3f}", f"{r['balanced_minus_first']:+.2f} ({r['balanced_minus_first_se']:.2f})",
              f"{r['better_draws']} of {r['draws']}") for r in rows]
     widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    fmt = lambda cells: "  ".join(c.ljust(w) if i in (0, 5) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([fmt(head), *map(fmt, body)])
 
 
@@ -182,6 +199,10 @@ def main(argv=None) -> int:
     p.add_argument("--views", type=int, nargs="+", metavar="K",
                    help="one count: embed in K test-time views (default: the extractor's calibrated count); "
                         "several: compare them (the validation generators only; no rules are read from the file)")
+    p.add_argument("--members", nargs="+", metavar="EXTRACTOR", default=[],
+                   help="more extractors (trained files will do), their fingerprints beside --extractor's: "
+                        "compare ensembles of the first 1, 2, ... at each --views count (the validation "
+                        "generators only; no rules are read from the files)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int)
@@ -194,12 +215,14 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     folders = model_folders(args.results, args.models)
     model = load_extractor(args.extractor, args.device)
-    if args.views and len(args.views) > 1:
+    if args.members or (args.views and len(args.views) > 1):
         if args.models:
-            raise SystemExit("--views K K ...: a choice, made on the validation generators only; drop --models")
-        rows = views_study(model, folders, args.views, args)
+            raise SystemExit("--views K K ... and --members: a choice, made on the validation generators only; "
+                             "drop --models")
+        models = [model, *(load_extractor(m, args.device) for m in args.members)]
+        rows = views_study(models, folders, args.views or [model.views], args)
         print(f"test-time views on {len(folders)} validation generators ({args.results}/validation, in-sample), "
-              f"at most {args.per_model} evaluation-side images each; {args.extractor}")
+              f"at most {args.per_model} evaluation-side images each; {' + '.join([args.extractor, *args.members])}")
         print(views_table(rows))
         return 0
     views = args.views[0] if args.views else model.views

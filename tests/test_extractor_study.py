@@ -46,3 +46,21 @@ def test_a_twin_pair_costs_open_set_accuracy_and_draws_average_to_the_pooled_sco
     # every draw has the same number of queries here (40 images a model, 3 of 5 known), so the mean
     # of the per-draw balanced accuracies is the pooled one the fit reports
     assert twinned["_openset_draws"].mean() == pytest.approx(twinned["openset_balanced"])
+
+
+def test_every_setting_is_a_valid_lever_and_a_seed_replicate_changes_the_seed_alone():
+    """Each SETTINGS entry builds its configs from the demo preset (an unknown option would raise
+    before anything trains), and the seed replicates are the preset itself but for the training seed
+    (the noise floor the other rows are read against)."""
+    from dataclasses import replace
+    bench = load_benchmark()
+    cfg = bench.merged_config([str(ROOT / "config.yaml"), str(ROOT / "configs" / "demo.yaml")])
+    for setting in bench.SETTINGS.values():
+        bench.setting_configs(setting, cfg)
+    base_model, base_train, base_steps, _ = bench.setting_configs(bench.SETTINGS["base"], cfg)
+    for name, seed in (("seed_1", 1), ("seed_2", 2)):
+        model, train, steps, _ = bench.setting_configs(bench.SETTINGS[name], cfg)
+        assert (model, steps) == (base_model, base_steps) and train.seed == seed != base_train.seed
+        assert replace(train, seed=base_train.seed) == base_train
+    with pytest.raises(ValueError, match="unknown extractor options"):
+        bench.setting_configs({"sed": 1}, cfg)

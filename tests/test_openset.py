@@ -175,9 +175,9 @@ def test_the_protocol_leaves_whole_models_out_and_never_queries_a_gallery_image(
 
 # -- calibration: the workflow's calibrate verb reads only the validation inputs it is given
 
-def tiny_extractor(tmp_path, name="trained.pt", **attrs) -> str:
+def tiny_extractor(tmp_path, name="trained.pt", denoiser_seed=0, **attrs) -> str:
     """The training-free reference extractor over a tiny denoiser (16-pixel window), saved."""
-    model = ex.build(denoise.init_model(depth=3, features=4, seed=0),
+    model = ex.build(denoise.init_model(depth=3, features=4, seed=denoiser_seed),
                      ex.ExtractorConfig(backbone="none", transform="log1p", image_size=16), ["a", "b"], seed=0)
     for key, value in attrs.items():
         setattr(model, key, value)
@@ -419,18 +419,44 @@ def test_the_benchmark_compares_test_time_views_on_the_validation_folders_only(t
     assert "4 validation generators" in lines[0]
     assert lines[2].split()[0] == "1" and lines[3].split()[0] == "2" and len(lines) == 4
     assert "+0.00 (0.00)" in lines[2] and "0 of 20" in lines[2]
-    assert lines[2].split()[1:3] == ["1", "x"] and lines[3].split()[1:3] == ["2", "x"]     # the cost column
+    assert lines[2].split()[1:4] == ["1", "1", "x"] and lines[3].split()[1:4] == ["1", "2", "x"]   # networks, cost
     # the study embeds once, in 2 views, and takes 1 view as their first block: the same answers as
     # embedding in 1 view (up to a query whose two nearest scores tie within rounding)
     args = SimpleNamespace(train_fraction=0.5, per_model=100, window=None, gallery=3, seed=0, gallery_draws=1)
     folders = bench.model_folders(results)
-    rows = bench.views_study(ex.load(extractor), folders, [2, 1], args)
+    rows = bench.views_study([ex.load(extractor)], folders, [2, 1], args)
     emb, labels = bench.embed_folders(ex.load(extractor), folders, 0.5, 100, WINDOWS, 1)
     direct = identification(emb, labels, 3, 0, 1)
     assert abs(rows[1]["identification"] - 100 * direct["accuracy"]) <= 100 / direct["n_queries"] + 1e-9
     with pytest.raises(SystemExit, match="validation generators only"):
         bench.main(["--extractor", extractor, "--models", *map(str, (results / "validation").iterdir()),
                     "--views", "1", "2"])
+
+
+def test_the_benchmark_compares_ensembles_of_extractors_and_a_network_twice_is_itself(tmp_path, capsys):
+    """--members: the first 1, 2, ... extractors' unit fingerprints side by side (a score is the mean
+    of their cosines). An ensemble of one network with itself answers as the network alone, and one
+    with another network is scored on the same queries (the paired difference's draws)."""
+    bench = load_benchmark()
+    results = tmp_path / "results"
+    for kind in range(4):
+        write_model_images(results / "validation" / f"val{kind}" / "images", kind, 12, seed=kind)
+    extractor = tiny_extractor(tmp_path, "model.pt", threshold=0.5, openset_threshold=0.5, openset_rule=RULE)
+    other = tiny_extractor(tmp_path, "other.pt", denoiser_seed=1, threshold=0.5, openset_threshold=0.5, openset_rule=RULE)
+    args = SimpleNamespace(train_fraction=0.5, per_model=100, window=None, gallery=3, seed=0, gallery_draws=1)
+    folders = bench.model_folders(results)
+    twice = bench.views_study([ex.load(extractor), ex.load(extractor)], folders, [1, 2], args)
+    assert [(r["views"], r["members"], r["cost"]) for r in twice] == [(1, 1, 1), (1, 2, 2), (2, 1, 2), (2, 2, 4)]
+    for alone, pair in ((twice[0], twice[1]), (twice[2], twice[3])):
+        assert pair["identification"] == pytest.approx(alone["identification"], abs=1e-9)
+        assert pair["auc"] == pytest.approx(alone["auc"], abs=1e-6)
+    assert twice[1]["balanced_minus_first"] == pytest.approx(0.0, abs=1e-9)
+    assert bench.main(["--results", str(results), "--extractor", extractor, "--members", other, "--views", "1",
+                       "--gallery", "3", "--gallery-draws", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "model.pt + " in lines[0] and "other.pt" in lines[0] and len(lines) == 4
+    assert lines[2].split()[:4] == ["1", "1", "1", "x"] and lines[3].split()[:4] == ["1", "2", "2", "x"]
+    assert "of 20" in lines[3]
 
 
 def test_the_benchmark_refuses_to_fit_on_other_folders(tmp_path):
