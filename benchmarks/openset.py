@@ -132,7 +132,7 @@ def views_study(models: list, folders: dict, counts: list[int], args) -> list[di
     rows = []
     for views in counts:
         for members in range(1, len(models) + 1):
-            blocks = [ex.first_views(e, most, views) if most > 1 else e for e in embedded[:members]]
+            blocks = [ex.first_views(e, most, views) for e in embedded[:members]]
             emb = np.concatenate([b / np.linalg.norm(b, axis=1, keepdims=True) for b in blocks], axis=1)
             emb /= np.sqrt(members)
             ide = evaluate.identification(emb, labels, gallery, args.seed, args.gallery_draws)
