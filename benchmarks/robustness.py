@@ -19,7 +19,9 @@ the right model, not another and not `unknown`; calibrated files only), "own mod
 (the answer had the query's model not been in the gallery: every gallery model is ranked, and the
 query's own is left out of the ranking; calibrated files only) and the share of answers
 whose note says "fingerprint weakened". With several --extractor, each after the first is compared
-with the first on the same queries per condition: McNemar's exact test (modelfp.paired.mcnemar).
+with the first on the same queries per condition: McNemar's exact test (modelfp.paired.mcnemar) of
+nearest right, and for calibrated files of named right and of own model absent called unknown (two
+calibrations of one network differ there alone).
 
     python benchmarks/robustness.py --results results --extractor results/extractors/all/model.pt
     python benchmarks/robustness.py --extractor results/extractors/all/model.pt \\
@@ -122,28 +124,39 @@ def absent_unknown(acceptance, ranked, truth: str) -> bool:
     return not rest or not acceptance.decide(rest).accepted
 
 
-def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device: str = "cpu", name: str = "") -> dict:
+def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device: str = "cpu", name: str = "",
+            seen: dict | None = None) -> dict:
     """{condition: {"model/name": (nearest right, named right or None, note says weakened, absent
     called unknown or None)}} of one extractor: its gallery of the clean gallery images (a gallery
     file, as `modelfp gallery add` writes it), then `Attributor.identify` on each condition's
     folder, every gallery model ranked. "absent called unknown" is the answer with the query's own
     model left out of the gallery (`absent_unknown`): the open-set side of the same queries. An
     uncalibrated file (no open-set threshold) is asked with threshold -1, so every answer is its
-    nearest model, and both open-set outcomes are None."""
+    nearest model, and both open-set outcomes are None. `seen` (shared between calls): a file whose
+    network was already run (the same weights digest and views: a recalibration) reuses its gallery
+    and every query's ranking, and only its own rule decides (as `identify` decides on the same
+    ranking)."""
     from modelfp.attributor import Attributor
+    seen = {} if seen is None else seen
     att = Attributor(extractor, device)
+    key = (att.digest, att.views)
     gallery = work / f"{zlib.crc32(str(Path(extractor).resolve()).encode()):08x}.gallery"
-    updates = att.gallery_add_models(gallery, {model: [str(p) for p in g] for model, (g, _) in chosen.items()})
-    failed = [f for u in updates for f in u.failed]
-    if failed:
-        raise SystemExit(f"{failed[0].path}: {failed[0].error} (a gallery image; {len(failed)} failed)")
+    if key in seen:
+        gallery = seen[key]["gallery"]
+    else:
+        updates = att.gallery_add_models(gallery, {model: [str(p) for p in g] for model, (g, _) in chosen.items()})
+        failed = [f for u in updates for f in u.failed]
+        if failed:
+            raise SystemExit(f"{failed[0].path}: {failed[0].error} (a gallery image; {len(failed)} failed)")
+        seen[key] = {"gallery": gallery}
     calibrated = att.model.openset_threshold is not None
     kept = att.load_gallery(gallery)
     out = {}
     for condition in conditions:
         t0 = time.perf_counter()
-        records = att.identify([str(root / condition)], kept, threshold=None if calibrated else -1.0,
-                               top_k=len(kept.models))
+        if condition not in seen[key]:
+            seen[key][condition] = att.identify([str(root / condition)], kept, threshold=-1.0, top_k=len(kept.models))
+        records = seen[key][condition]
         # what identify compared the copies with: their matched re-saves, or the clean images
         acceptance = att.acceptance(kept, condition=kept.compared(condition)) if calibrated else None
         errors = [r for r in records if r.error]
@@ -153,8 +166,9 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
         rows = {}
         for r in records:
             truth = Path(r.name).parts[0]
+            named = bool(r.top) and r.nearest == truth and acceptance.decide(r.top).accepted if calibrated else None
             rows[Path(r.name).with_suffix("").as_posix()] = (
-                r.nearest == truth, (r.model == truth) if calibrated else None, bool(r.note and WEAKENED in r.note),
+                r.nearest == truth, named, bool(r.note and WEAKENED in r.note),
                 absent_unknown(acceptance, r.top, truth) if calibrated and not r.error else None)
         out[condition] = rows
         print(f"{name or extractor}: {condition}, {len(records)} queries in {time.perf_counter() - t0:.1f} s",
@@ -211,14 +225,21 @@ def per_model_table(rows: list[dict], conditions) -> str:
     return _grid(head, body)
 
 
-def paired_rows(first: dict, other: dict, conditions) -> list[dict]:
-    """Per condition, McNemar's exact test of two extractors' nearest-right outcomes on the same
-    queries (b: only the first right, c: only the other)."""
+PAIRED = {"nearest right": 0, "named right": 1, "own model absent: unknown": 3}   # outcome -> its place in `answers`
+
+
+def paired_rows(first: dict, other: dict, conditions, outcome: str = "nearest right") -> list[dict]:
+    """Per condition, McNemar's exact test of two extractors' `outcome` (one of PAIRED: nearest
+    right, or for calibrated files named right and own model absent called unknown, which differ
+    between two calibrations of one network) on the same queries (b: only the first right, c: only
+    the other)."""
     from modelfp.paired import mcnemar
+    i = PAIRED[outcome]
     rows = []
     for condition in conditions:
         keys = sorted(first[condition])
-        test = mcnemar([first[condition][k][0] for k in keys], [other[condition].get(k, (False,))[0] for k in keys])
+        test = mcnemar([bool(first[condition][k][i]) for k in keys],
+                       [bool(other[condition].get(k, (False,) * 4)[i]) for k in keys])
         rows.append({"condition": condition, **test})
     return rows
 
@@ -280,7 +301,8 @@ def main(argv=None) -> int:
         root = Path(tmp)
         n = write_conditions(chosen, folders, conditions, root / "copies")
         names = labels(extractors)
-        outcomes = [answers(e, chosen, root / "copies", conditions, root, args.device, name)
+        seen = {}
+        outcomes = [answers(e, chosen, root / "copies", conditions, root, args.device, name, seen)
                     for e, name in zip(extractors, names)]
 
     rows = [{"extractor": name, "bed": args.bed, **r} for name, o in zip(names, outcomes) for r in summary(o, conditions)]
@@ -288,12 +310,17 @@ def main(argv=None) -> int:
           f"{args.gallery} clean images per model, {n:,} queries (seed {args.seed}); "
           f"{time.perf_counter() - t0:.0f} s")
     print(table(rows))
+    calibrated = lambda o: next(iter(o[conditions[0]].values()))[1] is not None
     for name, other in zip(names[1:], outcomes[1:]):
-        tests = paired_rows(outcomes[0], other, conditions)
-        print(f"\npaired, the same queries: {names[0]} vs {name} (nearest right; McNemar exact)")
-        print(paired_table(names[0], name, tests))
-        for row, test in zip((r for r in rows if r["extractor"] == name), tests):
-            row.update(vs=names[0], only_vs_right=test["b"], only_this_right=test["c"], mcnemar_p=test["p"])
+        for outcome, column in zip(PAIRED, ("", "named_", "absent_")):
+            if outcome != "nearest right" and not (calibrated(outcomes[0]) and calibrated(other)):
+                continue
+            tests = paired_rows(outcomes[0], other, conditions, outcome)
+            print(f"\npaired, the same queries: {names[0]} vs {name} ({outcome}; McNemar exact)")
+            print(paired_table(names[0], name, tests))
+            for row, test in zip((r for r in rows if r["extractor"] == name), tests):
+                row.update({"vs": names[0], f"{column}only_vs_right": test["b"], f"{column}only_this_right": test["c"],
+                            f"{column}mcnemar_p": test["p"]})
     if args.per_model:
         models = [{"extractor": name, "bed": args.bed, **r} for name, o in zip(names, outcomes)
                   for r in per_model(o, conditions)]
@@ -307,7 +334,8 @@ def main(argv=None) -> int:
             writer.writerows(models)
     if args.out:
         fields = ["extractor", "bed", "condition", "queries", "accuracy", "se", "ratio_to_clean", "named_right",
-                  "absent_unknown", "weakened_note", "vs", "only_vs_right", "only_this_right", "mcnemar_p"]
+                  "absent_unknown", "weakened_note", "vs", "only_vs_right", "only_this_right", "mcnemar_p",
+                  *(f"{c}{k}" for c in ("named_", "absent_") for k in ("only_vs_right", "only_this_right", "mcnemar_p"))]
         with open(args.out, "w", newline="") as f:
             writer = csv.DictWriter(f, fields)
             writer.writeheader()

@@ -476,3 +476,111 @@ def test_the_benchmark_names_a_model_after_its_folder_or_the_folder_above_its_im
                                           str(tmp_path / "ddpm" / "images")])
     assert folders == {"vae": tmp_path / "vae" / "images", "flow": tmp_path / "flow" / "images",
                        "ddpm": tmp_path / "ddpm" / "images"}
+
+
+# -- re-saved queries: their own rule, fitted on the validation set's re-saved copies
+
+def _shifted(emb, offset, weight):
+    """Every row moved toward one common direction: what a re-save does to every model's copies."""
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    return unit + weight * offset / np.linalg.norm(offset)
+
+
+def test_the_resaved_copies_get_their_own_rule_which_turns_away_absent_models_the_clean_rule_names():
+    """Copies that share what the re-save did to them score high against every model: the clean
+    images' rule then accepts many absent models' copies where it leans on its global threshold
+    (as the demo's does: prior 30 against 10 gallery images). The copies' own rule, fitted as
+    calibrate fits the clean one, sits higher and calls far more of them unknown; its record keeps
+    the clean rule's scores on the same draws."""
+    emb, labels = families(seed=0)
+    clean = openset.OpenSetRule(openset.fit_deployable(emb, labels, gallery_size=10, seed=0).rule.threshold,
+                                z=2.5, prior=30.0)
+    copies = _shifted(emb, np.random.default_rng(1).normal(size=emb.shape[1]), 1.5)
+    record = openset.fit_resaved({"jpeg90": (copies, labels)}, clean, gallery_size=10, seed=0, source="v")["jpeg90"]
+    own = openset.fit_deployable(copies, labels, gallery_size=10, seed=0).rule
+    assert {k: record[k] for k in ("z", "prior", "margin")} == own.constants() and record["threshold"] == own.threshold
+    assert record["threshold"] > clean.threshold and record["fitted_on"] == "v"
+    scored = openset.score_splits(copies, labels, openset.leave_out_splits(labels, 10))
+    assert record["clean_rule"]["absent_unknown"] == pytest.approx(openset.outcomes(scored, clean)["absent_unknown"])
+    assert record["absent_unknown"] > record["clean_rule"]["absent_unknown"] + 0.2
+    assert record["balanced"] > record["clean_rule"]["balanced"]
+
+
+def _resaved_gallery(tmp_path, extractor, folders, out, images=4, state=None):
+    args = ["resaved-gallery", "--extractor", extractor, "--train-fraction", "0.5", "--images", str(images),
+            "--window", "1", "--views", "1", "--seed", "0", "--out", str(out), "--device", "cpu"]
+    for name, folder in folders.items():
+        args += ["--model", name, str(folder)]
+    assert steps.main(args + (["--state", str(state)] if state else [])) == 0
+    return out
+
+
+def test_resaved_gallery_holds_each_models_evaluation_side_sample_in_every_resave_and_resumes(tmp_path):
+    from modelfp.attributor import read_gallery, save_gallery
+    from modelfp.perturb import MATCHED
+    from modelfp.splits import EVAL, folder_side
+    extractor = tiny_extractor(tmp_path)
+    folders = {f"m{k}": tmp_path / f"m{k}" for k in range(3)}
+    for k, folder in enumerate(folders.values()):
+        write_model_images(folder, k, 12, seed=k)
+    full = read_gallery(_resaved_gallery(tmp_path, extractor, folders, tmp_path / "full.gallery"))
+    att = Attributor(extractor, windows=1, views=1)
+    for name, folder in folders.items():
+        side, _ = folder_side(folder, 0.5, EVAL)
+        entry = full.models[name]
+        assert entry["count"] == min(4, len(side)) and full.copies(name) == list(MATCHED)
+        # only evaluation-side images: each held digest is one of theirs
+        from modelfp.attributor import pixel_digest, read_images
+        digests = {pixel_digest(r.image) for r in read_images([str(p) for p in side], 16)}
+        assert set(entry["digests"]) <= digests
+    # killed after the first model: the rerun keeps what was held, embeds the rest, deletes the state
+    partial = read_gallery(tmp_path / "full.gallery")
+    partial.models = {"m0": partial.models["m0"]}
+    save_gallery(partial, tmp_path / "state.pt")
+    again = read_gallery(_resaved_gallery(tmp_path, extractor, folders, tmp_path / "again.gallery",
+                                          state=tmp_path / "state.pt"))
+    assert not (tmp_path / "state.pt").exists()
+    assert list(again.models) == list(full.models) and again.counts() == full.counts()
+    assert torch.equal(again.models["m0"]["matched"]["gray"]["prints"], full.models["m0"]["matched"]["gray"]["prints"])
+    for name in folders:
+        assert again.models[name]["digests"] == full.models[name]["digests"]
+    assert att.digest == full.extractor
+
+
+def test_calibrate_stores_a_rule_per_resave_and_identify_answers_a_resaved_query_with_it(tmp_path, caplog):
+    from modelfp.perturb import MATCHED
+    trained = tiny_extractor(tmp_path)
+    folders = {f"m{k}": tmp_path / f"m{k}" for k in range(3)}
+    for k, folder in enumerate(folders.values()):
+        write_model_images(folder, k, 14, seed=k)
+    resaved = _resaved_gallery(tmp_path, trained, folders, tmp_path / "resaved.gallery", images=6)
+    emb, labels = families(seed=0)
+    val = embeddings_folder(tmp_path / "val", emb, labels)
+    evaluation = evaluation_csv(tmp_path / "v.csv")
+    out = tmp_path / "model.pt"
+    assert steps.main(["calibrate", "--extractor", trained, "--evaluation", evaluation, "--embeddings", val,
+                       "--gallery", "2", "--seed", "0", "--resaved", str(resaved), "--gallery-draws", "1",
+                       "--out", str(out)]) == 0
+    rule = ex.load(out).openset_rule
+    assert set(rule["resaved"]) == set(MATCHED)
+    from modelfp.steps.extractor import _resaved_copies
+    copies = _resaved_copies(resaved)
+    clean = openset.OpenSetRule.from_constants(rule, 0.9)
+    assert rule["resaved"] == openset.fit_resaved(copies, clean, 2, 0, 1, str(resaved))
+    # the tool: a gallery with copies answers a JPEG 90 query by the JPEG 90 rule, a clean one by the clean rule
+    att = Attributor(str(out), windows=1, views=1)
+    gallery = att.new_gallery()
+    for name, folder in folders.items():
+        att.add(gallery, name, sorted(str(p) for p in folder.glob("*.png"))[:4])
+    jpeg = att.acceptance(gallery, condition="jpeg90").rule
+    assert (jpeg.threshold, jpeg.constants()) == (rule["resaved"]["jpeg90"]["threshold"],
+                                                  {k: rule["resaved"]["jpeg90"][k] for k in ("z", "prior", "margin")})
+    assert att.acceptance(gallery).rule == clean
+    # a file calibrated before: the clean rule for the copies too, said once
+    old = tmp_path / "old.pt"
+    ex.set_threshold(out, 0.5, out=old, openset_threshold=0.9, openset_rule={k: rule[k] for k in ("z", "prior", "margin")})
+    caplog.set_level(logging.INFO, logger="modelfp")
+    old_att = Attributor(str(old), windows=1, views=1)
+    assert old_att.acceptance(gallery, condition="jpeg90").rule == clean
+    old_att.acceptance(gallery, condition="gray")
+    assert sum("calibrated before open-set rules for re-saved images" in r.getMessage() for r in caplog.records) == 1

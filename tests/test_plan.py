@@ -164,7 +164,27 @@ def test_validation_embeddings_are_those_of_the_evaluation_they_belong_to(plan):
     calibration = plan.calibration_inputs("all")
     assert calibration == {"extractor": "results/extractors/all/trained.pt",
                            "evaluation": "results/evaluation/all/val-w2-v2.csv",
-                           "embeddings": "results/embeddings/all/val-w2-v2"}
+                           "embeddings": "results/embeddings/all/val-w2-v2",
+                           "resaved": "results/extractors/all/resaved/validation.gallery"}
+
+
+def test_the_resaved_copies_are_the_validation_sets_embedded_as_the_tool_embeds(plan, smoke):
+    """calibrate fits each re-save's open-set rule on a gallery of the validation models' re-saved
+    copies (issue 25), made by the variant's trained file in the tool's windows and views; without
+    evaluation.resaved_images there is no such gallery and calibrate fits the clean rule alone."""
+    inputs = plan.resaved_inputs("all")
+    assert inputs["extractor"] == "results/extractors/all/trained.pt"
+    assert [m for m, _ in named(inputs, "model")] == smoke["validation"]["models"]
+    args = plan.resaved_args(inputs)
+    for m, folder in named(inputs, "model"):
+        assert f"--model {m} '{folder}'" in args
+    assert (f"--images {smoke['evaluation']['resaved_images']} --window 2 --views 2" in args
+            and "--train-fraction" in args and "--seed" in args)
+    assert plan.calibration_args(plan.calibration_inputs("all")).endswith(
+        f"--resaved results/extractors/all/resaved/validation.gallery --gallery-draws {smoke['evaluation']['gallery_draws']}")
+    none = Plan({**smoke, "evaluation": {**smoke["evaluation"], "resaved_images": 0}})
+    assert "resaved" not in none.calibration_inputs("all")
+    assert "--resaved" not in none.calibration_args(none.calibration_inputs("all"))
 
 
 def test_the_tool_view_is_the_validation_view_with_test_time_views(plan, smoke):

@@ -129,3 +129,35 @@ def test_own_model_absent_is_what_identify_answers_without_that_model(tmp_path):
             assert got[condition][f"val0/{Path(r.name).with_suffix('').as_posix()}"][3] == (r.model == "unknown")
     outcomes = [v[3] for rows in got.values() for v in rows.values()]
     assert all(isinstance(v, bool) for v in outcomes)
+    # and "named right" is what identify answers with the whole gallery, under the file's own rule
+    whole = tmp_path / "whole.gallery"
+    att.gallery_add_models(whole, {m: [str(p) for p in g] for m, (g, _) in chosen.items()})
+    for condition in conditions:
+        for r in att.identify([str(tmp_path / "copies" / condition)], whole):
+            assert got[condition][Path(r.name).with_suffix("").as_posix()][1] == (r.model == Path(r.name).parts[0])
+
+
+def test_two_calibrations_of_one_network_are_paired_on_named_right_and_absent_unknown(tmp_path, capsys):
+    """Two files of one network that differ only in their open-set rule (a recalibration) answer
+    the same nearest model for every query; the benchmark then pairs what differs, named right and
+    own model absent called unknown, query by query (McNemar, the counts of each side)."""
+    bench = load_benchmark()
+    for kind in range(3):
+        write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
+    loose = tiny_extractor(tmp_path, "loose/model.pt", threshold=0.5, openset_threshold=-1.0)
+    strict = tiny_extractor(tmp_path, "strict/model.pt", threshold=0.5, openset_threshold=1.01)
+    out = tmp_path / "robustness.csv"
+    assert bench.main(["--results", str(tmp_path / "results"), "--extractor", loose, "--extractor", strict,
+                       "--gallery", "4", "--queries", "6", "--conditions", "clean", "jpeg90", "--out", str(out),
+                       "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "(named right; McNemar exact)" in printed and "(own model absent: unknown; McNemar exact)" in printed
+    first, second = [[r for r in csv.DictReader(out.open()) if r["extractor"] == e] for e in ("loose/model.pt",
+                                                                                                "strict/model.pt")]
+    for a, b in zip(first, second):
+        # the loose file names every query its nearest model, the strict one none
+        assert float(b["named_right"]) == 0 and float(a["absent_unknown"]) == 0 and float(b["absent_unknown"]) == 1
+        n = int(a["queries"])
+        assert int(b["named_only_vs_right"]) == round(float(a["named_right"]) * n) and b["named_only_this_right"] == "0"
+        assert (b["absent_only_vs_right"], int(b["absent_only_this_right"])) == ("0", n)
+        assert float(b["absent_mcnemar_p"]) < 0.05 and b["only_vs_right"] == b["only_this_right"] == "0"

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from conftest import ROOT, WORKFLOW_FILES, snakemake
-from modelfp import archspace, synthetic
+from modelfp import archspace, synthetic, variants
 from modelfp.feed import SyntheticZoo
 
 SMOKE = ("--configfile", "configs/smoke.yaml")
@@ -176,6 +176,44 @@ def test_a_changed_checkpoint_reruns_its_manifest_and_the_extractors_and_is_refu
         shutil.copy2(tmp_path / "original.pt", checkpoint)
 
 
+def _planned(dry_run: str) -> list[tuple[str, str, str]]:
+    """(rule, wildcards, reason) of every job in a dry run's listing."""
+    jobs = []
+    for block in re.split(r"\n(?=rule \w+:\n)", dry_run)[1:]:
+        rule = block.split(":", 1)[0].removeprefix("rule ")
+        reason = re.search(r"^\s+reason: (.*)$", block, flags=re.M)
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
+        jobs.append((rule, wildcards.group(1) if wildcards else "", reason.group(1) if reason else ""))
+    return jobs
+
+
+@pytest.mark.slow
+def test_an_edited_preset_value_reruns_the_jobs_it_feeds_and_only_those(smoke, tmp_path):
+    """Snakemake reruns a job whose recorded params changed, but records only params whose
+    function takes no input or output; the rules' *_args functions take the wildcards alone so
+    that every preset value a verb is passed is recorded. An overlay that raises the extractors'
+    epochs and one test model's training steps replans, for changed params, the extractors trained
+    for `extractor.epochs` (not the ablations, which train for `ablation_epochs`) and that model
+    alone (a dry run: the shared run's files are not touched)."""
+    config = yaml.safe_load(open(smoke / "configs/smoke.yaml"))
+    vae = config["test_models"]["vae"]
+    overlay = tmp_path / "edited.yaml"
+    overlay.write_text(yaml.safe_dump({"extractor": {"epochs": config["extractor"]["epochs"] + 1},
+                                       "test_models": {"vae": {**vae, "steps": vae["steps"] + 1}}}))
+    plan = snakemake(smoke, "all", "--dry-run", "--cores", "1", "--configfile", "configs/smoke.yaml",
+                     str(overlay)).stdout
+    changed = {(rule, wildcards) for rule, wildcards, reason in _planned(plan)
+               if reason.startswith("Params have changed")}
+    extractors = {re.search(r"variant=(\S+)", w).group(1) for rule, w in changed if rule == "train_extractor"}
+    models = {re.search(r"model=([^,\s]+)", w).group(1) for rule, w in changed if rule == "train_test_model"}
+    assert "all" in extractors
+    assert not [v for v in extractors if variants.family(v).flags.get("ablation")]
+    assert models == {"vae"}
+    assert {rule for rule, _ in changed} == {"train_extractor", "train_test_model"}
+    # the unedited preset plans nothing: the recorded params are the resolved ones
+    assert "Nothing to be done" in snakemake(smoke, "all", "--dry-run", "--cores", "1", *SMOKE).stdout
+
+
 def _check_ffd_tables(root):
     """Tables II and XI hold the FFDs and correlations of the spectra files they are made from,
     the paper's numbers beside ours, and the N sweep of the config."""
@@ -250,6 +288,17 @@ def test_the_deployed_thresholds_are_chosen_on_the_validation_generators(smoke):
     assert calibrated.threshold == pytest.approx(float(val["all"]["verification_threshold"]))
     assert calibrated.openset_threshold == pytest.approx(float(val["all"]["openset_threshold"]))
     assert calibrated.views == 2 and (smoke / "results/evaluation/all/val-w2.csv").exists()
+    # each re-save's rule is fitted on the validation models' re-saved copies, made by the same
+    # network in the tool's windows and views, resaved_images of each model's evaluation side
+    from modelfp.attributor import read_gallery
+    from modelfp.perturb import MATCHED
+    resaved = calibrated.openset_rule["resaved"]
+    assert set(resaved) == set(MATCHED)
+    copies = read_gallery(smoke / "results/extractors/all/resaved/validation.gallery")
+    config = yaml.safe_load(open(smoke / "configs/smoke.yaml"))
+    assert list(copies.models) == config["validation"]["models"] and (copies.windows, copies.views) == (2, 2)
+    assert all(n == config["evaluation"]["resaved_images"] for n in copies.counts().values())
+    assert all(r["fitted_on"] == "results/extractors/all/resaved/validation.gallery" for r in resaved.values())
 
 
 @pytest.mark.slow

@@ -604,10 +604,13 @@ class Attributor:
                              f"use results/extractors/<variant>/model.pt")
         return float(stored)
 
-    def open_set_rule(self, threshold: float | None = None) -> openset.OpenSetRule:
+    def open_set_rule(self, threshold: float | None = None, condition: str | None = None) -> openset.OpenSetRule:
         """identify's rule for "unknown": `threshold` alone when given (one global threshold), else
         the extractor's calibrated per-model rule (`modelfp.openset`) around its open-set threshold;
-        an extractor calibrated before per-model rules gives the global threshold (said once)."""
+        for a query compared with the gallery's copies re-saved as `condition`, the rule calibrated
+        on the validation set's copies re-saved so (`openset.fit_resaved`), where the file has one
+        (extractors calibrated before: the clean images' rule, said once). An extractor calibrated
+        before per-model rules gives the global threshold (said once)."""
         if threshold is not None:
             return openset.OpenSetRule.global_only(threshold)
         global_threshold = self.threshold(None, "open-set")
@@ -616,6 +619,13 @@ class Attributor:
             self._say_once(f"{self.path}: calibrated before per-model open-set thresholds; every model uses the "
                            f"global threshold {global_threshold:.4f} (a newly calibrated extractor has them)")
             return openset.OpenSetRule.global_only(global_threshold)
+        if condition is not None:
+            resaved = constants.get("resaved", {}).get(condition)
+            if resaved is not None:
+                return openset.OpenSetRule.from_constants(resaved, resaved["threshold"])
+            self._say_once(f"{self.path}: calibrated before open-set rules for re-saved images; JPEG and grayscale "
+                           f"queries are accepted by the clean images' rule, which names many re-saved images of "
+                           f"models not in the gallery (an extractor calibrated since has a rule for each re-save)")
         return openset.OpenSetRule.from_constants(constants, global_threshold)
 
     def acceptance(self, gallery: Gallery, threshold: float | None = None, where: str = "the gallery",
@@ -623,7 +633,7 @@ class Attributor:
         """Each model's acceptance threshold in `gallery` under `open_set_rule(threshold)`, from its
         images or (`condition`) their re-saved copies; models added before galleries kept
         fingerprints use the global threshold (said once)."""
-        rule = self.open_set_rule(threshold)
+        rule = self.open_set_rule(threshold, condition)
         thresholds = {name: rule.model_threshold(scores) for name, scores in gallery.loo_scores(condition).items()}
         old = gallery.without_prints()
         if rule.per_model and old:

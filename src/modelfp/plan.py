@@ -91,6 +91,12 @@ def calibrated_file(variant="{variant}"):
     return f"results/extractors/{variant}/model.pt"
 
 
+def resaved_gallery_file(variant="{variant}"):
+    """The validation generators' re-saved copies embedded by a trained extractor (`resaved-gallery`),
+    where calibrate fits the open-set rule of each re-save."""
+    return f"results/extractors/{variant}/resaved/validation.gallery"
+
+
 def baseline_file(method="{baseline}"):
     return f"results/baselines/{method}/model.pt"
 
@@ -495,9 +501,29 @@ class Plan:
         if len(self.val["models"]) < 2:
             raise ValueError("config: the thresholds of results/extractors/<variant>/model.pt are chosen "
                              "on validation generators; list at least two under validation.models")
+        resaved = ({"resaved": resaved_gallery_file(self.trained_variant(variant))}
+                   if self.evaluation.get("resaved_images", 0) else {})
         return {"extractor": extractor_file(variant),
                 "evaluation": self.evaluation_csv(variant, self.tool_view),
-                "embeddings": embeddings_dir(self.trained_variant(variant), self.tool_view)}
+                "embeddings": embeddings_dir(self.trained_variant(variant), self.tool_view), **resaved}
+
+    def calibration_args(self, inputs):
+        """calibrate's options beside its files: the protocol of the open-set fit, and with the
+        re-saved copies (evaluation.resaved_images > 0) their gallery and the draws of their
+        global thresholds."""
+        e = self.evaluation
+        resaved = (f" --resaved {inputs['resaved']} --gallery-draws {e['gallery_draws']}"
+                   if "resaved" in inputs.keys() else "")
+        return f"--gallery {e['gallery']} --seed {e['seed']}{resaved}"
+
+    def resaved_inputs(self, variant):
+        """What `resaved-gallery` reads: the trained extractor and the validation models' folders."""
+        return {"extractor": extractor_file(variant), **self.model_inputs(self.val["models"], "validation")}
+
+    def resaved_args(self, inputs):
+        e = self.evaluation
+        return (f"{self.model_args(inputs)} --train-fraction {e['train_fraction']} --images {e['resaved_images']} "
+                f"--window {self.view_window(self.tool_view)} --views {self.tool_views} --seed {e['seed']}")
 
     @staticmethod
     def view_bed(view):

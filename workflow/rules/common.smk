@@ -1,11 +1,17 @@
 # The workflow's side of the plan of the run (modelfp.plan, tested without Snakemake in
 # tests/test_plan.py): PLAN knows what to build, where each file lies and what each verb is
-# passed; the short functions below only hand it a job's wildcards (w) and declared input.
+# passed; the short functions below only hand it a job's wildcards (w).
+#
+# The *_args functions take the wildcards alone and ask PLAN for the job's declared inputs (the
+# same call as the rule's input:) instead of taking Snakemake's `input`: Snakemake records a
+# job's params, and reruns it when they change, only for params whose function takes no input
+# or output. So every preset value a verb is passed is recorded, and editing one reruns the
+# jobs it feeds (tests/test_workflow.py).
 from modelfp import archspace, variants
 from modelfp.plan import (ATTRIBUTION_TABLES, DENOISER, SYNTHETIC_SPECTRA, TEST_SPECTRA, VALIDATION_CHOICES, Plan,
                           baseline_file, calibrated_file, details_file, embeddings_dir, evaluation_file,
                           extractor_file, figure_file, generator_file, images_dir, perturbed_dir, pool_dir,
-                          slice_manifest, state_file, table_file, tsne_file, zoo_summary)
+                          resaved_gallery_file, slice_manifest, state_file, table_file, tsne_file, zoo_summary)
 
 wildcard_constraints:
     arch=archspace.ID_PATTERN,
@@ -56,8 +62,8 @@ def train_base(w):
     return PLAN.train_inputs(w.model, w.bed)
 
 
-def train_args(w, input):
-    return PLAN.train_args(w.model, w.bed, input.base)
+def train_args(w):
+    return PLAN.train_args(w.model, w.bed, train_base(w))
 
 
 def sample_generator(w):
@@ -81,12 +87,12 @@ def testbed_inputs(w):
     return PLAN.model_inputs(PLAN.tb["models"])
 
 
-def testbed_args(w, input):
-    return PLAN.model_args(input)
+def testbed_args(w):
+    return PLAN.model_args(testbed_inputs(w))
 
 
-def testbed_group_args(w, input):
-    return PLAN.model_args(input, groups_of="testbed")
+def testbed_group_args(w):
+    return PLAN.model_args(testbed_inputs(w), groups_of="testbed")
 
 
 # --- extractors and baselines -------------------------------------------------------------------
@@ -94,8 +100,8 @@ def extractor_inputs(w):
     return PLAN.extractor_inputs(w.variant)
 
 
-def extractor_args(w, input):
-    return PLAN.extractor_args(w.variant, input)
+def extractor_args(w):
+    return PLAN.extractor_args(w.variant, extractor_inputs(w))
 
 
 def extractor_state(w, output):
@@ -106,12 +112,28 @@ def calibration_inputs(w):
     return PLAN.calibration_inputs(w.variant)
 
 
+def calibration_args(w):
+    return PLAN.calibration_args(calibration_inputs(w))
+
+
+def resaved_inputs(w):
+    return PLAN.resaved_inputs(w.variant)
+
+
+def resaved_args(w):
+    return PLAN.resaved_args(resaved_inputs(w))
+
+
+def resaved_state(w, output):
+    return state_file(output[0])
+
+
 def baseline_inputs(w):
     return PLAN.baseline_inputs(w.baseline)
 
 
-def baseline_args(w, input):
-    return PLAN.baseline_args(w.baseline, input)
+def baseline_args(w):
+    return PLAN.baseline_args(w.baseline, baseline_inputs(w))
 
 
 def baseline_state(w, output):
@@ -123,8 +145,8 @@ def embed_inputs(w):
     return PLAN.embed_inputs(w.variant, w.view)
 
 
-def embed_args(w, input):
-    return PLAN.embed_args(w.view, input)
+def embed_args(w):
+    return PLAN.embed_args(w.view, embed_inputs(w))
 
 
 def view_window(w):
@@ -139,12 +161,12 @@ def evaluate_args(w):
     return PLAN.evaluate_args(w.view)
 
 
-def verifier_args(w, input):
-    return PLAN.verifier_args(input)
+def verifier_args(w):
+    return PLAN.verifier_args(evaluate_inputs(w))
 
 
-def lists_args(w, input):
-    return PLAN.lists_args(input)
+def lists_args(w):
+    return PLAN.lists_args(evaluate_inputs(w))
 
 
 def tsne_args(w):
@@ -155,40 +177,40 @@ def table_inputs(w):
     return PLAN.table_inputs(w.table)
 
 
-def table_args(w, input):
-    return PLAN.table_args(w.table, input)
+def table_args(w):
+    return PLAN.table_args(w.table, table_inputs(w))
 
 
 def ceiling_inputs(w):
     return PLAN.ceiling_inputs()
 
 
-def ceiling_args(w, input):
-    return PLAN.ceiling_args(input)
+def ceiling_args(w):
+    return PLAN.ceiling_args(ceiling_inputs(w))
 
 
 def paired_inputs(w):
     return PLAN.paired_inputs()
 
 
-def paired_args(w, input):
-    return PLAN.paired_args(input)
+def paired_args(w):
+    return PLAN.paired_args(paired_inputs(w))
 
 
 def fig_8_inputs(w):
     return PLAN.fig_8_inputs()
 
 
-def fig_8_args(w, input):
-    return PLAN.fig_8_args(input)
+def fig_8_args(w):
+    return PLAN.fig_8_args(fig_8_inputs(w))
 
 
 def fig_16_inputs(w):
     return PLAN.fig_16_inputs()
 
 
-def fig_16_args(w, input):
-    return PLAN.fig_16_args(input)
+def fig_16_args(w):
+    return PLAN.fig_16_args(fig_16_inputs(w))
 
 
 def lineage_args(w):
@@ -203,21 +225,21 @@ def validation_table_inputs(w):
     return PLAN.validation_table_inputs()
 
 
-def validation_table_args(w, input):
-    return PLAN.validation_table_args(input)
+def validation_table_args(w):
+    return PLAN.validation_table_args(validation_table_inputs(w))
 
 
 def fig_3_inputs(w):
     return PLAN.fig_3_inputs()
 
 
-def fig_3_args(w, input):
-    return PLAN.fig_3_args(input)
+def fig_3_args(w):
+    return PLAN.fig_3_args(fig_3_inputs(w))
 
 
 def fig_12_inputs(w):
     return PLAN.fig_12_inputs()
 
 
-def fig_12_args(w, input):
-    return PLAN.fig_12_args(input)
+def fig_12_args(w):
+    return PLAN.fig_12_args(fig_12_inputs(w))

@@ -36,12 +36,35 @@ rule calibrate_extractor:
     benchmark:
         "results/benchmarks/extractors/{variant}.calibrate.tsv"
     params:
-        gallery=EVAL["gallery"],
-        seed=EVAL["seed"],
+        args=calibration_args,
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
     shell:
         "python -m modelfp.steps calibrate --extractor {input.extractor} --evaluation {input.evaluation} "
-        "--embeddings {input.embeddings} --gallery {params.gallery} --seed {params.seed} "
-        "--out {output} > {log} 2>&1"
+        "--embeddings {input.embeddings} {params.args} --out {output} > {log} 2>&1"
+
+
+# The validation images re-saved as people re-save them (modelfp.perturb.MATCHED), embedded by the
+# tool's own code: calibrate fits each re-save's open-set rule on them (issue 25).
+rule resaved_gallery:
+    input:
+        unpack(resaved_inputs),
+    output:
+        resaved_gallery_file(),
+    log:
+        "results/logs/extractors/{variant}.resaved.log",
+    benchmark:
+        "results/benchmarks/extractors/{variant}.resaved.tsv"
+    params:
+        args=resaved_args,
+        state=resaved_state,
+        device=config["device"],
+    conda:
+        "../../envs/modelfp.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+    shell:
+        "python -m modelfp.steps resaved-gallery --extractor {input.extractor} {params.args} --out {output} "
+        "--state {params.state} --device {params.device} --threads {threads} > {log} 2>&1"

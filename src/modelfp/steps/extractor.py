@@ -1,7 +1,8 @@
 """Stage extractor (Section III-D): `train-extractor` trains a fingerprint-extractor variant (or
 builds a control) on the synthetic zoo, or fine-tunes one on known models' training side
 (modelfp.extractor), scoring the validation set after every epoch (modelfp.validation);
-`calibrate` stores the validation set's thresholds and open-set rule in it (modelfp.openset)."""
+`calibrate` stores the validation set's thresholds and open-set rule in it (modelfp.openset), with
+`resaved-gallery`'s re-saved copies of the validation images the rule of each re-save."""
 
 from __future__ import annotations
 
@@ -113,6 +114,65 @@ def cmd_train_extractor(args):
         os.remove(args.state)                    # the final file is written: the state is done with
 
 
+def cmd_resaved_gallery(args):
+    """The validation generators' re-saved copies, where calibrate fits the open-set rule of each
+    re-save (`openset.fit_resaved`): a seeded sample of `--images` evaluation-side images per model,
+    added to a gallery by the tool's own code (`Attributor.add`, which keeps each image's
+    fingerprint and those of its `perturb.MATCHED` re-saves, the JPEG ones with their luminance),
+    in the windows and test-time views the tool uses. Resumes after a kill: the gallery so far is
+    saved after every model to --state, and adding skips the images a model already holds."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..attributor import Attributor, save_gallery
+    from ..splits import EVAL, folder_side
+    cliutil.set_threads(args.threads)
+    att = Attributor(args.extractor, cliutil.device(args.device), windows=args.window, views=args.views)
+    gallery = att.new_gallery()
+    if args.state and Path(args.state).exists():
+        try:
+            gallery = att.load_gallery(args.state)
+            log.info("%s: resuming (%d models held)", args.state, len(gallery.models))
+        except ValueError as err:           # another extractor's: start again
+            log.info("%s: not resumed (%s)", args.state, err)
+    rng = np.random.default_rng(args.seed)
+    chosen = {}
+    for name, folder in args.model:
+        paths, total = folder_side(folder, args.train_fraction, EVAL)
+        if len(paths) < 2:
+            raise ValueError(f"{folder}: {len(paths)} evaluation-side image(s); the re-saved copies' open-set rule "
+                             f"needs at least 2 per model (raise the model's n_images)")
+        chosen[name] = [paths[i] for i in np.sort(rng.choice(len(paths), min(args.images, len(paths)), replace=False))]
+    with tqdm(total=sum(map(len, chosen.values())), desc="re-saved copies", unit="image", mininterval=30) as bar:
+        for name, paths in chosen.items():
+            added, skipped, failed = att.add(gallery, name, paths, progress=bar.update)
+            if failed:
+                raise ValueError(f"{failed[0].path}: {failed[0].error}")
+            if args.state and added:
+                save_gallery(gallery, args.state)
+            log.info("  %-24s %d images (%d held from an interrupted run), each re-saved as %s", name,
+                     len(paths), len(skipped), ", ".join(gallery.copies(name)))
+    save_gallery(gallery, args.out)
+    if args.state and Path(args.state).exists():
+        os.remove(args.state)
+
+
+def _resaved_copies(path) -> dict:
+    """{condition: (emb, labels)} of a `resaved-gallery` file: every image's re-saved copy."""
+    import numpy as np
+
+    from ..attributor import read_gallery
+    from ..perturb import MATCHED
+    gallery = read_gallery(path)
+    out = {}
+    for condition in MATCHED:
+        parts = [(gallery.models[m]["matched"][condition]["prints"].float().numpy(), m) for m in gallery.models
+                 if condition in gallery.copies(m)]
+        if len(parts) >= 2:
+            out[condition] = (np.concatenate([p for p, _ in parts]), np.concatenate([[m] * len(p) for p, m in parts]))
+    return out
+
+
 def cmd_calibrate(args):
     """The deployable extractor: the trained one plus the best verification threshold (verify) and
     open-set threshold (identify's "unknown") of an evaluation csv's "all" row, and with
@@ -132,6 +192,17 @@ def cmd_calibrate(args):
                  "on %d models' embeddings, %d draws", args.embeddings, fitted.rule.describe(),
                  100 * fitted.fitted["balanced"], 100 * fitted.global_["balanced"], len(set(labels.tolist())),
                  fitted.repeats)
+        if args.resaved:
+            rule["resaved"] = openset.fit_resaved(_resaved_copies(args.resaved), fitted.rule, args.gallery,
+                                                  args.seed, args.gallery_draws, str(args.resaved))
+            for condition, r in rule["resaved"].items():
+                log.info("  %-7s re-saved copies: per-model (z %g, prior %g, margin %g; global %.4f): known named "
+                         "right %.1f %%, absent unknown %.1f %% (the clean images' rule on them: %.1f %%, %.1f %%)",
+                         condition, r["z"], r["prior"], r["margin"], r["threshold"], 100 * r["known_named"],
+                         100 * r["absent_unknown"], 100 * r["clean_rule"]["known_named"],
+                         100 * r["clean_rule"]["absent_unknown"])
+    elif args.resaved:
+        raise ValueError("--resaved needs --embeddings: the re-saved copies' rules are fitted beside the clean one")
     ex.set_threshold(args.extractor, row["verification_threshold"], out=args.out,
                      openset_threshold=row["openset_threshold"], openset_rule=rule, views=views,
                      threshold_from=str(args.evaluation))
@@ -179,5 +250,24 @@ def register(sub) -> None:
     p.add_argument("--gallery", type=int, required=True, help="gallery images per known model in that fit "
                                                               "(evaluation.gallery)")
     p.add_argument("--seed", type=int, required=True, help="the gallery draw's seed (evaluation.seed)")
+    p.add_argument("--resaved", help="a resaved-gallery file of the same validation generators: fit the open-set "
+                                     "rule of each re-save there (modelfp.openset.fit_resaved)")
+    p.add_argument("--gallery-draws", type=int, default=1,
+                   help="with --resaved: gallery draws of each re-save's global threshold (evaluation.gallery_draws)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("resaved-gallery", help="the validation generators' re-saved copies, in a gallery, where "
+                                               "calibrate fits each re-save's open-set rule")
+    p.add_argument("--extractor", required=True, help="the trained extractor (calibrate's --extractor)")
+    p.add_argument("--model", nargs=2, action="append", metavar=("NAME", "FOLDER"), required=True,
+                   help="a validation model's image folder (repeat): only its evaluation side is read")
+    p.add_argument("--train-fraction", type=float, required=True, help="evaluation.train_fraction (modelfp.splits)")
+    p.add_argument("--images", type=int, required=True, help="images per model (evaluation.resaved_images)")
+    p.add_argument("--window", type=int, required=True, help="n x n windows per image (the tool view's)")
+    p.add_argument("--views", type=int, required=True, help="test-time views (evaluation.tool_views)")
+    p.add_argument("--seed", type=int, required=True, help="the sample's seed (evaluation.seed)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--state", help="the gallery so far, written after every model (resume after a kill)")
+    cliutil.compute_args(p)
+    p.set_defaults(func=cmd_resaved_gallery)
