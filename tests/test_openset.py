@@ -478,7 +478,7 @@ def test_the_benchmark_names_a_model_after_its_folder_or_the_folder_above_its_im
                        "ddpm": tmp_path / "ddpm" / "images"}
 
 
-# -- re-saved queries: their own rule, fitted on the validation set's re-saved copies
+# -- re-saved images: thresholds of their own, fitted on the validation set's re-saved copies
 
 def _shifted(emb, offset, weight):
     """Every row moved toward one common direction: what a re-save does to every model's copies."""
@@ -486,24 +486,34 @@ def _shifted(emb, offset, weight):
     return unit + weight * offset / np.linalg.norm(offset)
 
 
-def test_the_resaved_copies_get_their_own_rule_which_turns_away_absent_models_the_clean_rule_names():
+def test_the_resaved_copies_get_thresholds_of_their_own_which_turn_away_what_the_clean_ones_accept():
     """Copies that share what the re-save did to them score high against every model: the clean
     images' rule then accepts many absent models' copies where it leans on its global threshold
-    (as the demo's does: prior 30 against 10 gallery images). The copies' own rule, fitted as
-    calibrate fits the clean one, sits higher and calls far more of them unknown; its record keeps
-    the clean rule's scores on the same draws."""
+    (as the demo's does: prior 30 against 10 gallery images), and the clean verification threshold
+    calls many different-model pairs "same". Each re-save's own thresholds, fitted as calibrate
+    fits the clean ones, sit higher and answer far more of them right; the record keeps the clean
+    thresholds' scores on the same draws and pairs."""
+    from modelfp import resaved
+    from modelfp.evaluate import verification
     emb, labels = families(seed=0)
-    clean = openset.OpenSetRule(openset.fit_deployable(emb, labels, gallery_size=10, seed=0).rule.threshold,
-                                z=2.5, prior=30.0)
+    clean_fit = openset.fit_deployable(emb, labels, gallery_size=10, seed=0)
+    clean = openset.OpenSetRule(clean_fit.rule.threshold, z=2.5, prior=30.0)
+    clean_verification = verification(emb, labels, 500, 500, 0)["threshold"]
     copies = _shifted(emb, np.random.default_rng(1).normal(size=emb.shape[1]), 1.5)
-    record = openset.fit_resaved({"jpeg90": (copies, labels)}, clean, gallery_size=10, seed=0, source="v")["jpeg90"]
+    record = resaved.fit({"jpeg90": (copies, labels)}, clean, clean_verification, gallery_size=10, seed=0,
+                         n_same=500, n_diff=500, source="v")["jpeg90"]
     own = openset.fit_deployable(copies, labels, gallery_size=10, seed=0).rule
-    assert {k: record[k] for k in ("z", "prior", "margin")} == own.constants() and record["threshold"] == own.threshold
-    assert record["threshold"] > clean.threshold and record["fitted_on"] == "v"
+    o = record["openset"]
+    assert {k: o[k] for k in ("z", "prior", "margin")} == own.constants() and o["threshold"] == own.threshold
+    assert o["threshold"] > clean.threshold and o["fitted_on"] == "v"
     scored = openset.score_splits(copies, labels, openset.leave_out_splits(labels, 10))
-    assert record["clean_rule"]["absent_unknown"] == pytest.approx(openset.outcomes(scored, clean)["absent_unknown"])
-    assert record["absent_unknown"] > record["clean_rule"]["absent_unknown"] + 0.2
-    assert record["balanced"] > record["clean_rule"]["balanced"]
+    assert o["clean_rule"]["absent_unknown"] == pytest.approx(openset.outcomes(scored, clean)["absent_unknown"])
+    assert o["absent_unknown"] > o["clean_rule"]["absent_unknown"] + 0.2 and o["balanced"] > o["clean_rule"]["balanced"]
+    pairs = verification(copies, labels, 500, 500, 0)
+    assert record["verification_threshold"] == pairs["threshold"] > clean_verification
+    assert record["verification_accuracy"] == pairs["accuracy"] > record["verification_accuracy_clean"]
+    assert record["verification_accuracy_clean"] == pytest.approx(
+        np.mean((pairs["scores"] >= clean_verification) == pairs["same"]))
 
 
 def _resaved_gallery(tmp_path, extractor, folders, out, images=4, state=None):
@@ -516,7 +526,7 @@ def _resaved_gallery(tmp_path, extractor, folders, out, images=4, state=None):
 
 
 def test_resaved_gallery_holds_each_models_evaluation_side_sample_in_every_resave_and_resumes(tmp_path):
-    from modelfp.attributor import read_gallery, save_gallery
+    from modelfp.attributor import pixel_digest, read_gallery, read_images, save_gallery
     from modelfp.perturb import MATCHED
     from modelfp.splits import EVAL, folder_side
     extractor = tiny_extractor(tmp_path)
@@ -524,15 +534,13 @@ def test_resaved_gallery_holds_each_models_evaluation_side_sample_in_every_resav
     for k, folder in enumerate(folders.values()):
         write_model_images(folder, k, 12, seed=k)
     full = read_gallery(_resaved_gallery(tmp_path, extractor, folders, tmp_path / "full.gallery"))
-    att = Attributor(extractor, windows=1, views=1)
+    assert Attributor(extractor, windows=1, views=1).digest == full.extractor
     for name, folder in folders.items():
         side, _ = folder_side(folder, 0.5, EVAL)
         entry = full.models[name]
         assert entry["count"] == min(4, len(side)) and full.copies(name) == list(MATCHED)
         # only evaluation-side images: each held digest is one of theirs
-        from modelfp.attributor import pixel_digest, read_images
-        digests = {pixel_digest(r.image) for r in read_images([str(p) for p in side], 16)}
-        assert set(entry["digests"]) <= digests
+        assert set(entry["digests"]) <= {pixel_digest(r.image) for r in read_images([str(p) for p in side], 16)}
     # killed after the first model: the rerun keeps what was held, embeds the rest, deletes the state
     partial = read_gallery(tmp_path / "full.gallery")
     partial.models = {"m0": partial.models["m0"]}
@@ -544,43 +552,56 @@ def test_resaved_gallery_holds_each_models_evaluation_side_sample_in_every_resav
     assert torch.equal(again.models["m0"]["matched"]["gray"]["prints"], full.models["m0"]["matched"]["gray"]["prints"])
     for name in folders:
         assert again.models[name]["digests"] == full.models[name]["digests"]
-    assert att.digest == full.extractor
 
 
-def test_calibrate_stores_a_rule_per_resave_and_identify_answers_a_resaved_query_with_it(tmp_path, caplog):
+def test_calibrate_stores_each_resaves_thresholds_and_the_tool_judges_a_resaved_image_by_them(tmp_path, caplog):
+    from PIL import Image
+
+    from modelfp import resaved
     from modelfp.perturb import MATCHED
     trained = tiny_extractor(tmp_path)
     folders = {f"m{k}": tmp_path / f"m{k}" for k in range(3)}
     for k, folder in enumerate(folders.values()):
         write_model_images(folder, k, 14, seed=k)
-    resaved = _resaved_gallery(tmp_path, trained, folders, tmp_path / "resaved.gallery", images=6)
+    copies_file = _resaved_gallery(tmp_path, trained, folders, tmp_path / "resaved.gallery", images=6)
     emb, labels = families(seed=0)
     val = embeddings_folder(tmp_path / "val", emb, labels)
     evaluation = evaluation_csv(tmp_path / "v.csv")
     out = tmp_path / "model.pt"
-    assert steps.main(["calibrate", "--extractor", trained, "--evaluation", evaluation, "--embeddings", val,
-                       "--gallery", "2", "--seed", "0", "--resaved", str(resaved), "--gallery-draws", "1",
-                       "--out", str(out)]) == 0
-    rule = ex.load(out).openset_rule
-    assert set(rule["resaved"]) == set(MATCHED)
-    from modelfp.steps.extractor import _resaved_copies
-    copies = _resaved_copies(resaved)
-    clean = openset.OpenSetRule.from_constants(rule, 0.9)
-    assert rule["resaved"] == openset.fit_resaved(copies, clean, 2, 0, 1, str(resaved))
-    # the tool: a gallery with copies answers a JPEG 90 query by the JPEG 90 rule, a clean one by the clean rule
+    base = ["calibrate", "--extractor", trained, "--evaluation", evaluation, "--embeddings", val,
+            "--gallery", "2", "--seed", "0", "--resaved", str(copies_file)]
+    assert steps.main(base + ["--out", str(tmp_path / "no.pt")]) == 2        # the protocol's values are needed
+    assert steps.main(base + ["--gallery-draws", "1", "--pairs-same", "20", "--pairs-diff", "20",
+                              "--out", str(out)]) == 0
+    model = ex.load(out)
+    assert set(model.resaved) == set(MATCHED)
+    clean = openset.OpenSetRule.from_constants(model.openset_rule, 0.9)
+    assert model.resaved == resaved.fit(resaved.copies(copies_file), clean, 0.5, 2, 0, 1, 20, 20, str(copies_file))
+    # the tool: a JPEG 90 query meets the gallery's JPEG 90 copies under the JPEG 90 rule, a clean one the clean rule
     att = Attributor(str(out), windows=1, views=1)
     gallery = att.new_gallery()
     for name, folder in folders.items():
         att.add(gallery, name, sorted(str(p) for p in folder.glob("*.png"))[:4])
     jpeg = att.acceptance(gallery, condition="jpeg90").rule
-    assert (jpeg.threshold, jpeg.constants()) == (rule["resaved"]["jpeg90"]["threshold"],
-                                                  {k: rule["resaved"]["jpeg90"][k] for k in ("z", "prior", "margin")})
+    o = model.resaved["jpeg90"]["openset"]
+    assert (jpeg.threshold, jpeg.constants()) == (o["threshold"], {k: o[k] for k in ("z", "prior", "margin")})
     assert att.acceptance(gallery).rule == clean
-    # a file calibrated before: the clean rule for the copies too, said once
+    # verify: a JPEG 90 file against a clean image is judged by the JPEG 90 verification threshold,
+    # two clean images by the clean one, and a threshold given judges both
+    png = sorted(folders["m0"].glob("*.png"))
+    jpg = tmp_path / "q.jpg"
+    Image.open(png[-1]).convert("RGB").save(jpg, quality=90)
+    assert att.verify(str(jpg), str(png[0])).threshold == model.resaved["jpeg90"]["verification_threshold"]
+    assert att.verify(str(png[1]), str(png[0])).threshold == 0.5
+    assert att.verify(str(jpg), str(png[0]), threshold=0.7).threshold == 0.7
+    pairs = att.verify_pairs([str(jpg), str(png[1])], [str(png[0])])
+    assert [p.threshold for p in pairs] == [model.resaved["jpeg90"]["verification_threshold"], 0.5]
+    # a file calibrated before: the clean thresholds for re-saved images too, said once
     old = tmp_path / "old.pt"
-    ex.set_threshold(out, 0.5, out=old, openset_threshold=0.9, openset_rule={k: rule[k] for k in ("z", "prior", "margin")})
+    ex.set_threshold(out, 0.5, out=old, openset_threshold=0.9, openset_rule=model.openset_rule)
     caplog.set_level(logging.INFO, logger="modelfp")
     old_att = Attributor(str(old), windows=1, views=1)
     assert old_att.acceptance(gallery, condition="jpeg90").rule == clean
     old_att.acceptance(gallery, condition="gray")
-    assert sum("calibrated before open-set rules for re-saved images" in r.getMessage() for r in caplog.records) == 1
+    assert old_att.verify(str(jpg), str(png[0])).threshold == 0.5
+    assert sum("calibrated before re-saved images had thresholds" in r.getMessage() for r in caplog.records) == 1

@@ -592,11 +592,16 @@ class Attributor:
         """The extractor's window (its training image size): the smallest image side it accepts."""
         return self.model.cfg.image_size
 
-    def threshold(self, threshold: float | None = None, kind: str = "verification") -> float:
+    def threshold(self, threshold: float | None = None, kind: str = "verification", condition: str | None = None
+                  ) -> float:
         """`threshold` when given, else the extractor's calibrated one of `kind`: "verification"
-        (verify: same model at or above it) or "open-set" (identify: "unknown" below it)."""
+        (verify: same model at or above it; for a pair compared as re-saved as `condition`, the one
+        calibrated for that re-save where the file has it) or "open-set" (identify: "unknown" below it)."""
         if threshold is not None:
             return float(threshold)
+        resaved = self._resaved(condition) if kind == "verification" else None
+        if resaved is not None:
+            return float(resaved["verification_threshold"])
         stored = self.model.threshold if kind == "verification" else self.model.openset_threshold
         if stored is None:
             raise ValueError(f"{self.path} holds no {kind} threshold (an uncalibrated file, or calibrated "
@@ -619,14 +624,23 @@ class Attributor:
             self._say_once(f"{self.path}: calibrated before per-model open-set thresholds; every model uses the "
                            f"global threshold {global_threshold:.4f} (a newly calibrated extractor has them)")
             return openset.OpenSetRule.global_only(global_threshold)
-        if condition is not None:
-            resaved = constants.get("resaved", {}).get(condition)
-            if resaved is not None:
-                return openset.OpenSetRule.from_constants(resaved, resaved["threshold"])
-            self._say_once(f"{self.path}: calibrated before open-set rules for re-saved images; JPEG and grayscale "
-                           f"queries are accepted by the clean images' rule, which names many re-saved images of "
-                           f"models not in the gallery (an extractor calibrated since has a rule for each re-save)")
+        resaved = self._resaved(condition)
+        if resaved is not None:
+            return openset.OpenSetRule.from_constants(resaved["openset"], resaved["openset"]["threshold"])
         return openset.OpenSetRule.from_constants(constants, global_threshold)
+
+    def _resaved(self, condition: str | None) -> dict | None:
+        """The thresholds calibrated for images re-saved as `condition` (`modelfp.resaved`), or None:
+        a clean image, or a file calibrated before re-saves had their own (said once)."""
+        if condition is None:
+            return None
+        resaved = (getattr(self.model, "resaved", None) or {}).get(condition)
+        if resaved is None:
+            self._say_once(f"{self.path}: calibrated before re-saved images had thresholds of their own; JPEG and "
+                           f"grayscale images are judged by the clean images' thresholds, which name many re-saved "
+                           f"images of models not in the gallery and call many pairs of two models' re-saved images "
+                           f"the same model (an extractor calibrated since has thresholds for each re-save)")
+        return resaved
 
     def acceptance(self, gallery: Gallery, threshold: float | None = None, where: str = "the gallery",
                    condition: str | None = None) -> Acceptance:
@@ -822,8 +836,10 @@ class Attributor:
                      progress: Callable[[int], object] | None = None) -> list[Verification]:
         """Every image of `a_inputs` against every image of `b_inputs` (files, folders, patterns),
         in order; an image that cannot be used is one record (its path as `a` or `b`, the other
-        empty, `failed` set) instead of its pairs."""
-        threshold = self.threshold(threshold)
+        empty, `failed` set) instead of its pairs. Each pair is judged by `threshold` when given,
+        else by the calibrated verification threshold of what it is compared as (`_matched_pair`:
+        clean, or a re-save's own)."""
+        given, threshold = threshold, self.threshold(threshold)
         sides, failed = [], []
         for which, inputs in (("a", a_inputs), ("b", b_inputs)):
             good = []
@@ -840,21 +856,30 @@ class Attributor:
         pairs = []
         for a, ha, note_a, cond_a in sides[0]:
             for b, hb, note_b, cond_b in sides[1]:
-                ha2, hb2, said = self._matched_pair((a, ha, cond_a), (b, hb, cond_b), matched)
+                ha2, hb2, said, condition = self._matched_pair((a, ha, cond_a), (b, hb, cond_b), matched)
                 score = float(ha2 @ hb2)
-                pairs.append(Verification(a, b, score >= threshold, score, threshold,
-                                          note=_pair_note(note_a, note_b, said)))
+                t = self.threshold(given, "verification", condition)
+                pairs.append(Verification(a, b, score >= t, score, t, note=_pair_note(note_a, note_b, said)))
         return failed + pairs
 
-    def _matched_pair(self, a: tuple, b: tuple, cache: dict) -> tuple[torch.Tensor, torch.Tensor, str | None]:
+    def _matched_pair(self, a: tuple, b: tuple, cache: dict
+                      ) -> tuple[torch.Tensor, torch.Tensor, str | None, str | None]:
         """Two images' fingerprints for `verify`, like compared with like: when one is a JPEG or
         grayscale (its `perturb.matched_condition`) and the other is not, the other's fingerprint is
-        that of its re-save in the same condition (`perturb.resaved`), and for a JPEG both are joined
-        with their luminance's (`_joined`, as a gallery's JPEG copies); cached per path and
-        condition; with the side re-saved, for the note."""
+        that of its re-save in the same condition (`perturb.resaved`); for a JPEG both are joined
+        with their luminance's (`_joined`, as a gallery's JPEG copies), also when both are JPEGs of
+        one quality; cached per path and condition. Returns the two fingerprints, the side re-saved
+        (for the note) and the condition the pair is compared in (None: clean, or two re-saves
+        that differ), whose verification threshold judges it."""
         (path_a, ha, cond_a), (path_b, hb, cond_b) = a, b
-        if (cond_a is None) == (cond_b is None):
-            return ha, hb, None
+        if cond_a is None and cond_b is None:
+            return ha, hb, None, None
+        if cond_a is not None and cond_b is not None:
+            if cond_a != cond_b:
+                return ha, hb, None, None
+            if cond_a in WITH_LUMINANCE:
+                ha, hb = (self._joined_cached(path, h, cache) for path, h in ((path_a, ha), (path_b, hb)))
+            return ha, hb, None, cond_a
         side, path, condition = ("a", path_a, cond_b) if cond_a is None else ("b", path_b, cond_a)
         if (path, condition) not in cache:
             copy = resaved(load_image(path, None, alpha=ALPHA_READING), condition)
@@ -865,17 +890,22 @@ class Attributor:
         said = f"{side} compared as its {_in_words(condition)} re-save"
         other_path, other_h = (path_b, hb) if side == "a" else (path_a, ha)
         if condition in WITH_LUMINANCE:          # the JPEG side, joined with its luminance's
-            if (other_path, "joined") not in cache:
-                pixels = load_image(other_path, None, alpha=ALPHA_READING)
-                cache[other_path, "joined"] = self._joined(other_h[None], [pixels], self.windows, self.views)[0]
-            other_h = cache[other_path, "joined"]
-        return (h, other_h, said) if side == "a" else (other_h, h, said)
+            other_h = self._joined_cached(other_path, other_h, cache)
+        return ((h, other_h) if side == "a" else (other_h, h)) + (said, condition)
+
+    def _joined_cached(self, path, h: torch.Tensor, cache: dict) -> torch.Tensor:
+        """The fingerprint `h` of the image in `path` joined with its luminance's, cached per path."""
+        if (path, "joined") not in cache:
+            pixels = load_image(path, None, alpha=ALPHA_READING)
+            cache[path, "joined"] = self._joined(h[None], [pixels], self.windows, self.views)[0]
+        return cache[path, "joined"]
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
         """Same model or not: cosine similarity of the two images' fingerprints against the
-        threshold (default: the extractor's verification threshold). a and b are image files (a
-        folder is an error; `verify_pairs` compares folders)."""
-        threshold = self.threshold(threshold)
+        threshold (default: the extractor's calibrated verification threshold of what the pair is
+        compared as: clean, or a re-save's own). a and b are image files (a folder is an error;
+        `verify_pairs` compares folders)."""
+        given, threshold = threshold, self.threshold(threshold)
         pairs = []
         for item in (a, b):
             if Path(item).is_dir():
@@ -887,8 +917,9 @@ class Attributor:
             return Verification(str(a), str(b), threshold=threshold,
                                 failed=[ImageRecord(r.path, error=r.error) for r in failed])
         (ra, ha), (rb, hb) = pairs
-        ha, hb, said = self._matched_pair((ra.path, ha, ra.condition), (rb.path, hb, rb.condition), {})
+        ha, hb, said, condition = self._matched_pair((ra.path, ha, ra.condition), (rb.path, hb, rb.condition), {})
         score = float(ha @ hb)
+        threshold = self.threshold(given, "verification", condition)
         return Verification(str(a), str(b), score >= threshold, score, threshold,
                             note=_pair_note(ra.note, rb.note, said))
 

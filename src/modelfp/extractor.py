@@ -399,6 +399,7 @@ class Extractor(nn.Module):
         self.threshold: float | None = None          # calibrated verification threshold (verify)
         self.openset_threshold: float | None = None  # calibrated open-set threshold (identify)
         self.openset_rule: dict | None = None        # calibrated per-model open-set constants (modelfp.openset)
+        self.resaved: dict | None = None             # per re-save, its calibrated thresholds (`set_threshold`)
         self.views = 1              # test-time views the thresholds were calibrated with (`VIEWS`)
 
     def features(self, images):
@@ -435,7 +436,7 @@ def save(model: Extractor, path, **meta) -> None:
                       "denoiser": denoise.to_payload(model.front.denoiser), "state_dict": state,
                       "centre": model.centre.detach().cpu().clone(), "threshold": model.threshold,
                       "openset_threshold": model.openset_threshold, "openset_rule": model.openset_rule,
-                      "views": model.views, "meta": meta}, path)
+                      "resaved": model.resaved, "views": model.views, "meta": meta}, path)
 
 
 def load(path, device="cpu") -> Extractor:
@@ -467,23 +468,27 @@ def load(path, device="cpu") -> Extractor:
     model.threshold = payload.get("threshold")
     model.openset_threshold = payload.get("openset_threshold")
     model.openset_rule = payload.get("openset_rule")        # None: calibrated before per-model rules
+    model.resaved = payload.get("resaved")                  # None: calibrated before re-saves had their own
     model.views = int(payload.get("views") or 1)            # files calibrated before test-time views: 1
     model.meta = payload.get("meta", {})
     return model.to(device).eval()
 
 
 def set_threshold(path, threshold: float, out=None, openset_threshold: float | None = None,
-                  openset_rule: dict | None = None, views: int = 1, **meta) -> None:
+                  openset_rule: dict | None = None, views: int = 1, resaved: dict | None = None, **meta) -> None:
     """The extractor file `path` with the verification threshold (`verify`), the open-set threshold
     (`identify`: "unknown" below it), the per-model open-set constants (`modelfp.openset`; None:
-    the global threshold only), the test-time views they were calibrated with and meta stored,
-    written atomically to `out` (default: `path`)."""
+    the global threshold only), the test-time views they were calibrated with, per re-save
+    (`perturb.MATCHED`) the thresholds a re-saved image is answered with (`resaved`: {condition:
+    {"verification_threshold": t, "openset": an `openset.fit_resaved` record}}; None: the clean
+    images' for every image) and meta stored, written atomically to `out` (default: `path`)."""
     check_views(views)
     payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file")
     payload["threshold"] = float(threshold)
     payload["views"] = int(views)
     payload["openset_threshold"] = None if openset_threshold is None else float(openset_threshold)
     payload["openset_rule"] = openset_rule
+    payload["resaved"] = resaved
     payload["meta"] = {**payload.get("meta", {}), **meta}
     checkpoints.save(payload, out or path)
 
@@ -850,7 +855,8 @@ def export(model: Extractor, out_dir) -> tuple[Path, Path]:
                    metadata={"format": EXPORT_FORMAT})
     config = {"format": EXPORT_FORMAT, "config": asdict(model.cfg), "classes": model.classes, "denoiser": den,
               "threshold": model.threshold, "openset_threshold": model.openset_threshold,
-              "openset_rule": getattr(model, "openset_rule", None), "views": getattr(model, "views", 1),
+              "openset_rule": getattr(model, "openset_rule", None), "resaved": getattr(model, "resaved", None),
+              "views": getattr(model, "views", 1),
               "meta": getattr(model, "meta", {}), "weights": EXPORT_WEIGHTS,
               "weights_sha256": hashlib.sha256(blob).hexdigest()}
     text = json.dumps(config, indent=2, default=_json_plain) + "\n"
@@ -902,7 +908,7 @@ def exported_payload(path) -> dict:
         return {"format": FORMAT, "config": config["config"], "classes": config["classes"], "denoiser": den,
                 "state_dict": state, "centre": tensors["centre"], "threshold": config.get("threshold"),
                 "openset_threshold": config.get("openset_threshold"), "openset_rule": config.get("openset_rule"),
-                "views": config.get("views", 1), "meta": config.get("meta", {})}
+                "resaved": config.get("resaved"), "views": config.get("views", 1), "meta": config.get("meta", {})}
     except Exception as err:  # noqa: BLE001 - safetensors' errors, missing keys: the same clear line
         raise ValueError(f"{folder}: damaged exported extractor ({type(err).__name__}: {err}); "
                          f"export it again") from err

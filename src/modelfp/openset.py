@@ -30,7 +30,7 @@ A re-saved query (JPEG, grayscale) is compared with the gallery's copies re-save
 which share what the re-save did to them and score higher against every model than clean images
 do; the clean images' rule then names most absent models' re-saved images. So each re-save has a
 rule of its own, global threshold and constants both, fitted the same way on the validation
-generators' images re-saved so (`fit_resaved`, the calibrate step, from the rule `resaved_gallery`).
+generators' images re-saved so (`modelfp.resaved`, the calibrate step, from the rule `resaved_gallery`).
 
 Everything here is a pure function of numpy arrays; the attributor applies it to a gallery.
 """
@@ -295,32 +295,10 @@ def fit_deployable(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0,
     """A whole rule from embeddings alone: the global threshold of the leave-one-model-out protocol
     (`evaluate.open_set` over `draws` gallery draws, as the evaluate step finds it) and the per-model
     constants fitted around it (`fit`). The calibrate step fits the re-saved copies' rules so
-    (`fit_resaved`); the clean rule's global threshold it reads from the evaluation instead."""
+    (`modelfp.resaved`); the clean rule's global threshold it reads from the evaluation instead."""
     from .evaluate import open_set
     threshold = open_set(emb, labels, gallery_size, seed, draws)["threshold"]
     return fit(emb, labels, threshold, gallery_size=gallery_size, seed=seed)
-
-
-def fit_resaved(copies: dict, clean: OpenSetRule, gallery_size: int = GALLERY_SIZE, seed: int = 0,
-                draws: int = 1, source: str = "") -> dict:
-    """Per re-save, the rule a query re-saved that way is answered with (issue 25). A re-saved
-    query is compared with the gallery's copies re-saved the same way, and every model's copies
-    share what the re-save did to them: they score higher against each other than clean images do,
-    so the clean rule's global threshold and constants name most absent models' re-saved images.
-    `copies`: {condition: (emb, labels)}, the validation generators' images re-saved in that
-    condition; each gets its own rule (`fit_deployable`), recorded with its threshold, its
-    in-sample scores, and the scores of the `clean` rule on the same draws (what it replaces)."""
-    out = {}
-    for condition, (emb, labels) in copies.items():
-        fitted = fit_deployable(emb, labels, gallery_size, seed, draws)
-        scored = score_splits(emb, labels, leave_out_splits(labels, fitted.gallery_size, fitted.known_fraction,
-                                                            fitted.repeats, fitted.seed))
-        before = outcomes(scored, clean)
-        out[condition] = {"threshold": fitted.rule.threshold, **fitted.record(source),
-                          "known_named": fitted.fitted["known_named"],
-                          "absent_unknown": fitted.fitted["absent_unknown"],
-                          "clean_rule": {k: before[k] for k in ("known_named", "absent_unknown", "balanced")}}
-    return out
 
 
 def deployed(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1) -> dict:

@@ -509,11 +509,11 @@ class Plan:
 
     def calibration_args(self, inputs):
         """calibrate's options beside its files: the protocol of the open-set fit, and with the
-        re-saved copies (evaluation.resaved_images > 0) their gallery and the draws of their
-        global thresholds."""
+        re-saved copies (evaluation.resaved_images > 0) their gallery, the draws of their global
+        open-set thresholds and the pairs of their verification thresholds."""
         e = self.evaluation
-        resaved = (f" --resaved {inputs['resaved']} --gallery-draws {e['gallery_draws']}"
-                   if "resaved" in inputs.keys() else "")
+        resaved = (f" --resaved {inputs['resaved']} --gallery-draws {e['gallery_draws']} --pairs-same "
+                   f"{e['pairs_same']} --pairs-diff {e['pairs_diff']}" if "resaved" in inputs.keys() else "")
         return f"--gallery {e['gallery']} --seed {e['seed']}{resaved}"
 
     def resaved_inputs(self, variant):

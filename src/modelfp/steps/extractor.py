@@ -1,8 +1,9 @@
 """Stage extractor (Section III-D): `train-extractor` trains a fingerprint-extractor variant (or
 builds a control) on the synthetic zoo, or fine-tunes one on known models' training side
 (modelfp.extractor), scoring the validation set after every epoch (modelfp.validation);
-`calibrate` stores the validation set's thresholds and open-set rule in it (modelfp.openset), with
-`resaved-gallery`'s re-saved copies of the validation images the rule of each re-save."""
+`calibrate` stores the validation set's thresholds and open-set rule in it (modelfp.openset), and
+with `resaved-gallery`'s re-saved copies of the validation images the thresholds of each re-save
+(modelfp.resaved)."""
 
 from __future__ import annotations
 
@@ -157,22 +158,6 @@ def cmd_resaved_gallery(args):
         os.remove(args.state)
 
 
-def _resaved_copies(path) -> dict:
-    """{condition: (emb, labels)} of a `resaved-gallery` file: every image's re-saved copy."""
-    import numpy as np
-
-    from ..attributor import read_gallery
-    from ..perturb import MATCHED
-    gallery = read_gallery(path)
-    out = {}
-    for condition in MATCHED:
-        parts = [(gallery.models[m]["matched"][condition]["prints"].float().numpy(), m) for m in gallery.models
-                 if condition in gallery.copies(m)]
-        if len(parts) >= 2:
-            out[condition] = (np.concatenate([p for p, _ in parts]), np.concatenate([[m] * len(p) for p, m in parts]))
-    return out
-
-
 def cmd_calibrate(args):
     """The deployable extractor: the trained one plus the best verification threshold (verify) and
     open-set threshold (identify's "unknown") of an evaluation csv's "all" row, and with
@@ -192,20 +177,23 @@ def cmd_calibrate(args):
                  "on %d models' embeddings, %d draws", args.embeddings, fitted.rule.describe(),
                  100 * fitted.fitted["balanced"], 100 * fitted.global_["balanced"], len(set(labels.tolist())),
                  fitted.repeats)
-        if args.resaved:
-            rule["resaved"] = openset.fit_resaved(_resaved_copies(args.resaved), fitted.rule, args.gallery,
-                                                  args.seed, args.gallery_draws, str(args.resaved))
-            for condition, r in rule["resaved"].items():
-                log.info("  %-7s re-saved copies: per-model (z %g, prior %g, margin %g; global %.4f): known named "
-                         "right %.1f %%, absent unknown %.1f %% (the clean images' rule on them: %.1f %%, %.1f %%)",
-                         condition, r["z"], r["prior"], r["margin"], r["threshold"], 100 * r["known_named"],
-                         100 * r["absent_unknown"], 100 * r["clean_rule"]["known_named"],
-                         100 * r["clean_rule"]["absent_unknown"])
     elif args.resaved:
         raise ValueError("--resaved needs --embeddings: the re-saved copies' rules are fitted beside the clean one")
+    resaved_thresholds = None
+    if args.resaved:
+        from .. import resaved
+        missing = [f"--{k.replace('_', '-')}" for k in ("gallery_draws", "pairs_same", "pairs_diff")
+                   if getattr(args, k) is None]
+        if missing:
+            raise ValueError(f"--resaved needs {', '.join(missing)} (the evaluation section's values)")
+        resaved_thresholds = resaved.fit(resaved.copies(args.resaved), fitted.rule, row["verification_threshold"],
+                                         args.gallery, args.seed, args.gallery_draws, args.pairs_same,
+                                         args.pairs_diff, str(args.resaved))
+        for line in resaved.describe(resaved_thresholds):
+            log.info("  re-saved copies, %s", line)
     ex.set_threshold(args.extractor, row["verification_threshold"], out=args.out,
                      openset_threshold=row["openset_threshold"], openset_rule=rule, views=views,
-                     threshold_from=str(args.evaluation))
+                     resaved=resaved_thresholds, threshold_from=str(args.evaluation))
     log.info("%s: verification threshold %.4f, open-set threshold %.4f (best on %s), %d test-time view(s) -> %s",
              args.extractor, row["verification_threshold"], row["openset_threshold"], args.evaluation, views, args.out)
 
@@ -250,10 +238,14 @@ def register(sub) -> None:
     p.add_argument("--gallery", type=int, required=True, help="gallery images per known model in that fit "
                                                               "(evaluation.gallery)")
     p.add_argument("--seed", type=int, required=True, help="the gallery draw's seed (evaluation.seed)")
-    p.add_argument("--resaved", help="a resaved-gallery file of the same validation generators: fit the open-set "
-                                     "rule of each re-save there (modelfp.openset.fit_resaved)")
-    p.add_argument("--gallery-draws", type=int, default=1,
+    p.add_argument("--resaved", help="a resaved-gallery file of the same validation generators: fit the "
+                                     "thresholds of each re-save there (modelfp.resaved)")
+    p.add_argument("--gallery-draws", type=int,
                    help="with --resaved: gallery draws of each re-save's global threshold (evaluation.gallery_draws)")
+    p.add_argument("--pairs-same", type=int,
+                   help="with --resaved: same-model pairs of each re-save's verification threshold (evaluation.pairs_same)")
+    p.add_argument("--pairs-diff", type=int,
+                   help="with --resaved: different-model pairs of it (evaluation.pairs_diff)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_calibrate)
 
