@@ -375,16 +375,20 @@ def test_fewer_views_are_the_first_blocks_of_more(denoiser):
         ex.first_views(eight[:, :-1], 2, 1)          # an odd width
 
 
-def test_the_calibrated_views_survive_save_load_and_export(tmp_path, denoiser):
+def test_the_calibrated_views_and_resaves_thresholds_survive_save_load_and_export(tmp_path, denoiser):
     model = ex.build(denoiser, _cfg(), ["a", "b"], seed=0).eval()
     path = tmp_path / "x.pt"
     ex.save(model, path)
     assert ex.load(path).views == 1
-    ex.set_threshold(path, 0.3, openset_threshold=0.2, views=8)
+    assert ex.load(path).resaved is None
+    resaved = {"jpeg90": {"verification_threshold": np.float64(0.49), "openset": {"threshold": 0.78, "z": 0.5,
+                                                                                  "prior": 1.0, "margin": 0.05}}}
+    ex.set_threshold(path, 0.3, openset_threshold=0.2, views=8, resaved=resaved)
     calibrated = ex.load(path)
-    assert calibrated.views == 8
+    assert calibrated.views == 8 and calibrated.resaved == resaved
     ex.export(calibrated, tmp_path / "shared")
-    assert ex.load(tmp_path / "shared").views == 8
+    shared = ex.load(tmp_path / "shared")
+    assert shared.views == 8 and shared.resaved == resaved       # the re-saves' thresholds too
     with pytest.raises(ValueError, match="views must be 1 to 8"):
         ex.set_threshold(path, 0.3, views=9)
 

@@ -1,12 +1,14 @@
 """benchmarks/robustness.py on a tiny fabricated run: which models and images it takes (the
 evaluation side, the test bed's evaluated models only), the re-saved copies the tool reads, and the
-table and paired comparison it prints. (The re-saves themselves: tests/test_perturb.py.)"""
+table and paired comparison it prints; and benchmarks/verify_resaved.py, verify on a re-saved image. (The
+re-saves themselves: tests/test_perturb.py.)"""
 import csv
 import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from modelfp import denoise, splits
@@ -161,3 +163,43 @@ def test_two_calibrations_of_one_network_are_paired_on_named_right_and_absent_un
         assert int(b["named_only_vs_right"]) == round(float(a["named_right"]) * n) and b["named_only_this_right"] == "0"
         assert (b["absent_only_vs_right"], int(b["absent_only_this_right"])) == ("0", n)
         assert float(b["absent_mcnemar_p"]) < 0.05 and b["only_vs_right"] == b["only_this_right"] == "0"
+
+
+def load_verify_benchmark():
+    spec = importlib.util.spec_from_file_location("verify_benchmark", ROOT / "benchmarks" / "verify_resaved.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_verify_resaved_counts_hand_made_pairs_under_both_thresholds():
+    bench = load_verify_benchmark()
+    got = {"same": np.array([True, True, False, False, False]), "score": np.array([0.8, 0.5, 0.6, 0.3, 0.1]),
+           "threshold": np.full(5, 0.55), "clean_threshold": 0.2}
+    row = bench.summary(got, "jpeg90")
+    # own threshold 0.55: same pairs 0.8 yes, 0.5 no; different 0.6 wrong, 0.3 and 0.1 right
+    assert (row["same_called_same"], row["different_called_different"]) == (0.5, pytest.approx(2 / 3))
+    # clean 0.2: both same pairs right; of the different ones only 0.1 right
+    assert (row["clean_same_called_same"], row["clean_different_called_different"]) == (1.0, pytest.approx(1 / 3))
+    assert (row["only_clean_right"], row["only_this_right"], row["threshold"]) == (1, 1, 0.55)
+
+
+def test_verify_resaved_judges_each_pair_by_the_files_threshold_of_its_resave(tmp_path, capsys):
+    """A re-saved query's pairs are judged by the re-save's own verification threshold, clean
+    pairs by the clean one; the clean threshold's column scores the very same pairs."""
+    bench = load_verify_benchmark()
+    for kind in range(3):
+        write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
+    resaved = {c: {"verification_threshold": 0.9, "openset": {"threshold": 0.9, "z": 0.0, "prior": 0.0, "margin": 0.0}}
+               for c in ("jpeg90", "gray")}
+    extractor = tiny_extractor(tmp_path, "all/model.pt", threshold=0.5, openset_threshold=0.5, resaved=resaved)
+    out = tmp_path / "verify.csv"
+    assert bench.main(["--results", str(tmp_path / "results"), "--extractor", extractor, "--images", "3",
+                       "--conditions", "clean", "jpeg90", "gray", "--out", str(out), "--threads", "1"]) == 0
+    rows = {r["condition"]: r for r in csv.DictReader(out.open())}
+    assert "McNemar" in capsys.readouterr().out
+    for condition, r in rows.items():
+        assert (int(r["same_pairs"]), int(r["different_pairs"])) == (3 * 3 * 3, 3 * 3 * 6)
+        assert float(r["threshold"]) == (0.5 if condition == "clean" else 0.9) and float(r["clean_threshold"]) == 0.5
+    clean = rows["clean"]
+    assert clean["balanced"] == clean["clean_balanced"] and clean["only_this_right"] == clean["only_clean_right"] == "0"

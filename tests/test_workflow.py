@@ -292,13 +292,14 @@ def test_the_deployed_thresholds_are_chosen_on_the_validation_generators(smoke):
     # network in the tool's windows and views, resaved_images of each model's evaluation side
     from modelfp.attributor import read_gallery
     from modelfp.perturb import MATCHED
-    resaved = calibrated.openset_rule["resaved"]
+    resaved = calibrated.resaved
     assert set(resaved) == set(MATCHED)
     copies = read_gallery(smoke / "results/extractors/all/resaved/validation.gallery")
     config = yaml.safe_load(open(smoke / "configs/smoke.yaml"))
     assert list(copies.models) == config["validation"]["models"] and (copies.windows, copies.views) == (2, 2)
     assert all(n == config["evaluation"]["resaved_images"] for n in copies.counts().values())
-    assert all(r["fitted_on"] == "results/extractors/all/resaved/validation.gallery" for r in resaved.values())
+    assert all(r["openset"]["fitted_on"] == "results/extractors/all/resaved/validation.gallery"
+               and r["verification_threshold"] is not None for r in resaved.values())
 
 
 @pytest.mark.slow

@@ -488,7 +488,8 @@ def set_threshold(path, threshold: float, out=None, openset_threshold: float | N
     payload["views"] = int(views)
     payload["openset_threshold"] = None if openset_threshold is None else float(openset_threshold)
     payload["openset_rule"] = openset_rule
-    payload["resaved"] = resaved
+    # plain values only (numpy scalars would make the file unreadable under torch's weights_only load)
+    payload["resaved"] = None if resaved is None else _plain(resaved)
     payload["meta"] = {**payload.get("meta", {}), **meta}
     checkpoints.save(payload, out or path)
 
@@ -829,6 +830,12 @@ EXPORT_WEIGHTS = "model.safetensors"
 EXPORT_CONFIG = "config.json"
 EXPORT_HINT = (f"an exported extractor is a folder with {EXPORT_CONFIG} and {EXPORT_WEIGHTS} "
                f"(`modelfp export EXTRACTOR OUT_DIR`)")
+
+
+def _plain(value):
+    """`value` (dicts, lists, numbers, text) with numpy scalars and arrays as plain Python values."""
+    import json
+    return json.loads(json.dumps(value, default=_json_plain))
 
 
 def _json_plain(value):
