@@ -1,22 +1,12 @@
 """benchmarks/extractor_study.py's open-set score of a setting (issue 25): the calibrate step's
 protocol on fabricated embeddings, where the answer is known."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from conftest import ROOT, load_benchmark
 from modelfp import openset
 
-ROOT = Path(__file__).resolve().parents[1]
 EV = {"gallery": 10, "seed": 0}
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("extractor_study", ROOT / "benchmarks" / "extractor_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def clusters(centres, per_model=40, spread=0.05, seed=0):
@@ -28,7 +18,7 @@ def clusters(centres, per_model=40, spread=0.05, seed=0):
 
 def test_separated_models_are_answered_right():
     emb, labels = clusters(np.eye(5, 16) * 3)
-    out = load_benchmark().openset_scores(emb, labels, EV)
+    out = load_benchmark("extractor_study").openset_scores(emb, labels, EV)
     assert out["openset_known_named"] == pytest.approx(100)
     assert out["openset_absent_unknown"] == pytest.approx(100)
     assert out["openset_balanced"] == pytest.approx(100)
@@ -40,8 +30,8 @@ def test_a_twin_pair_costs_open_set_accuracy_and_draws_average_to_the_pooled_sco
     centres = np.eye(5, 16) * 3
     twins = centres.copy()
     twins[1] = twins[0] + 0.02                  # m1 is m0's near-twin: an absent twin is taken for it
-    separated = load_benchmark().openset_scores(*clusters(centres), EV)
-    twinned = load_benchmark().openset_scores(*clusters(twins), EV)
+    separated = load_benchmark("extractor_study").openset_scores(*clusters(centres), EV)
+    twinned = load_benchmark("extractor_study").openset_scores(*clusters(twins), EV)
     assert twinned["openset_balanced"] < separated["openset_balanced"] - 5
     # every draw has the same number of queries here (40 images a model, 3 of 5 known), so the mean
     # of the per-draw balanced accuracies is the pooled one the fit reports
@@ -53,7 +43,7 @@ def test_every_setting_is_a_valid_lever_and_a_seed_replicate_changes_the_seed_al
     before anything trains), and the seed replicates are the preset itself but for the training seed
     (the noise floor the other rows are read against)."""
     from dataclasses import replace
-    bench = load_benchmark()
+    bench = load_benchmark("extractor_study")
     cfg = bench.merged_config([str(ROOT / "config.yaml"), str(ROOT / "configs" / "demo.yaml")])
     for setting in bench.SETTINGS.values():
         bench.setting_configs(setting, cfg)

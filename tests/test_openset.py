@@ -3,7 +3,6 @@ and the threshold between them, on fabricated embeddings whose answer is known; 
 per-model open-set answers (modelfp.openset): the rule, its calibration on the validation inputs
 only, the fallback of old extractors and galleries, benchmarks/openset.py's core."""
 import csv
-import importlib.util
 import json
 import logging
 import math
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_benchmark
 from modelfp import denoise, openset, steps
 from modelfp import extractor as ex
 from modelfp.attributor import WINDOWS, Acceptance, Attributor, Candidate
@@ -95,8 +95,6 @@ def test_evaluate_group_reports_the_open_set_columns():
 # ---------------------------------------------------------------------------------------------
 # Per-model open-set answers (modelfp.openset): the rule, its calibration, the tool's fallback,
 # the benchmark (issue 25)
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def families(seed=0, n_families=4, per_model=40, dim=32):
@@ -372,15 +370,9 @@ def test_acceptance_names_the_nearest_model_only_above_its_threshold():
 
 # -- the benchmark (benchmarks/openset.py) on a tiny fabricated run
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("openset_benchmark", ROOT / "benchmarks" / "openset.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_the_benchmark_compares_both_rules_on_the_validation_folders_evaluation_side(tmp_path, capsys):
-    bench = load_benchmark()
+    bench = load_benchmark("openset")
     results = tmp_path / "results"
     for kind in range(4):
         write_model_images(results / "validation" / f"val{kind}" / "images", kind, 12, seed=kind)
@@ -408,7 +400,7 @@ def test_the_benchmark_compares_both_rules_on_the_validation_folders_evaluation_
 
 
 def test_the_benchmark_compares_test_time_views_on_the_validation_folders_only(tmp_path, capsys):
-    bench = load_benchmark()
+    bench = load_benchmark("openset")
     results = tmp_path / "results"
     for kind in range(4):
         write_model_images(results / "validation" / f"val{kind}" / "images", kind, 12, seed=kind)
@@ -437,7 +429,7 @@ def test_the_benchmark_compares_ensembles_of_extractors_and_a_network_twice_is_i
     """--members: the first 1, 2, ... extractors' unit fingerprints side by side (a score is the mean
     of their cosines). An ensemble of one network with itself answers as the network alone, and one
     with another network is scored on the same queries (the paired difference's draws)."""
-    bench = load_benchmark()
+    bench = load_benchmark("openset")
     results = tmp_path / "results"
     for kind in range(4):
         write_model_images(results / "validation" / f"val{kind}" / "images", kind, 12, seed=kind)
@@ -460,7 +452,7 @@ def test_the_benchmark_compares_ensembles_of_extractors_and_a_network_twice_is_i
 
 
 def test_the_benchmark_refuses_to_fit_on_other_folders(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("openset")
     for kind in range(3):
         write_model_images(tmp_path / "bed" / f"m{kind}" / "images", kind, 8, seed=kind)
     old = tiny_extractor(tmp_path, "old.pt", openset_threshold=0.5)
@@ -469,7 +461,7 @@ def test_the_benchmark_refuses_to_fit_on_other_folders(tmp_path):
 
 
 def test_the_benchmark_names_a_model_after_its_folder_or_the_folder_above_its_images(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("openset")
     for name in ("vae", "flow", "ddpm"):
         (tmp_path / name / "images").mkdir(parents=True)
     folders = bench.model_folders(models=[str(tmp_path / "vae"), str(tmp_path / "flow" / "images"),

@@ -3,7 +3,6 @@ evaluation side, the test bed's evaluated models only), the re-saved copies the 
 table and paired comparison it prints; and benchmarks/verify_resaved.py, verify on a re-saved image. (The
 re-saves themselves: tests/test_perturb.py.)"""
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,17 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import load_benchmark
 from modelfp import denoise, splits
 from modelfp import extractor as ex
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("robustness_benchmark", ROOT / "benchmarks" / "robustness.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_model(folder: Path, kind: int, n: int, base=None):
@@ -48,7 +39,7 @@ def tiny_extractor(tmp_path, name, **attrs) -> str:
 
 
 def test_the_test_bed_is_its_evaluated_models_and_draws_come_from_the_evaluation_side(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("robustness")
     for kind, (name, base) in enumerate([("vae", None), ("flow", None), ("vae_lora0", "vae")]):
         write_model(tmp_path / "testbed" / name, kind, 30, base)
     (tmp_path / "testbed" / "contact_sheets").mkdir()
@@ -63,7 +54,7 @@ def test_the_test_bed_is_its_evaluated_models_and_draws_come_from_the_evaluation
 
 
 def test_the_benchmark_reads_real_resaved_files_and_compares_extractors_on_the_same_queries(tmp_path, capsys):
-    bench = load_benchmark()
+    bench = load_benchmark("robustness")
     for kind in range(3):
         write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
     calibrated = tiny_extractor(tmp_path, "all/model.pt", threshold=0.5, openset_threshold=0.5)
@@ -110,7 +101,7 @@ def test_own_model_absent_is_what_identify_answers_without_that_model(tmp_path):
     """The open-set side of the same queries: leaving a query's model out of its ranking answers as
     identify answers with a gallery that never held the model (JPEG copies and clean alike)."""
     from modelfp.attributor import Attributor
-    bench = load_benchmark()
+    bench = load_benchmark("robustness")
     for kind in range(3):
         write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
     # a per-model rule with a margin, so both the thresholds and the margin are exercised
@@ -143,7 +134,7 @@ def test_two_calibrations_of_one_network_are_paired_on_named_right_and_absent_un
     """Two files of one network that differ only in their open-set rule (a recalibration) answer
     the same nearest model for every query; the benchmark then pairs what differs, named right and
     own model absent called unknown, query by query (McNemar, the counts of each side)."""
-    bench = load_benchmark()
+    bench = load_benchmark("robustness")
     for kind in range(3):
         write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
     loose = tiny_extractor(tmp_path, "loose/model.pt", threshold=0.5, openset_threshold=-1.0)
@@ -165,15 +156,8 @@ def test_two_calibrations_of_one_network_are_paired_on_named_right_and_absent_un
         assert float(b["absent_mcnemar_p"]) < 0.05 and b["only_vs_right"] == b["only_this_right"] == "0"
 
 
-def load_verify_benchmark():
-    spec = importlib.util.spec_from_file_location("verify_benchmark", ROOT / "benchmarks" / "verify_resaved.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_verify_resaved_counts_hand_made_pairs_under_both_thresholds():
-    bench = load_verify_benchmark()
+    bench = load_benchmark("verify_resaved")
     got = {"same": np.array([True, True, False, False, False]), "score": np.array([0.8, 0.5, 0.6, 0.3, 0.1]),
            "threshold": np.full(5, 0.55), "clean_threshold": 0.2}
     row = bench.summary(got, "jpeg90")
@@ -187,7 +171,7 @@ def test_verify_resaved_counts_hand_made_pairs_under_both_thresholds():
 def test_verify_resaved_judges_each_pair_by_the_files_threshold_of_its_resave(tmp_path, capsys):
     """A re-saved query's pairs are judged by the re-save's own verification threshold, clean
     pairs by the clean one; the clean threshold's column scores the very same pairs."""
-    bench = load_verify_benchmark()
+    bench = load_benchmark("verify_resaved")
     for kind in range(3):
         write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
     resaved = {c: {"verification_threshold": 0.9, "openset": {"threshold": 0.9, "z": 0.0, "prior": 0.0, "margin": 0.0}}
