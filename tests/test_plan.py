@@ -187,6 +187,10 @@ def test_the_resaved_copies_are_the_validation_sets_embedded_as_the_tool_embeds(
     none = Plan({**smoke, "evaluation": {**smoke["evaluation"], "resaved_images": 0}})
     assert "resaved" not in none.calibration_inputs("all")
     assert "--resaved" not in none.calibration_args(none.calibration_inputs("all"))
+    none.check()
+    too_few = Plan({**smoke, "evaluation": {**smoke["evaluation"], "resaved_images": e["gallery"]}})
+    with pytest.raises(ValueError, match=r"evaluation.resaved_images \(2\) must exceed evaluation.gallery \(2\)"):
+        too_few.check()
 
 
 def test_the_tool_view_is_the_validation_view_with_test_time_views(plan, smoke):

@@ -613,7 +613,7 @@ class Attributor:
         """identify's rule for "unknown": `threshold` alone when given (one global threshold), else
         the extractor's calibrated per-model rule (`modelfp.openset`) around its open-set threshold;
         for a query compared with the gallery's copies re-saved as `condition`, the rule calibrated
-        on the validation set's copies re-saved so (`openset.fit_resaved`), where the file has one
+        on the validation set's copies re-saved so (`modelfp.resaved`), where the file has one
         (extractors calibrated before: the clean images' rule, said once). An extractor calibrated
         before per-model rules gives the global threshold (said once)."""
         if threshold is not None:

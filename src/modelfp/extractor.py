@@ -480,7 +480,7 @@ def set_threshold(path, threshold: float, out=None, openset_threshold: float | N
     (`identify`: "unknown" below it), the per-model open-set constants (`modelfp.openset`; None:
     the global threshold only), the test-time views they were calibrated with, per re-save
     (`perturb.MATCHED`) the thresholds a re-saved image is answered with (`resaved`: {condition:
-    {"verification_threshold": t, "openset": an `openset.fit_resaved` record}}; None: the clean
+    {"verification_threshold": t, "openset": ...}}, `modelfp.resaved.fit`'s record; None: the clean
     images' for every image) and meta stored, written atomically to `out` (default: `path`)."""
     check_views(views)
     payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file")

@@ -93,7 +93,7 @@ def calibrated_file(variant="{variant}"):
 
 def resaved_gallery_file(variant="{variant}"):
     """The validation generators' re-saved copies embedded by a trained extractor (`resaved-gallery`),
-    where calibrate fits the open-set rule of each re-save."""
+    where calibrate fits the thresholds of each re-save (`modelfp.resaved`)."""
     return f"results/extractors/{variant}/resaved/validation.gallery"
 
 
@@ -195,6 +195,7 @@ class Plan:
     def check(self):
         """Stop at once, before any job runs, on what would fail later: each check names the entry."""
         self.check_validation()      # first: a name shared with the test bed is the error to see
+        self.check_resaved()
         self.check_pools(self.syn["pools"] + self.den["pools"]
                          + self.trained_pools(self.tb["models"] + self.tb["lineage"])
                          + self.trained_pools(self.val["models"], "validation"))
@@ -402,6 +403,15 @@ class Plan:
             if "pair" in self.test_model(m, "validation"):
                 pairs.setdefault(self.test_model(m, "validation")["pair"], []).append(m)
         return pairs
+
+    def check_resaved(self):
+        """The re-saved copies' open-set protocol leaves `gallery` images of each known model out of
+        its queries: it needs more than that many per model."""
+        n, gallery = self.evaluation.get("resaved_images", 0), self.evaluation["gallery"]
+        if 0 < n <= gallery:
+            raise ValueError(f"config: evaluation.resaved_images ({n}) must exceed evaluation.gallery ({gallery}): "
+                             f"the re-saved images' open-set rule is fitted on galleries of {gallery} images per "
+                             f"model and queries from the rest; raise it, or set 0 to fit none")
 
     def check_validation(self):
         """The validation set stands apart from the test bed (no name in common), and each same-design

@@ -46,7 +46,7 @@ rule calibrate_extractor:
 
 
 # The validation images re-saved as people re-save them (modelfp.perturb.MATCHED), embedded by the
-# tool's own code: calibrate fits each re-save's open-set rule on them (issue 25).
+# tool's own code: calibrate fits each re-save's thresholds on them (modelfp.resaved; issue 25).
 rule resaved_gallery:
     input:
         unpack(resaved_inputs),

@@ -116,8 +116,8 @@ def cmd_train_extractor(args):
 
 
 def cmd_resaved_gallery(args):
-    """The validation generators' re-saved copies, where calibrate fits the open-set rule of each
-    re-save (`openset.fit_resaved`): a seeded sample of `--images` evaluation-side images per model,
+    """The validation generators' re-saved copies, where calibrate fits the thresholds of each
+    re-save (`modelfp.resaved`): a seeded sample of `--images` evaluation-side images per model,
     added to a gallery by the tool's own code (`Attributor.add`, which keeps each image's
     fingerprint and those of its `perturb.MATCHED` re-saves, the JPEG ones with their luminance),
     in the windows and test-time views the tool uses. Resumes after a kill: the gallery so far is
@@ -141,8 +141,8 @@ def cmd_resaved_gallery(args):
     for name, folder in args.model:
         paths, total = folder_side(folder, args.train_fraction, EVAL)
         if len(paths) < 2:
-            raise ValueError(f"{folder}: {len(paths)} evaluation-side image(s); the re-saved copies' open-set rule "
-                             f"needs at least 2 per model (raise the model's n_images)")
+            raise ValueError(f"{folder}: {len(paths)} evaluation-side image(s); the re-saved copies' thresholds "
+                             f"need at least 2 per model (raise the model's n_images)")
         chosen[name] = [paths[i] for i in np.sort(rng.choice(len(paths), min(args.images, len(paths)), replace=False))]
     with tqdm(total=sum(map(len, chosen.values())), desc="re-saved copies", unit="image", mininterval=30) as bar:
         for name, paths in chosen.items():
@@ -250,7 +250,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("resaved-gallery", help="the validation generators' re-saved copies, in a gallery, where "
-                                               "calibrate fits each re-save's open-set rule")
+                                               "calibrate fits each re-save's thresholds")
     p.add_argument("--extractor", required=True, help="the trained extractor (calibrate's --extractor)")
     p.add_argument("--model", nargs=2, action="append", metavar=("NAME", "FOLDER"), required=True,
                    help="a validation model's image folder (repeat): only its evaluation side is read")
