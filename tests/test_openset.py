@@ -2,7 +2,9 @@
 and the threshold between them, on fabricated embeddings whose answer is known; and identify's
 per-model open-set answers (modelfp.openset): the rule, its calibration on the validation inputs
 only, the fallback of old extractors and galleries, benchmarks/openset.py's core."""
+import contextlib
 import csv
+import io
 import json
 import logging
 import math
@@ -588,6 +590,19 @@ def test_calibrate_stores_each_resaves_thresholds_and_the_tool_judges_a_resaved_
     assert att.verify(str(jpg), str(png[0]), threshold=0.7).threshold == 0.7
     pairs = att.verify_pairs([str(jpg), str(png[1])], [str(png[0])])
     assert [p.threshold for p in pairs] == [model.resaved["jpeg90"]["verification_threshold"], 0.5]
+    # identify: the JPEG query says what it was compared with and meets its nearest model's JPEG 90
+    # threshold; the command line's summary and JSON show the JPEG 90 rule beside the clean one
+    r_jpg, r_png = att.identify([str(jpg), str(png[1])], gallery, top_k=2)
+    assert (r_jpg.compared, r_png.compared) == ("jpeg90", None)
+    assert r_jpg.threshold == pytest.approx(att.acceptance(gallery, condition="jpeg90").thresholds[r_jpg.nearest])
+    assert r_png.threshold == pytest.approx(att.acceptance(gallery).thresholds[r_png.nearest])
+    gallery_file = tmp_path / "g.gallery"
+    att.save_gallery(gallery, gallery_file)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["identify", str(jpg), str(png[1]), "--extractor", str(out), "--gallery", str(gallery_file),
+                     "--format", "csv"]) == 0
+    assert "JPEG 90 images, compared with the gallery's JPEG 90 copies: unknown: below" in err.getvalue()
     # a file calibrated before: the clean thresholds for re-saved images too, said once
     old = tmp_path / "old.pt"
     ex.set_threshold(out, 0.5, out=old, openset_threshold=0.9, openset_rule=model.openset_rule)

@@ -105,7 +105,8 @@ class Identification:
     `note`: "fingerprint weakened: ..." for a JPEG, grayscale or partly transparent image, else None.
     `threshold`: the acceptance threshold of the nearest model (its own, `modelfp.openset`, or the
     global one); `reason`: why the answer is "unknown" (under that threshold, or too close to the
-    second model), else None."""
+    second model), else None; `compared`: the `perturb.MATCHED` re-save whose gallery copies the
+    image was compared with and whose calibrated rule judged it, None for the clean images."""
     path: str
     model: str | None = None
     score: float | None = None
@@ -118,6 +119,7 @@ class Identification:
     folder: str | None = None
     note: str | None = None
     reason: str | None = None
+    compared: str | None = None
 
 
 @dataclass
@@ -822,7 +824,7 @@ class Attributor:
             yield (Identification(record.path, top[0].model if answer.accepted else "unknown", top[0].score,
                                   top[0].model, answer.threshold, top=top,
                                   note=_compared_note(record.note, record.condition, condition), reason=answer.reason,
-                                  **found), record, h)
+                                  compared=condition, **found), record, h)
 
     def identify(self, inputs: Iterable, gallery, threshold: float | None = None, top_k: int = 1,
                  progress: Callable[[int], object] | None = None) -> list[Identification]:
@@ -887,7 +889,7 @@ class Attributor:
             cache[path, condition] = self._joined(h, [copy], self.windows, self.views)[0] \
                 if condition in WITH_LUMINANCE else h[0]
         h = cache[path, condition]
-        said = f"{side} compared as its {_in_words(condition)} re-save"
+        said = f"{side} compared as its {in_words(condition)} re-save"
         other_path, other_h = (path_b, hb) if side == "a" else (path_a, ha)
         if condition in WITH_LUMINANCE:          # the JPEG side, joined with its luminance's
             other_h = self._joined_cached(other_path, other_h, cache)
@@ -924,7 +926,7 @@ class Attributor:
                             note=_pair_note(ra.note, rb.note, said))
 
 
-def _in_words(condition: str) -> str:
+def in_words(condition: str) -> str:
     """A `perturb.MATCHED` re-save as a person says it: "JPEG 90", "grayscale"."""
     return condition.replace("jpeg", "JPEG ") if condition.startswith("jpeg") else "grayscale"
 
@@ -935,7 +937,7 @@ def _compared_note(note: str | None, wanted: str | None, used: str | None) -> st
     the clean images (make the gallery again to compare like with like)."""
     if wanted is None:
         return note
-    what = _in_words(wanted)
+    what = in_words(wanted)
     said = (f"compared with the gallery's {what} copies" if used == wanted else
             f"compared with clean gallery images: the gallery keeps no {what} copies (made before they were "
             f"kept; add its images to a new gallery)")

@@ -212,7 +212,7 @@ def _summary_lines(summaries) -> list[str]:
 
 
 def cmd_identify(args) -> int:
-    from .attributor import summarize
+    from .attributor import in_words, summarize
     fmt = _format(args)
     att = _attributor(args)
     gallery = att.load_gallery(args.gallery)
@@ -232,10 +232,15 @@ def cmd_identify(args) -> int:
     rows, columns = _identification_rows(records, top_k)
     summaries = summarize(records)
     acceptance = att.acceptance(gallery, args.threshold, args.gallery)    # what identify_each decided with
+    # and for re-saved images, the rule of their re-save (modelfp.resaved)
+    resaved = {c: att.acceptance(gallery, args.threshold, args.gallery, c)
+               for c in dict.fromkeys(r.compared for r in records if r.compared)}
     threshold = acceptance.rule.threshold
     if fmt == "json":
         _json({"gallery": args.gallery, "extractor": args.extractor, "threshold": threshold,
                "open_set_rule": acceptance.rule.describe(), "model_thresholds": acceptance.thresholds,
+               "resaved_rules": {c: {"open_set_rule": a.rule.describe(), "model_thresholds": a.thresholds}
+                                 for c, a in resaved.items()},
                "top_k": top_k, "images": [asdict(r) for r in records], "summary": [asdict(s) for s in summaries]})
     elif fmt == "csv":
         _csv(rows, columns)
@@ -255,6 +260,8 @@ def cmd_identify(args) -> int:
     if fmt != "json":
         out = _summary_out(fmt)
         print(f"\nsummary ({acceptance.describe()})", file=out)
+        for c, a in resaved.items():
+            print(f"  {in_words(c)} images, compared with the gallery's {in_words(c)} copies: {a.describe()}", file=out)
         print("\n".join(_summary_lines(summaries)), file=out)
     if args.report:
         from . import report_html
