@@ -32,6 +32,13 @@ image's unit fingerprints side by side (a score is the mean of the networks' cos
     python benchmarks/openset.py --results results --extractor results/extractors/all/trained.pt \\
         --members results/study/ensemble/seed1/trained.pt --views 8 4
 
+`--vs OTHER.pt` scores another calibrated file's per-model rule on the same images and draws (its
+own embeddings unless it holds the same network in the same views) and prints the differences to
+--extractor's, paired by draw, with their standard errors: a recalibration or a retraining judged
+on one set of draws.
+
+    python benchmarks/openset.py --results results --extractor old/model.pt --vs results/extractors/all/model.pt
+
 On the validation generators both rules are measured in-sample: the global threshold and the
 per-model constants were both chosen there (the workflow's calibrate step), so these numbers show
 the choice, not how it generalises. `--models` points it at other model folders (<name>/images or
@@ -46,6 +53,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -98,6 +106,34 @@ def compare(emb, labels, rules: dict, gallery: int = GALLERY, known_fraction: fl
     """The protocol's numbers for each named rule on the same draws (`openset.summary_rows`)."""
     draws = openset.leave_out_splits(labels, gallery, known_fraction, repeats, seed)
     return openset.summary_rows(openset.score_splits(emb, labels, draws), rules)
+
+
+def paired_by_draw(first: tuple, other: tuple, labels, gallery: int = GALLERY,
+                   known_fraction: float = openset.KNOWN_FRACTION, repeats: int = openset.REPEATS,
+                   seed: int = 0) -> dict:
+    """Two (embeddings, rule) of the same images (`labels`, in one order) on the same draws: per
+    outcome (known named right, absent called unknown, balanced) the mean of the per-draw
+    differences `other` - `first` (fractions), its standard error over draws, and in how many
+    draws `other` did better."""
+    outcomes = ("known_named", "absent_unknown", "balanced")
+    diffs = {k: [] for k in outcomes}
+    for draw in openset.leave_out_splits(labels, gallery, known_fraction, repeats, seed):
+        a, b = (openset.outcomes(openset.score_splits(emb, labels, [draw]), rule) for emb, rule in (first, other))
+        for k in outcomes:
+            diffs[k].append(b[k] - a[k])
+    out = {}
+    for k, d in diffs.items():
+        d = np.asarray(d)
+        out[k] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0,
+                  "better": int((d > 1e-12).sum()), "draws": len(d)}
+    return out
+
+
+def paired_lines(first: str, other: str, paired: dict) -> list[str]:
+    words = {"known_named": "known named right", "absent_unknown": "absent called unknown", "balanced": "balanced"}
+    return [f"paired by draw, {other} - {first} (per-model rules):"] + [
+        f"  {words[k]:<22} {100 * v['mean']:+.2f} points (s.e. {100 * v['se']:.2f}), better in {v['better']} of "
+        f"{v['draws']} draws" for k, v in paired.items()]
 
 
 def table(rows: list[dict]) -> str:
@@ -203,6 +239,9 @@ def main(argv=None) -> int:
                    help="more extractors (trained files will do), their fingerprints beside --extractor's: "
                         "compare ensembles of the first 1, 2, ... at each --views count (the validation "
                         "generators only; no rules are read from the files)")
+    p.add_argument("--vs", metavar="EXTRACTOR",
+                   help="another calibrated file (a recalibration, another training): its per-model rule on the "
+                        "same images and draws, and the difference to --extractor's paired by draw")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int)
@@ -240,6 +279,18 @@ def main(argv=None) -> int:
           f"{args.repeats} draws of {n_known} known models (gallery {gallery} images each) and "
           f"{len(names) - n_known} absent")
     print(table(rows))
+    if args.vs:
+        from modelfp.attributor import weights_digest
+        other = load_extractor(args.vs, args.device)
+        same_network = weights_digest(other) == weights_digest(model) and other.views == views
+        other_emb = emb if same_network else embed_folders(other, folders, args.train_fraction, args.per_model,
+                                                           args.window or WINDOWS, other.views)[0]
+        other_rules = rules_of(other, other_emb, labels, gallery, SimpleNamespace(**{**vars(args), "extractor": args.vs}))
+        print(f"\n{args.vs}" + (" (the same network: the same embeddings)" if same_network else ""))
+        print(table(compare(other_emb, labels, other_rules, gallery, args.known_fraction, args.repeats, args.seed)))
+        paired = paired_by_draw((emb, rules["per-model"]), (other_emb, other_rules["per-model"]), labels, gallery,
+                                args.known_fraction, args.repeats, args.seed)
+        print("\n".join(paired_lines(args.extractor, args.vs, paired)))
     return 0
 
 

@@ -453,6 +453,38 @@ def test_the_benchmark_compares_ensembles_of_extractors_and_a_network_twice_is_i
     assert "of 20" in lines[3]
 
 
+def test_the_benchmark_pairs_two_calibrated_files_by_draw(tmp_path, capsys):
+    """--vs: another file's per-model rule on the same images and draws. The same file twice differs
+    in nothing; a recalibration with a higher global threshold (and no per-model weight) names no
+    more known images and turns away no fewer absent ones, in every draw."""
+    bench = load_benchmark("openset")
+    results = tmp_path / "results"
+    for kind in range(4):
+        write_model_images(results / "validation" / f"val{kind}" / "images", kind, 12, seed=kind)
+    extractor = tiny_extractor(tmp_path, "model.pt", threshold=0.5, openset_threshold=0.5, openset_rule=RULE)
+    strict = tiny_extractor(tmp_path, "strict.pt", threshold=0.5, openset_threshold=0.99,
+                            openset_rule={"z": 0.0, "prior": 1e9, "margin": 0.0})
+    assert bench.main(["--results", str(results), "--extractor", extractor, "--vs", extractor, "--gallery", "3",
+                       "--repeats", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "the same network" in out and out.count("+0.00 points (s.e. 0.00), better in 0 of 4 draws") == 3
+    emb, labels = families(seed=0)
+    loose, tight = openset.OpenSetRule(0.5, 1.0, 3.0), openset.OpenSetRule(0.99, 0.0, 1e9)
+    paired = bench.paired_by_draw((emb, loose), (emb, tight), labels, gallery=10, repeats=5)
+    assert paired["known_named"]["mean"] <= 0 and paired["absent_unknown"]["mean"] >= 0
+    draws = openset.leave_out_splits(labels, 10, repeats=5)
+    first = [openset.outcomes(openset.score_splits(emb, labels, [d]), loose)["balanced"] for d in draws]
+    second = [openset.outcomes(openset.score_splits(emb, labels, [d]), tight)["balanced"] for d in draws]
+    assert paired["balanced"]["mean"] == pytest.approx(np.mean(np.subtract(second, first)))
+    assert bench.main(["--results", str(results), "--extractor", extractor, "--vs", strict, "--gallery", "3",
+                       "--repeats", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert f"paired by draw, {strict} - {extractor}" in printed
+    change = {line.split("  ")[1].strip(): float(line.split("points")[0].split()[-1])
+              for line in printed.splitlines() if "points (s.e." in line}
+    assert change["known named right"] <= 0 <= change["absent called unknown"]
+
+
 def test_the_benchmark_refuses_to_fit_on_other_folders(tmp_path):
     bench = load_benchmark("openset")
     for kind in range(3):
