@@ -118,7 +118,8 @@ def paired_by_draw(first: tuple, other: tuple, labels, gallery: int = GALLERY,
     outcomes = ("known_named", "absent_unknown", "balanced")
     diffs = {k: [] for k in outcomes}
     for draw in openset.leave_out_splits(labels, gallery, known_fraction, repeats, seed):
-        a, b = (openset.outcomes(openset.score_splits(emb, labels, [draw]), rule) for emb, rule in (first, other))
+        scored = {id(emb): openset.score_splits(emb, labels, [draw]) for emb, _ in (first, other)}   # once per embedding
+        a, b = (openset.outcomes(scored[id(emb)], rule) for emb, rule in (first, other))
         for k in outcomes:
             diffs[k].append(b[k] - a[k])
     out = {}

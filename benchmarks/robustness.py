@@ -140,17 +140,15 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
     seen = {} if seen is None else seen
     att = Attributor(extractor, device)
     key = (att.digest, att.views)
-    gallery = work / f"{zlib.crc32(str(Path(extractor).resolve()).encode()):08x}.gallery"
-    if key in seen:
-        gallery = seen[key]["gallery"]
-    else:
+    if key not in seen:
+        gallery = work / f"{zlib.crc32(str(Path(extractor).resolve()).encode()):08x}.gallery"
         updates = att.gallery_add_models(gallery, {model: [str(p) for p in g] for model, (g, _) in chosen.items()})
         failed = [f for u in updates for f in u.failed]
         if failed:
             raise SystemExit(f"{failed[0].path}: {failed[0].error} (a gallery image; {len(failed)} failed)")
         seen[key] = {"gallery": gallery}
     calibrated = att.model.openset_threshold is not None
-    kept = att.load_gallery(gallery)
+    kept = att.load_gallery(seen[key]["gallery"])
     out = {}
     for condition in conditions:
         t0 = time.perf_counter()

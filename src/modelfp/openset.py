@@ -257,7 +257,8 @@ def _balanced(scored: Scored, rule: OpenSetRule) -> float:
 
 @dataclass
 class Fit:
-    """The fitted rule and what it and the global rule score on the data it was fitted on."""
+    """The fitted rule and what it and the global rule score on the data it was fitted on, and
+    that data's draws scored (`scored`: another rule's `outcomes` on the same draws)."""
     rule: OpenSetRule
     fitted: dict
     global_: dict
@@ -265,6 +266,7 @@ class Fit:
     known_fraction: float
     repeats: int
     seed: int
+    scored: Scored | None = field(default=None, repr=False)
 
     def record(self, source: str) -> dict:
         """What the extractor file keeps: the constants, the protocol and the in-sample scores."""
@@ -288,7 +290,7 @@ def fit(emb, labels, threshold: float, gallery_size: int = GALLERY_SIZE, known_f
                 if value > best_value + 1e-12:
                     best, best_value = rule, value
     return Fit(best, outcomes(scored, best), outcomes(scored, OpenSetRule.global_only(threshold)),
-               gallery_size, known_fraction, repeats, seed)
+               gallery_size, known_fraction, repeats, seed, scored)
 
 
 def fit_deployable(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1) -> Fit:

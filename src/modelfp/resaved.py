@@ -58,9 +58,7 @@ def fit(copies_by_condition: dict, clean_rule: openset.OpenSetRule, clean_verifi
         pairs = verification(emb, labels, n_same, n_diff, seed)
         clean_right = (pairs["scores"] >= clean_verification) == pairs["same"]
         fitted = openset.fit_deployable(emb, labels, gallery_size, seed, draws)
-        scored = openset.score_splits(emb, labels, openset.leave_out_splits(
-            labels, fitted.gallery_size, fitted.known_fraction, fitted.repeats, fitted.seed))
-        before = openset.outcomes(scored, clean_rule)
+        before = openset.outcomes(fitted.scored, clean_rule)          # the same draws
         out[condition] = {
             "verification_threshold": pairs["threshold"], "verification_accuracy": pairs["accuracy"],
             "verification_accuracy_clean": float(clean_right.mean()), "pairs": pairs["n_pairs"],

@@ -139,7 +139,7 @@ def cmd_resaved_gallery(args):
     rng = np.random.default_rng(args.seed)
     chosen = {}
     for name, folder in args.model:
-        paths, total = folder_side(folder, args.train_fraction, EVAL)
+        paths, _ = folder_side(folder, args.train_fraction, EVAL)
         if len(paths) < 2:
             raise ValueError(f"{folder}: {len(paths)} evaluation-side image(s); the re-saved copies' thresholds "
                              f"need at least 2 per model (raise the model's n_images)")
