@@ -575,6 +575,7 @@ def test_resaved_gallery_holds_each_models_evaluation_side_sample_in_every_resav
                                           state=tmp_path / "state.pt"))
     assert not (tmp_path / "state.pt").exists()
     assert list(again.models) == list(full.models) and again.counts() == full.counts()
+    # the held model's copies are the very tensors the state file stored (skipped, not embedded again)
     assert torch.equal(again.models["m0"]["matched"]["gray"]["prints"], full.models["m0"]["matched"]["gray"]["prints"])
     for name in folders:
         assert again.models[name]["digests"] == full.models[name]["digests"]
