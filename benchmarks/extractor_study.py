@@ -181,10 +181,11 @@ def scores(model, bed, pairs, ev) -> dict:
 
 def openset_scores(emb, labels, ev) -> dict:
     """`identify`'s open-set answers as the workflow would deploy this setting
-    (`modelfp.openset.deployed`, the global threshold from one gallery draw; the calibrate step
-    reads the mean over the evaluation's `gallery_draws`)."""
+    (`modelfp.openset.deployed`, scored as evaluation.tool_neighbours says; the global threshold
+    from one gallery draw, where the calibrate step takes the mean over the evaluation's
+    `gallery_draws`)."""
     from modelfp import openset
-    return openset.deployed(emb, labels, ev["gallery"], ev["seed"])
+    return openset.deployed(emb, labels, ev["gallery"], ev["seed"], neighbours=ev.get("tool_neighbours", 0))
 
 
 def load_common(results: Path, cfg: dict, paths: list[Path], image_size: int):

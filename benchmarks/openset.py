@@ -39,6 +39,20 @@ on one set of draws.
 
     python benchmarks/openset.py --results results --extractor old/model.pt --vs results/extractors/all/model.pt
 
+`--neighbours 0 2 3` chooses how identify scores an image against a gallery model (evaluation
+.tool_neighbours; `modelfp.evaluate.gallery_scores`: 0 the cosine with the model's fingerprint, n
+the mean of its n highest cosines with the model's gallery images), on the validation generators
+only: on the calibrate step's embeddings (--embeddings, the tool's view) and, with --copies, on
+each re-save's copies in a resaved-gallery file, each count's whole rule is fitted as calibrate
+fits it (`openset.fit_deployable`, --seed's draws) and scored on twice as many fresh draws (seed
++ 1: other galleries and other known / absent models, the same images); printed per set and
+count: known named right, absent called unknown, balanced, nearest right (the known queries'
+nearest model is theirs), and the balanced accuracy's difference to the first count paired by
+fresh draw, with its standard error.
+
+    python benchmarks/openset.py --neighbours 0 2 3 5 --embeddings results/embeddings/all/val-w3-v8 \
+        --copies results/extractors/all/resaved/validation.gallery
+
 On the validation generators both rules are measured in-sample: the global threshold and the
 per-model constants were both chosen there (the workflow's calibrate step), so these numbers show
 the choice, not how it generalises. `--models` points it at other model folders (<name>/images or
@@ -103,9 +117,12 @@ def gallery_size(labels, wanted: int) -> tuple[int, int]:
 
 def compare(emb, labels, rules: dict, gallery: int = GALLERY, known_fraction: float = openset.KNOWN_FRACTION,
             repeats: int = openset.REPEATS, seed: int = 0) -> list[dict]:
-    """The protocol's numbers for each named rule on the same draws (`openset.summary_rows`)."""
+    """The protocol's numbers for each named rule on the same draws (`openset.summary_rows`), each
+    scored as it scores (its `neighbours`)."""
     draws = openset.leave_out_splits(labels, gallery, known_fraction, repeats, seed)
-    return openset.summary_rows(openset.score_splits(emb, labels, draws), rules)
+    scored = {k: openset.score_splits(emb, labels, draws, k) for k in {r.neighbours for r in rules.values()}}
+    return [row for label, rule in rules.items()
+            for row in openset.summary_rows(scored[rule.neighbours], {label: rule})]
 
 
 def paired_by_draw(first: tuple, other: tuple, labels, gallery: int = GALLERY,
@@ -118,8 +135,9 @@ def paired_by_draw(first: tuple, other: tuple, labels, gallery: int = GALLERY,
     outcomes = ("known_named", "absent_unknown", "balanced")
     diffs = {k: [] for k in outcomes}
     for draw in openset.leave_out_splits(labels, gallery, known_fraction, repeats, seed):
-        scored = {id(emb): openset.score_splits(emb, labels, [draw]) for emb, _ in (first, other)}   # once per embedding
-        a, b = (openset.outcomes(scored[id(emb)], rule) for emb, rule in (first, other))
+        scored = {(id(emb), rule.neighbours): openset.score_splits(emb, labels, [draw], rule.neighbours)
+                  for emb, rule in (first, other)}                                  # once per embedding and score
+        a, b = (openset.outcomes(scored[id(emb), rule.neighbours], rule) for emb, rule in (first, other))
         for k in outcomes:
             diffs[k].append(b[k] - a[k])
     out = {}
@@ -176,7 +194,8 @@ def views_study(models: list, folders: dict, counts: list[int], args) -> list[di
             ver = evaluate.verification(emb, labels, seed=args.seed)
             rows.append({"views": views, "members": members, "identification": 100 * ide["accuracy"],
                          "queries": ide["n_queries"], "auc": 100 * ver["auc"], "cost": views * members,
-                         **openset.deployed(emb, labels, gallery, args.seed, args.gallery_draws)})
+                         **openset.deployed(emb, labels, gallery, args.seed, args.gallery_draws,
+                                            (models[0].openset_rule or {}).get("neighbours", 0))})
     for row in rows:
         diff = row["_openset_draws"] - rows[0]["_openset_draws"]
         row["balanced_minus_first"] = float(diff.mean())
@@ -184,6 +203,43 @@ def views_study(models: list, folders: dict, counts: list[int], args) -> list[di
         row["better_draws"] = int((diff > 0).sum())
         row["draws"] = len(diff)
     return rows
+
+
+def neighbours_study(sets: dict, counts: list[int], gallery: int, seed: int = 0, draws: int = 1,
+                     repeats: int = openset.REPEATS) -> list[dict]:
+    """Per named set of (embeddings, labels) and per neighbours count (module docstring): the rule
+    fitted as calibrate fits it on `repeats` draws (seed), scored on 2 x `repeats` fresh draws
+    (seed + 1); the rows carry the fresh draws' rates and each one's paired difference to the
+    set's first count."""
+    rows = []
+    for name, (emb, labels) in sets.items():
+        fresh = openset.leave_out_splits(labels, gallery, openset.KNOWN_FRACTION, 2 * repeats, seed + 1)
+        first = None
+        for k in counts:
+            fitted = openset.fit_deployable(emb, labels, gallery, seed, draws, k)
+            scored = [openset.score_splits(emb, labels, [d], k) for d in fresh]
+            per_draw = np.array([openset.outcomes(s, fitted.rule)["balanced"] for s in scored])
+            pooled = openset.outcomes(openset.score_splits(emb, labels, fresh, k), fitted.rule)
+            nearest = np.concatenate([s.right[s.known] for s in scored])
+            first = per_draw if first is None else first
+            diff = per_draw - first
+            rows.append({"set": name, "neighbours": k, "rule": fitted.rule.describe(),
+                         "fitted_balanced": fitted.fitted["balanced"], "known_named": pooled["known_named"],
+                         "absent_unknown": pooled["absent_unknown"], "balanced": float(per_draw.mean()),
+                         "nearest_right": float(nearest.mean()), "diff": float(diff.mean()),
+                         "diff_se": float(diff.std(ddof=1) / np.sqrt(len(diff))), "draws": len(diff)})
+    return rows
+
+
+def neighbours_table(rows: list[dict]) -> str:
+    head = ("set", "neighbours", "fitted (in-sample)", "known named right", "absent called unknown", "balanced",
+            "nearest right", "balanced - first (s.e.)")
+    body = [(r["set"], str(r["neighbours"]), f"{100 * r['fitted_balanced']:.2f} %", f"{100 * r['known_named']:.1f} %",
+             f"{100 * r['absent_unknown']:.1f} %", f"{100 * r['balanced']:.2f} %", f"{100 * r['nearest_right']:.1f} %",
+             f"{100 * r['diff']:+.2f} ({100 * r['diff_se']:.2f})") for r in rows]
+    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(head), *map(fmt, body)])
 
 
 def views_table(rows: list[dict]) -> str:
@@ -207,7 +263,8 @@ def rules_of(model, emb, labels, gallery, args) -> dict:
                          f"results/extractors/<variant>/model.pt")
     old = openset.OpenSetRule.global_only(model.openset_threshold)
     if model.openset_rule is not None:
-        return {"global": old, "per-model": openset.OpenSetRule.from_constants(model.openset_rule, old.threshold)}
+        rule = openset.OpenSetRule.from_constants(model.openset_rule, old.threshold)
+        return {"global": openset.OpenSetRule(old.threshold, neighbours=rule.neighbours), "per-model": rule}
     if args.models:
         raise SystemExit(f"{args.extractor}: calibrated before per-model open-set rules; calibrate it on the "
                          f"validation set first (the workflow's calibrate step), never on these folders")
@@ -235,14 +292,20 @@ def main(argv=None) -> int:
                         "(the run's evaluation.gallery_draws)")
     p.add_argument("--views", type=int, nargs="+", metavar="K",
                    help="one count: embed in K test-time views (default: the extractor's calibrated count); "
-                        "several: compare them (the validation generators only; no rules are read from the file)")
+                        "several: compare them (the validation generators only; of the file's rule only its "
+                        "score, neighbours, is read)")
     p.add_argument("--members", nargs="+", metavar="EXTRACTOR", default=[],
                    help="more extractors (trained files will do), their fingerprints beside --extractor's: "
                         "compare ensembles of the first 1, 2, ... at each --views count (the validation "
-                        "generators only; no rules are read from the files)")
+                        "generators only; only the first file's score, neighbours, is read)")
     p.add_argument("--vs", metavar="EXTRACTOR",
                    help="another calibrated file (a recalibration, another training): its per-model rule on the "
                         "same images and draws, and the difference to --extractor's paired by draw")
+    p.add_argument("--neighbours", type=int, nargs="+", metavar="N",
+                   help="compare identify's scores (0: the fingerprint; n: a model's n nearest images) on "
+                        "--embeddings and --copies (the validation generators only)")
+    p.add_argument("--embeddings", help="with --neighbours: the calibrate step's validation embeddings folder")
+    p.add_argument("--copies", help="with --neighbours: a resaved-gallery file (each re-save's copies)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int)
@@ -253,6 +316,20 @@ def main(argv=None) -> int:
     from modelfp.attributor import WINDOWS, load_extractor
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.neighbours:
+        if args.models or not args.embeddings:
+            raise SystemExit("--neighbours: a choice, made on the validation generators only: give the calibrate "
+                             "step's --embeddings (and --copies), not --models")
+        from modelfp import resaved
+        sets = {"clean": openset.read_embeddings_folder(args.embeddings),
+                **(resaved.copies(args.copies) if args.copies else {})}
+        gallery, _ = gallery_size(sets["clean"][1], args.gallery)
+        rows = neighbours_study(sets, args.neighbours, gallery, args.seed, args.gallery_draws, args.repeats)
+        print(f"identify's score on the validation generators ({args.embeddings}"
+              f"{', ' + args.copies if args.copies else ''}): each rule fitted on {args.repeats} draws, scored on "
+              f"{2 * args.repeats} fresh ones (gallery {gallery} images per known model)")
+        print(neighbours_table(rows))
+        return 0
     folders = model_folders(args.results, args.models)
     model = load_extractor(args.extractor, args.device)
     if args.members or (args.views and len(args.views) > 1):

@@ -133,13 +133,13 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
     model left out of the gallery (`absent_unknown`): the open-set side of the same queries. An
     uncalibrated file (no open-set threshold) is asked with threshold -1, so every answer is its
     nearest model, and both open-set outcomes are None. `seen` (shared between calls): a file whose
-    network was already run (the same weights digest and views: a recalibration) reuses its gallery
-    and every query's ranking, and only its own rule decides (as `identify` decides on the same
-    ranking)."""
+    network was already run (the same weights digest, views and scores, `Attributor.neighbours`: a
+    recalibration) reuses its gallery and every query's ranking, and only its own rule decides (as
+    `identify` decides on the same ranking)."""
     from modelfp.attributor import Attributor
     seen = {} if seen is None else seen
     att = Attributor(extractor, device)
-    key = (att.digest, att.views)
+    key = (att.digest, att.views, att.neighbours)
     if key not in seen:
         gallery = work / f"{zlib.crc32(str(Path(extractor).resolve()).encode()):08x}.gallery"
         updates = att.gallery_add_models(gallery, {model: [str(p) for p in g] for model, (g, _) in chosen.items()})

@@ -20,7 +20,7 @@ from modelfp import denoise, openset, steps
 from modelfp import extractor as ex
 from modelfp.attributor import WINDOWS, Acceptance, Attributor, Candidate
 from modelfp.cli import main
-from modelfp.evaluate import best_threshold_accuracy, evaluate_group, identification, open_set
+from modelfp.evaluate import best_threshold_accuracy, evaluate_group, gallery_scores, identification, open_set
 
 
 def clusters(n_models=4, per_model=12, dim=8, noise=0.05, seed=0):
@@ -126,6 +126,53 @@ def test_leave_one_out_scores_are_each_image_against_its_models_other_images():
     assert openset.loo_scores(prints[:1], prints[0]).size == 0          # one image: nothing to leave out
 
 
+def test_with_neighbours_a_score_is_the_mean_of_the_nearest_images_cosines():
+    rng = np.random.default_rng(1)
+    gallery = rng.normal(size=(7, 5))
+    labels = np.array(["a", "a", "a", "b", "b", "b", "b"])
+    queries = rng.normal(size=(3, 5))
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+    cos = unit(queries) @ unit(gallery).T
+    names, two = gallery_scores(queries, gallery, labels, neighbours=2)
+    assert list(names) == ["a", "b"]
+    for q in range(3):
+        assert two[q, 0] == pytest.approx(np.sort(cos[q, :3])[-2:].mean())
+        assert two[q, 1] == pytest.approx(np.sort(cos[q, 3:])[-2:].mean())
+    # more neighbours than images: all of them; 0: the cosine with the model's fingerprint
+    assert gallery_scores(queries, gallery, labels, neighbours=5)[1][:, 0] == pytest.approx(cos[:, :3].mean(1))
+    fingerprint = unit(unit(gallery[:3]).mean(0))
+    assert gallery_scores(queries, gallery, labels)[1][:, 0] == pytest.approx(unit(queries) @ fingerprint)
+    # leave-one-out with neighbours: each image against its model's other images
+    prints = unit(gallery[3:])
+    expected = [np.sort(np.delete(prints @ prints[i], i))[-2:].mean() for i in range(4)]
+    assert openset.loo_scores(prints, prints.sum(0), neighbours=2) == pytest.approx(expected)
+    assert openset.loo_scores(prints[:1], prints[0], neighbours=2).size == 0
+
+
+def two_mode_models(n_models=4, per_mode=15, dim=24, noise=0.15, seed=0):
+    """Models whose images spread in two directions each (as a VAE's or a re-saved copy's do)."""
+    rng = np.random.default_rng(seed)
+    emb, labels = [], []
+    for m in range(n_models):
+        for mode in range(2):
+            emb.append(3 * np.eye(dim)[2 * m + mode] + noise * 3 * rng.normal(size=(per_mode, dim)))
+            labels += [f"m{m}"] * per_mode
+    emb = np.concatenate(emb)
+    order = rng.permutation(len(emb))          # the gallery draw sees both modes
+    return emb[order], np.asarray(labels)[order]
+
+
+def test_nearest_images_answer_a_model_that_spreads_where_its_fingerprint_cannot():
+    emb, labels = two_mode_models()
+    fits = {k: openset.fit_deployable(emb, labels, gallery_size=8, seed=0, neighbours=k) for k in (0, 2)}
+    assert fits[2].rule.neighbours == 2 and fits[0].rule.neighbours == 0
+    # the fingerprint sits between the two directions, an image of either scores about 0.7 against
+    # it; its nearest images are in its own direction
+    assert fits[2].fitted["balanced"] > fits[0].fitted["balanced"] + 0.05
+    assert fits[2].fitted["known_named"] > 0.9 and fits[2].fitted["absent_unknown"] > 0.9
+    assert fits[2].rule.threshold == open_set(emb, labels, 8, 0, 1, neighbours=2)["threshold"]
+
+
 def test_a_models_threshold_is_its_own_spread_shrunk_toward_the_global_threshold():
     loo = np.array([0.7, 0.8, 0.9])                    # mean 0.8, sd 0.1
     own = openset.OpenSetRule(0.5, z=1.0, prior=0.0)
@@ -216,7 +263,7 @@ def test_calibration_fits_the_constants_on_the_validation_embeddings_it_is_given
     bed = embeddings_folder(tmp_path / "embeddings/all/w3", *families(seed=5))
     first = calibrate(tmp_path, trained, evaluation, val, "first.pt")
     fitted = openset.fit(val_emb, val_labels, 0.9, gallery_size=10, seed=0)
-    assert {k: first[k] for k in ("z", "prior", "margin")} == fitted.rule.constants()
+    assert {k: first[k] for k in ("z", "prior", "margin", "neighbours")} == fitted.rule.constants()
     assert first["fitted_on"] == val and first["balanced"] >= first["balanced_global"]
     # the test bed's embeddings change: the constants do not
     for npz in Path(bed).glob("*.npz"):
@@ -227,7 +274,7 @@ def test_calibration_fits_the_constants_on_the_validation_embeddings_it_is_given
     other = embeddings_folder(tmp_path / "other/val-w3", other_emb, other_labels)
     changed = calibrate(tmp_path, trained, evaluation, other, "other.pt")
     assert [changed[k] for k in ("z", "prior", "margin")] != [first[k] for k in ("z", "prior", "margin")]
-    assert {k: changed[k] for k in ("z", "prior", "margin")} == openset.fit(other_emb, other_labels, 0.9).rule.constants()
+    assert {k: changed[k] for k in ("z", "prior", "margin", "neighbours")} == openset.fit(other_emb, other_labels, 0.9).rule.constants()
 
 
 def test_calibration_stores_the_test_time_views_its_embeddings_were_made_with(tmp_path):
@@ -324,6 +371,60 @@ def test_identify_uses_each_models_own_threshold_and_says_why_an_image_is_unknow
     assert main(["identify", query, "--extractor", path, "--gallery", gallery_file, "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["model_thresholds"] == pytest.approx(acceptance.thresholds) and "per-model" in doc["open_set_rule"]
+
+
+def test_identify_scores_by_the_nearest_gallery_images_when_the_rule_says_so(tmp_path):
+    rule = {**RULE, "neighbours": 2}
+    path = tiny_extractor(tmp_path, "model.pt", threshold=0.5, openset_threshold=0.5, openset_rule=rule)
+    att = Attributor(path)
+    assert att.open_set_rule().neighbours == 2
+    gallery = att.new_gallery()
+    for kind in (0, 1):
+        att.add(gallery, f"m{kind}", write_model_images(tmp_path / f"m{kind}", kind, 5, seed=kind))
+    query = write_model_images(tmp_path / "q", 0, 1, seed=9)[0]
+    (_, h), = list(att.embed([query], gallery.windows, views=gallery.views))
+    r, = att.identify([query], gallery, top_k=2)
+    for candidate in r.top:
+        kept = gallery.models[candidate.model]["prints"].float()
+        assert candidate.score == pytest.approx(float(torch.topk(kept @ h.float(), 2).values.mean()), abs=1e-5)
+    # each model's threshold from its images' leave-one-out scores of the same kind
+    loo = gallery.loo_scores(neighbours=2)
+    assert att.acceptance(gallery).thresholds["m0"] == pytest.approx(loo["m0"].mean() - loo["m0"].std(ddof=1))
+    assert not np.allclose(loo["m0"], gallery.loo_scores()["m0"])
+    assert att.acceptance(gallery).describe().endswith("a score: the mean cosine with the model's 2 nearest images")
+    # a given --threshold replaces the acceptance, not the score
+    r_global, = att.identify([query], gallery, threshold=0.0, top_k=2)
+    assert r_global.top == r.top and r_global.model == r.nearest and att.open_set_rule(0.0).neighbours == 2
+    # a file without the count scores by the fingerprint
+    plain = Attributor(tiny_extractor(tmp_path, "plain.pt", threshold=0.5, openset_threshold=0.5, openset_rule=RULE))
+    fingerprint = gallery.fingerprints()[1][gallery.fingerprints()[0].index(r.nearest)]
+    assert plain.neighbours == 0
+    assert plain.identify([query], gallery)[0].score == pytest.approx(float(fingerprint @ h), abs=1e-5)
+    # a model added before galleries kept fingerprints is scored by its fingerprint
+    del gallery.models["m1"]["prints"]
+    names, scores = gallery.scores(h, neighbours=2)
+    m1 = names.index("m1")
+    assert float(scores[m1]) == pytest.approx(float(gallery.fingerprints()[1][m1] @ h), abs=1e-5)
+
+
+def test_calibrate_with_neighbours_finds_the_global_threshold_with_that_score(tmp_path, caplog):
+    trained = tiny_extractor(tmp_path)
+    emb, labels = two_mode_models()
+    val = embeddings_folder(tmp_path / "embeddings/all/val-w3", emb, labels)
+    evaluation = evaluation_csv(tmp_path / "val-w3.csv", openset_threshold=0.9)
+    base = ["calibrate", "--extractor", trained, "--evaluation", evaluation, "--embeddings", val,
+            "--gallery", "8", "--seed", "0", "--out", str(tmp_path / "model.pt")]
+    assert steps.main(base + ["--neighbours", "2"]) != 0
+    assert "--neighbours needs --embeddings and --gallery-draws" in caplog.text
+    assert steps.main(base + ["--neighbours", "2", "--gallery-draws", "1"]) == 0
+    model = ex.load(tmp_path / "model.pt")
+    stored = np.load(Path(val) / "m0.npz")["embeddings"]           # the float32 embeddings calibrate reads
+    emb32, labels32 = openset.read_embeddings_folder(val)
+    assert stored.dtype == np.float32
+    fitted = openset.fit_deployable(emb32, labels32, 8, 0, 1, neighbours=2)
+    assert model.openset_threshold == pytest.approx(fitted.rule.threshold) and model.openset_threshold != 0.9
+    assert model.openset_rule["neighbours"] == 2
+    assert Attributor(tmp_path / "model.pt").open_set_rule() == fitted.rule
 
 
 def test_an_old_extractor_or_gallery_falls_back_to_the_global_threshold_and_says_so_once(tmp_path, caplog):
@@ -485,6 +586,27 @@ def test_the_benchmark_pairs_two_calibrated_files_by_draw(tmp_path, capsys):
     assert change["known named right"] <= 0 <= change["absent called unknown"]
 
 
+def test_the_benchmark_compares_scores_on_fresh_draws_of_the_validation_embeddings(tmp_path, capsys):
+    bench = load_benchmark("openset")
+    emb, labels = two_mode_models()
+    rows = bench.neighbours_study({"clean": (emb, labels)}, [0, 2], gallery=8, repeats=4)
+    assert [r["neighbours"] for r in rows] == [0, 2] and rows[0]["diff"] == 0 and rows[0]["draws"] == 8
+    # the rule is fitted on the seed's draws and scored on fresh ones: the fitted rule of each count
+    for r in rows:
+        fitted = openset.fit_deployable(emb, labels, 8, 0, 1, r["neighbours"])
+        fresh = openset.leave_out_splits(labels, 8, openset.KNOWN_FRACTION, 8, 1)
+        pooled = openset.outcomes(openset.score_splits(emb, labels, fresh, r["neighbours"]), fitted.rule)
+        assert r["known_named"] == pytest.approx(pooled["known_named"]) and r["rule"] == fitted.rule.describe()
+    assert rows[1]["diff"] > 0.05 and rows[1]["diff"] == pytest.approx(rows[1]["balanced"] - rows[0]["balanced"])
+    folder = embeddings_folder(tmp_path / "val", emb, labels)
+    assert bench.main(["--neighbours", "0", "2", "--embeddings", folder, "--gallery", "8", "--repeats", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "fitted on 3 draws, scored on 6 fresh ones" in lines[0] and len(lines) == 4
+    assert lines[2].split()[:2] == ["clean", "0"] and lines[3].split()[:2] == ["clean", "2"]
+    with pytest.raises(SystemExit, match="validation generators only"):
+        bench.main(["--neighbours", "0", "2", "--models", folder, folder])
+
+
 def test_the_benchmark_refuses_to_fit_on_other_folders(tmp_path):
     bench = load_benchmark("openset")
     for kind in range(3):
@@ -530,7 +652,7 @@ def test_the_resaved_copies_get_thresholds_of_their_own_which_turn_away_what_the
                          n_same=500, n_diff=500, source="v")["jpeg90"]
     own = openset.fit_deployable(copies, labels, gallery_size=10, seed=0).rule
     o = record["openset"]
-    assert {k: o[k] for k in ("z", "prior", "margin")} == own.constants() and o["threshold"] == own.threshold
+    assert {k: o[k] for k in ("z", "prior", "margin", "neighbours")} == own.constants() and o["threshold"] == own.threshold
     assert o["threshold"] > clean.threshold and o["fitted_on"] == "v"
     scored = openset.score_splits(copies, labels, openset.leave_out_splits(labels, 10))
     assert o["clean_rule"]["absent_unknown"] == pytest.approx(openset.outcomes(scored, clean)["absent_unknown"])
@@ -611,7 +733,7 @@ def test_calibrate_stores_each_resaves_thresholds_and_the_tool_judges_a_resaved_
         att.add(gallery, name, sorted(str(p) for p in folder.glob("*.png"))[:4])
     jpeg = att.acceptance(gallery, condition="jpeg90").rule
     o = model.resaved["jpeg90"]["openset"]
-    assert (jpeg.threshold, jpeg.constants()) == (o["threshold"], {k: o[k] for k in ("z", "prior", "margin")})
+    assert (jpeg.threshold, jpeg.constants()) == (o["threshold"], {k: o[k] for k in ("z", "prior", "margin", "neighbours")})
     assert att.acceptance(gallery).rule == clean
     # verify: a JPEG 90 file against a clean image is judged by the JPEG 90 verification threshold,
     # two clean images by the clean one, and a threshold given judges both

@@ -181,8 +181,9 @@ def test_the_resaved_copies_are_the_validation_sets_embedded_as_the_tool_embeds(
     assert (f"--images {smoke['evaluation']['resaved_images']} --window 2 --views 2" in args
             and "--train-fraction" in args and "--seed" in args)
     e = smoke["evaluation"]
-    assert plan.calibration_args(plan.calibration_inputs("all")).endswith(
-        f"--resaved results/extractors/all/resaved/validation.gallery --gallery-draws {e['gallery_draws']} "
+    assert plan.calibration_args(plan.calibration_inputs("all")) == (
+        f"--gallery {e['gallery']} --seed {e['seed']} --gallery-draws {e['gallery_draws']} --neighbours "
+        f"{e['tool_neighbours']} --resaved results/extractors/all/resaved/validation.gallery "
         f"--pairs-same {e['pairs_same']} --pairs-diff {e['pairs_diff']}")
     none = Plan({**smoke, "evaluation": {**smoke["evaluation"], "resaved_images": 0}})
     assert "resaved" not in none.calibration_inputs("all")

@@ -90,7 +90,9 @@ class ImageRecord:
 
 @dataclass
 class Candidate:
-    """A gallery model and its score (cosine similarity of the image and the model's fingerprint)."""
+    """A gallery model and its score (`Gallery.scores`: the cosine of the image with the model's
+    fingerprint, or the mean of its highest cosines with the model's images, as the extractor's
+    open-set rule scores)."""
     model: str
     score: float
 
@@ -148,12 +150,14 @@ class Acceptance:
 
     def describe(self) -> str:
         """One line for the summary: what makes an answer "unknown"."""
+        scores = (f"; a score: the mean cosine with the model's {self.rule.neighbours} nearest images"
+                  if self.rule.neighbours else "")
         if not self.rule.per_model:
-            return f"threshold {self.rule.threshold:.4f}; below it: unknown"
+            return f"threshold {self.rule.threshold:.4f}; below it: unknown{scores}"
         low, high = min(self.thresholds.values()), max(self.thresholds.values())
         margin = f", or within {self.rule.margin:g} of the second model" if self.rule.margin > 0 else ""
         return (f"unknown: below the nearest model's own threshold ({low:.4f}-{high:.4f} in this gallery, from "
-                f"each model's images; global {self.rule.threshold:.4f}){margin}")
+                f"each model's images; global {self.rule.threshold:.4f}){margin}{scores}")
 
 
 def summarize(records: Iterable[Identification]) -> list[FolderSummary]:
@@ -253,20 +257,45 @@ class Gallery:
         names = list(self.models)
         return names, F.normalize(torch.stack([self._entry(n, condition)["sum"] for n in names]), dim=1)
 
+    def scores(self, h: torch.Tensor, condition: str | None = None, neighbours: int = 0) -> tuple[list[str], torch.Tensor]:
+        """Model names and a query's scores against each (M,), of its unit fingerprint `h` (dim,):
+        the cosine with the model's fingerprint (`fingerprints`), or with n = `neighbours` >= 1 the
+        mean of its n highest cosines with the model's kept images (`evaluate.gallery_scores`; a
+        model added before galleries kept them: its fingerprint's cosine)."""
+        names, prints = self.fingerprints(condition)
+        scores = prints @ h
+        if neighbours:
+            for i, name in enumerate(names):
+                kept = self._kept(name, condition)
+                if kept is not None:
+                    scores[i] = torch.topk(kept.to(h.dtype) @ h, min(neighbours, len(kept))).values.mean()
+        return names, scores
+
+    def _kept(self, name: str, condition: str | None) -> torch.Tensor | None:
+        """Model `name`'s kept unit fingerprints (of `condition`'s copies), or None when it does not
+        keep one per image (added before galleries kept them)."""
+        entry = self.models[name]
+        kept = self._entry(name, condition).get("prints") if entry.get("prints") is not None else None
+        return kept if kept is not None and len(kept) == int(entry["count"]) else None
+
     def counts(self) -> dict[str, int]:
         """Images per model, in the order the models were added."""
         return {name: int(entry["count"]) for name, entry in self.models.items()}
 
-    def loo_scores(self, condition: str | None = None) -> dict[str, np.ndarray]:
-        """Per model, its kept gallery images' leave-one-out scores (`openset.loo_scores`; of the
-        re-saved copies of `condition`): empty for a model of one image or one added before
-        fingerprints were kept (`without_prints`)."""
+    def loo_scores(self, condition: str | None = None, neighbours: int = 0) -> dict[str, np.ndarray]:
+        """Per model, its kept gallery images' leave-one-out scores (`openset.loo_scores` with
+        `neighbours`; of the re-saved copies of `condition`): empty for a model of one image or one
+        added before fingerprints were kept (`without_prints`; with neighbours, also one that keeps
+        fewer than all its images', as `scores` then scores it by its fingerprint)."""
         out = {}
         for name, entry in self.models.items():
             part = self._entry(name, condition)
             kept = part.get("prints") if entry.get("prints") is not None else None
             usable = kept is not None and len(kept) and int(entry["count"]) > 1
-            out[name] = openset.loo_scores(kept.float().numpy(), part["sum"].float().numpy()) if usable else np.zeros(0)
+            if neighbours and self._kept(name, condition) is None:
+                usable = False
+            out[name] = (openset.loo_scores(kept.float().numpy(), part["sum"].float().numpy(), neighbours)
+                         if usable else np.zeros(0))
         return out
 
     def without_prints(self) -> list[str]:
@@ -612,14 +641,15 @@ class Attributor:
         return float(stored)
 
     def open_set_rule(self, threshold: float | None = None, condition: str | None = None) -> openset.OpenSetRule:
-        """identify's rule for "unknown": `threshold` alone when given (one global threshold), else
-        the extractor's calibrated per-model rule (`modelfp.openset`) around its open-set threshold;
+        """identify's rule for "unknown": `threshold` alone when given (one global threshold, on the
+        scores the file's rule scores by: `neighbours`), else the extractor's calibrated per-model
+        rule (`modelfp.openset`) around its open-set threshold;
         for a query compared with the gallery's copies re-saved as `condition`, the rule calibrated
         on the validation set's copies re-saved so (`modelfp.resaved`), where the file has one
         (extractors calibrated before: the clean images' rule, said once). An extractor calibrated
         before per-model rules gives the global threshold (said once)."""
         if threshold is not None:
-            return openset.OpenSetRule.global_only(threshold)
+            return openset.OpenSetRule(float(threshold), neighbours=self.neighbours)
         global_threshold = self.threshold(None, "open-set")
         constants = getattr(self.model, "openset_rule", None)
         if constants is None:
@@ -630,6 +660,12 @@ class Attributor:
         if resaved is not None:
             return openset.OpenSetRule.from_constants(resaved["openset"], resaved["openset"]["threshold"])
         return openset.OpenSetRule.from_constants(constants, global_threshold)
+
+    @property
+    def neighbours(self) -> int:
+        """How identify scores an image against a gallery model (`Gallery.scores`): the calibrated
+        rule's count of nearest gallery images, 0 (the model's fingerprint) for a file without one."""
+        return int((getattr(self.model, "openset_rule", None) or {}).get("neighbours", 0))
 
     def _resaved(self, condition: str | None) -> dict | None:
         """The thresholds calibrated for images re-saved as `condition` (`modelfp.resaved`), or None:
@@ -650,7 +686,8 @@ class Attributor:
         images or (`condition`) their re-saved copies; models added before galleries kept
         fingerprints use the global threshold (said once)."""
         rule = self.open_set_rule(threshold, condition)
-        thresholds = {name: rule.model_threshold(scores) for name, scores in gallery.loo_scores(condition).items()}
+        thresholds = {name: rule.model_threshold(scores)
+                      for name, scores in gallery.loo_scores(condition, rule.neighbours).items()}
         old = gallery.without_prints()
         if rule.per_model and old:
             self._say_once(f"{where}: {', '.join(old)} added before galleries kept each image's fingerprint: "
@@ -801,7 +838,7 @@ class Attributor:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {top_k}")
         place = where.removesuffix(": ") or "the gallery"
-        compared: dict[str | None, tuple] = {}      # condition -> (names, fingerprints, acceptance)
+        compared: dict[str | None, Acceptance] = {}      # condition -> its acceptance
         if gallery.views != self.views:
             self._say_once(f"{place}: made with {gallery.views} test-time view(s), and {self.path}'s thresholds "
                            f"were calibrated with {self.views}: its answers keep the gallery's; for the "
@@ -814,10 +851,10 @@ class Attributor:
                 continue
             condition = gallery.compared(record.condition)
             if condition not in compared:
-                compared[condition] = (*gallery.fingerprints(condition),
-                                       self.acceptance(gallery, threshold, place, condition))
-            names, prints, acceptance = compared[condition]
-            scores, best = torch.topk(prints @ compared_h, min(max(top_k, 2), len(names)))   # the second: the margin
+                compared[condition] = self.acceptance(gallery, threshold, place, condition)
+            acceptance = compared[condition]
+            names, scored = gallery.scores(compared_h, condition, acceptance.rule.neighbours)
+            scores, best = torch.topk(scored, min(max(top_k, 2), len(names)))   # the second: the margin
             ranked = [Candidate(names[int(i)], float(v)) for v, i in zip(scores, best)]
             answer = acceptance.decide(ranked)
             top = ranked[:top_k]
@@ -828,7 +865,8 @@ class Attributor:
 
     def identify(self, inputs: Iterable, gallery, threshold: float | None = None, top_k: int = 1,
                  progress: Callable[[int], object] | None = None) -> list[Identification]:
-        """One record per input image, in order: the nearest gallery model by cosine similarity, or
+        """One record per input image, in order: the nearest gallery model by its score (`Gallery.scores`, as the
+        open-set rule scores: with the calibrated rule, the mean cosine with the model's 2 nearest images), or
         "unknown" when the image fails that model's acceptance (`acceptance`: under the model's own
         threshold, or within the margin of the second model; with `threshold` given: under it), the
         reason, and the `top_k` best models with their scores. gallery: a Gallery or a path."""

@@ -316,6 +316,28 @@ def gallery_fingerprints(emb, labels) -> tuple[np.ndarray, np.ndarray]:
     return names, _l2_normalise(sums / np.bincount(inverse)[:, None])
 
 
+def gallery_scores(queries, gallery, labels, neighbours: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's score against each gallery model: (names (k,), scores (queries, k)).
+    neighbours 0: the cosine with the model's fingerprint (`gallery_fingerprints`, the paper's);
+    n >= 1: the mean of the query's n highest cosines with the model's gallery images (all of them
+    when it holds fewer), which follows a model whose images spread in several directions (the
+    people's tool's open-set answers, `modelfp.openset`, chose 2 on the validation generators)."""
+    gallery, labels = _embeddings(gallery, labels)
+    if neighbours == 0:
+        names, fingerprints = gallery_fingerprints(gallery, labels)
+        return names, _l2_normalise(np.asarray(queries, dtype=np.float64)) @ fingerprints.T
+    names = np.unique(labels)
+    sims = _l2_normalise(np.asarray(queries, dtype=np.float64)) @ _l2_normalise(gallery).T
+    return names, np.stack([top_mean(sims[:, labels == m], neighbours) for m in names], axis=1)
+
+
+def top_mean(sims, n: int) -> np.ndarray:
+    """Per row of `sims` (rows, k) the mean of its n highest values (all k when k < n)."""
+    sims = np.asarray(sims)
+    n = min(n, sims.shape[1])
+    return np.sort(sims, axis=1)[:, sims.shape[1] - n:].mean(axis=1)
+
+
 def pool_size(n_images: int, gallery_size: int, draws: int = 1) -> int:
     """Images of a model held out as its gallery pool: the gallery itself with one draw (the paper's
     protocol); with several, POOL_FACTOR galleries' worth, capped at half the model's images, and
@@ -445,7 +467,7 @@ def identification_of_split(emb, labels, gallery, queries) -> dict:
 # Open-set rejection (the "unknown" of identification)
 
 
-def open_set(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1) -> dict:
+def open_set(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1, neighbours: int = 0) -> dict:
     """Leave-one-model-out open-set rejection.
 
     Galleries and queries are split as `identification` splits them (same seed: same split), so a
@@ -456,27 +478,29 @@ def open_set(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws
     len(models) - 1 times), returns the AUROC of known vs unknown (a fraction), the threshold that
     best separates them (`best_threshold_accuracy` with balanced classes: "known" at or above it)
     and its balanced accuracy, the score counts, and for inspection known_scores and unknown_scores.
+    A score is `gallery_scores`' with `neighbours` (0: the cosine with the fingerprint, the tables').
     Needs at least 2 models. With several gallery draws (as `identification`: same pool, same
     queries) auroc, threshold and balanced_accuracy are means over the draws; the counts and
     scores are the first draw's.
     """
     emb, labels = _embeddings(emb, labels)
     pool, queries = gallery_pool(labels, gallery_size, seed, draws)
-    runs = [open_set_of_split(emb, labels, g, queries) for g in gallery_draws(labels, pool, gallery_size, draws, seed)]
+    runs = [open_set_of_split(emb, labels, g, queries, neighbours)
+            for g in gallery_draws(labels, pool, gallery_size, draws, seed)]
     return {**runs[0], **{k: float(np.mean([r[k] for r in runs])) for k in ("auroc", "threshold", "balanced_accuracy")}}
 
 
-def open_set_of_split(emb, labels, gallery, queries) -> dict:
+def open_set_of_split(emb, labels, gallery, queries, neighbours: int = 0) -> dict:
     """`open_set` with given gallery and query row indices (as `identification_of_split`)."""
     emb, labels = _embeddings(emb, labels)
     gallery, queries = np.asarray(gallery, dtype=np.int64), np.asarray(queries, dtype=np.int64)
-    names, fingerprints = gallery_fingerprints(emb[gallery], labels[gallery])
+    names = np.unique(labels[gallery])
     if len(names) < 2:
         raise ValueError(f"open-set rejection needs at least 2 models; got {len(names)}")
     lacking = sorted(set(labels[queries].tolist()) - set(names.tolist()))
     if lacking:
         raise ValueError(f"model(s) {lacking} have queries but no gallery image")
-    sims = _l2_normalise(emb[queries]) @ fingerprints.T                    # (queries, models)
+    sims = gallery_scores(emb[queries], emb[gallery], labels[gallery], neighbours)[1]   # (queries, models)
     own = np.searchsorted(names, labels[queries])                          # each query's model column
     known, unknown = [], []
     for m in range(len(names)):

@@ -5,9 +5,16 @@ differently: a diffuse model's own images fall under it (named "unknown"), while
 of a tight model clears it (named wrongly). The rule here gives each gallery model its own
 acceptance threshold, from how its own gallery images score against it:
 
-- the leave-one-out score of a gallery image is its cosine with its model's fingerprint made
-  without it, cos(h_i, s - h_i) with s the model's sum of unit fingerprints: what a new image of
-  the same model would score, measured on images the gallery already holds (`loo_scores`);
+- a query's score against a model is the mean of its `neighbours` highest cosines with the model's
+  gallery images (`evaluate.gallery_scores`; 0: the cosine with the model's fingerprint, the mean
+  direction, as the paper's tables score): a model whose images spread in several directions (a
+  VAE's, a diffusion model's, and most re-saved copies) is met where its images are, not only at
+  their mean. The calibrate step fits the rule with `evaluation.tool_neighbours` (2, chosen on the
+  validation generators: README "Scores from a model's nearest gallery images"); files calibrated
+  before it score by the fingerprint;
+- the leave-one-out score of a gallery image is its score against its model made without it
+  (with neighbours 0: cos(h_i, s - h_i), s the model's sum of unit fingerprints): what a new image
+  of the same model would score, measured on images the gallery already holds (`loo_scores`);
 - the model's threshold is a normal quantile of those scores, their mean minus `z` standard
   deviations, shrunk toward the global (calibrated) threshold with weight n / (n + `prior`), n the
   scored images: a model with few gallery images keeps close to the global threshold, one with
@@ -44,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from .evaluate import GALLERY_SIZE    # images per known model's gallery: the identification protocol's
+from .evaluate import gallery_scores, top_mean
 KNOWN_FRACTION = 0.6      # share of the models in each draw's gallery; the others are absent
 REPEATS = 20              # draws of known / absent models
 MIN_IMAGES = 2            # scored gallery images a model needs for its own threshold
@@ -65,6 +73,7 @@ class OpenSetRule:
     z: float = 0.0
     prior: float = math.inf
     margin: float = 0.0
+    neighbours: int = 0
 
     @classmethod
     def global_only(cls, threshold: float) -> OpenSetRule:
@@ -76,11 +85,13 @@ class OpenSetRule:
 
     def constants(self) -> dict:
         """What `calibrate` stores in the extractor file (the global threshold is stored apart)."""
-        return {"z": self.z, "prior": self.prior, "margin": self.margin}
+        return {"z": self.z, "prior": self.prior, "margin": self.margin, "neighbours": self.neighbours}
 
     @classmethod
     def from_constants(cls, constants: dict, threshold: float) -> OpenSetRule:
-        return cls(float(threshold), float(constants["z"]), float(constants["prior"]), float(constants["margin"]))
+        """The rule a file stores (files calibrated before neighbours score by the fingerprint)."""
+        return cls(float(threshold), float(constants["z"]), float(constants["prior"]), float(constants["margin"]),
+                   int(constants.get("neighbours", 0)))
 
     def model_threshold(self, loo) -> float:
         """A model's threshold from its gallery images' leave-one-out scores (`loo_scores`)."""
@@ -95,9 +106,11 @@ class OpenSetRule:
         return w * local + (1 - w) * self.threshold
 
     def describe(self) -> str:
+        scored = f"; scored by the {self.neighbours} nearest gallery images" if self.neighbours else ""
         if not self.per_model:
-            return f"global threshold {self.threshold:.4f}"
-        return f"per-model (z {self.z:g}, prior {self.prior:g}, margin {self.margin:g}; global {self.threshold:.4f})"
+            return f"global threshold {self.threshold:.4f}{scored}"
+        return (f"per-model (z {self.z:g}, prior {self.prior:g}, margin {self.margin:g}; global "
+                f"{self.threshold:.4f}{scored})")
 
 
 def _stats(loo: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -113,12 +126,19 @@ def _unit(x) -> np.ndarray:
     return x / np.where(norm > 0, norm, 1.0)
 
 
-def loo_scores(prints, total) -> np.ndarray:
-    """Leave-one-out scores of a model's gallery images: cos(h_i, s - h_i) for each unit
-    fingerprint h_i of `prints` (k, dim), s = `total` (dim,), the sum of all the model's unit
-    fingerprints (it may hold more images than `prints`: each score is still exact). Empty when
-    the model holds a single image (nothing is left out of)."""
+def loo_scores(prints, total, neighbours: int = 0) -> np.ndarray:
+    """Leave-one-out scores of a model's gallery images: with neighbours 0, cos(h_i, s - h_i) for
+    each unit fingerprint h_i of `prints` (k, dim), s = `total` (dim,), the sum of all the model's
+    unit fingerprints (it may hold more images than `prints`: each score is still exact); with n >=
+    1, the mean of h_i's n highest cosines with the model's other images (`prints` must then be all
+    of them). Empty when the model holds a single image (nothing is left out of)."""
     prints = _unit(prints).reshape(-1, np.shape(total)[-1])
+    if neighbours:
+        if len(prints) < 2:
+            return np.zeros(0)
+        sims = prints @ prints.T
+        others = sims[~np.eye(len(prints), dtype=bool)].reshape(len(prints), len(prints) - 1)
+        return top_mean(others, neighbours)
     rest = np.asarray(total, dtype=np.float64)[None, :] - prints
     keep = np.linalg.norm(rest, axis=1) > 1e-9
     return np.einsum("kd,kd->k", prints[keep], _unit(rest[keep]))
@@ -202,16 +222,15 @@ class Scored:
     names: list = field(default_factory=list)
 
 
-def score_splits(emb, labels, splits: list[Split]) -> Scored:
-    """Score every split's queries against its gallery (fingerprint = mean unit embedding)."""
+def score_splits(emb, labels, splits: list[Split], neighbours: int = 0) -> Scored:
+    """Score every split's queries against its gallery (`evaluate.gallery_scores` with `neighbours`)."""
     unit, labels = _unit(emb), np.asarray(labels)
     parts, offset = [], 0
     for s in splits:
-        names = np.unique(labels[s.gallery])
-        sums = np.stack([unit[s.gallery[labels[s.gallery] == m]].sum(0) for m in names])
-        loo = [loo_scores(unit[s.gallery[labels[s.gallery] == m]], sums[k]) for k, m in enumerate(names)]
+        names, sims = gallery_scores(unit[np.r_[s.known, s.absent]], unit[s.gallery], labels[s.gallery], neighbours)
+        loo = [loo_scores(unit[s.gallery[labels[s.gallery] == m]], unit[s.gallery[labels[s.gallery] == m]].sum(0),
+                          neighbours) for m in names]
         queries = np.r_[s.known, s.absent]
-        sims = unit[queries] @ _unit(sums).T
         order = np.argsort(-sims, axis=1)
         best = sims[np.arange(len(queries)), order[:, 0]]
         second = sims[np.arange(len(queries)), order[:, 1]] if len(names) > 1 else np.full(len(queries), -np.inf)
@@ -276,43 +295,49 @@ class Fit:
 
 
 def fit(emb, labels, threshold: float, gallery_size: int = GALLERY_SIZE, known_fraction: float = KNOWN_FRACTION,
-        repeats: int = REPEATS, seed: int = 0) -> Fit:
+        repeats: int = REPEATS, seed: int = 0, neighbours: int = 0) -> Fit:
     """The constants (z, prior, margin) of the grid (ZS x PRIORS x MARGINS) that maximise the
     balanced open-set accuracy of the leave-some-models-out protocol on (emb, labels), the global
-    threshold `threshold` fixed (the calibrated one). Called on the validation generators only."""
-    scored = score_splits(emb, labels, leave_out_splits(labels, gallery_size, known_fraction, repeats, seed))
+    threshold `threshold` fixed (the calibrated one, of the same `neighbours`' scores). Called on
+    the validation generators only."""
+    scored = score_splits(emb, labels, leave_out_splits(labels, gallery_size, known_fraction, repeats, seed),
+                          neighbours)
     best, best_value = None, -1.0
     for margin in MARGINS:
         for prior in PRIORS:
             for z in ZS:
-                rule = OpenSetRule(float(threshold), z, prior, margin)
+                rule = OpenSetRule(float(threshold), z, prior, margin, neighbours)
                 value = _balanced(scored, rule)
                 if value > best_value + 1e-12:
                     best, best_value = rule, value
-    return Fit(best, outcomes(scored, best), outcomes(scored, OpenSetRule.global_only(threshold)),
+    return Fit(best, outcomes(scored, best), outcomes(scored, OpenSetRule(float(threshold), neighbours=neighbours)),
                gallery_size, known_fraction, repeats, seed, scored)
 
 
-def fit_deployable(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1) -> Fit:
-    """A whole rule from embeddings alone: the global threshold of the leave-one-model-out protocol
-    (`evaluate.open_set` over `draws` gallery draws, as the evaluate step finds it) and the per-model
-    constants fitted around it (`fit`). The calibrate step fits the re-saved copies' rules so
-    (`modelfp.resaved`); the clean rule's global threshold it reads from the evaluation instead."""
+def fit_deployable(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1,
+                   neighbours: int = 0) -> Fit:
+    """A whole rule from embeddings alone, its scores `neighbours`' (`evaluate.gallery_scores`): the
+    global threshold of the leave-one-model-out protocol (`evaluate.open_set` over `draws` gallery
+    draws, as the evaluate step finds it for neighbours 0) and the per-model constants fitted around
+    it (`fit`). The calibrate step fits the clean images' rule and the re-saved copies' rules so
+    (`modelfp.resaved`)."""
     from .evaluate import open_set
-    threshold = open_set(emb, labels, gallery_size, seed, draws)["threshold"]
-    return fit(emb, labels, threshold, gallery_size=gallery_size, seed=seed)
+    threshold = open_set(emb, labels, gallery_size, seed, draws, neighbours)["threshold"]
+    return fit(emb, labels, threshold, gallery_size=gallery_size, seed=seed, neighbours=neighbours)
 
 
-def deployed(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1) -> dict:
-    """`identify`'s open-set answers as the workflow would deploy these embeddings: the global
-    threshold of the leave-one-model-out protocol (`evaluate.open_set` over `draws` gallery draws,
-    what the calibrate step reads from the evaluation), the per-model constants fitted on the same
-    embeddings (`fit`, as calibrate fits them), and on its draws: known images named right, absent
-    images called unknown, their mean (balanced), in percent, the rule, and `_openset_draws` each
-    draw's balanced accuracy (the same draws for the same labels: for paired comparisons)."""
-    fitted = fit_deployable(emb, labels, gallery_size, seed, draws)
+def deployed(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1,
+             neighbours: int = 0) -> dict:
+    """`identify`'s open-set answers as the workflow would deploy these embeddings (scored with
+    `neighbours`, evaluation.tool_neighbours): the global threshold of the leave-one-model-out
+    protocol (`evaluate.open_set` over `draws` gallery draws, as the calibrate step finds it), the
+    per-model constants fitted on the same embeddings (`fit`, as calibrate fits them), and on its
+    draws: known images named right, absent images called unknown, their mean (balanced), in
+    percent, the rule, and `_openset_draws` each draw's balanced accuracy (the same draws for the
+    same labels: for paired comparisons)."""
+    fitted = fit_deployable(emb, labels, gallery_size, seed, draws, neighbours)
     splits = leave_out_splits(labels, fitted.gallery_size, fitted.known_fraction, fitted.repeats, fitted.seed)
-    per_draw = [outcomes(score_splits(emb, labels, [d]), fitted.rule)["balanced"] for d in splits]
+    per_draw = [outcomes(score_splits(emb, labels, [d], neighbours), fitted.rule)["balanced"] for d in splits]
     return {"openset_known_named": 100 * fitted.fitted["known_named"],
             "openset_absent_unknown": 100 * fitted.fitted["absent_unknown"],
             "openset_balanced": 100 * fitted.fitted["balanced"], "openset_auroc": fitted.fitted["auroc"],

@@ -518,13 +518,15 @@ class Plan:
                 "embeddings": embeddings_dir(self.trained_variant(variant), self.tool_view), **resaved}
 
     def calibration_args(self, inputs):
-        """calibrate's options beside its files: the protocol of the open-set fit, and with the
-        re-saved copies (evaluation.resaved_images > 0) their gallery, the draws of their global
-        open-set thresholds and the pairs of their verification thresholds."""
+        """calibrate's options beside its files: the protocol of the open-set fit (its gallery, seed,
+        draws of the global thresholds and the tool's score, evaluation.tool_neighbours), and with the
+        re-saved copies (evaluation.resaved_images > 0) their gallery and the pairs of their
+        verification thresholds."""
         e = self.evaluation
-        resaved = (f" --resaved {inputs['resaved']} --gallery-draws {e['gallery_draws']} --pairs-same "
-                   f"{e['pairs_same']} --pairs-diff {e['pairs_diff']}" if "resaved" in inputs.keys() else "")
-        return f"--gallery {e['gallery']} --seed {e['seed']}{resaved}"
+        resaved = (f" --resaved {inputs['resaved']} --pairs-same {e['pairs_same']} --pairs-diff {e['pairs_diff']}"
+                   if "resaved" in inputs.keys() else "")
+        return (f"--gallery {e['gallery']} --seed {e['seed']} --gallery-draws {e['gallery_draws']} "
+                f"--neighbours {e.get('tool_neighbours', 0)}{resaved}")
 
     def resaved_inputs(self, variant):
         """What `resaved-gallery` reads: the trained extractor and the validation models' folders."""

@@ -46,18 +46,19 @@ def copies(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def fit(copies_by_condition: dict, clean_rule: openset.OpenSetRule, clean_verification: float,
         gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1, n_same: int = 1000, n_diff: int = 1000,
-        source: str = "") -> dict:
+        source: str = "", neighbours: int = 0) -> dict:
     """Per condition, the thresholds a query re-saved so is answered with (module docstring):
     {"verification_threshold", "verification_accuracy" (balanced, in-sample) and the clean
     threshold's accuracy on the same pairs ("verification_accuracy_clean"), "openset": the fitted
     rule (`OpenSetRule` constants with its global "threshold", the protocol, its in-sample known
     named right, absent called unknown and balanced accuracy) with "clean_rule", `clean_rule`'s
-    scores on the same draws (what it replaces)}."""
+    scores on the same draws (what it replaces)}; every open-set score by the model's `neighbours`
+    nearest copies (`evaluate.gallery_scores`), as the clean rule's."""
     out = {}
     for condition, (emb, labels) in copies_by_condition.items():
         pairs = verification(emb, labels, n_same, n_diff, seed)
         clean_right = (pairs["scores"] >= clean_verification) == pairs["same"]
-        fitted = openset.fit_deployable(emb, labels, gallery_size, seed, draws)
+        fitted = openset.fit_deployable(emb, labels, gallery_size, seed, draws, neighbours)
         before = openset.outcomes(fitted.scored, clean_rule)          # the same draws
         out[condition] = {
             "verification_threshold": pairs["threshold"], "verification_accuracy": pairs["accuracy"],

@@ -161,17 +161,27 @@ def cmd_resaved_gallery(args):
 def cmd_calibrate(args):
     """The deployable extractor: the trained one plus the best verification threshold (verify) and
     open-set threshold (identify's "unknown") of an evaluation csv's "all" row, and with
-    --embeddings the per-model open-set constants fitted on those embeddings (`modelfp.openset.fit`)."""
+    --embeddings the per-model open-set constants fitted on those embeddings (`modelfp.openset.fit`);
+    with --neighbours n >= 1 the open-set rule scores by a model's n nearest gallery images, and its
+    global threshold is found on those embeddings by the evaluation's protocol with that score
+    (`modelfp.openset.fit_deployable`) instead of read from the csv."""
     from .. import extractor as ex
     # the rule passes the validation generators' evaluation and embeddings: never the test bed's
     row = cliutil.all_row(args.evaluation, ("verification_threshold", "openset_threshold"))
     rule, views = None, 1
+    if args.neighbours and not (args.embeddings and args.gallery_draws):
+        raise ValueError("--neighbours needs --embeddings and --gallery-draws (the evaluation section's): its "
+                         "global open-set threshold is found on those embeddings")
     if args.embeddings:
         from .. import openset
         from ..evaluate import embeddings_views
         views = embeddings_views(args.embeddings)   # the tool embeds as the thresholds were calibrated
         emb, labels = openset.read_embeddings_folder(args.embeddings)
-        fitted = openset.fit(emb, labels, row["openset_threshold"], gallery_size=args.gallery, seed=args.seed)
+        if args.neighbours:
+            fitted = openset.fit_deployable(emb, labels, args.gallery, args.seed, args.gallery_draws, args.neighbours)
+            row = {**row, "openset_threshold": fitted.rule.threshold}
+        else:
+            fitted = openset.fit(emb, labels, row["openset_threshold"], gallery_size=args.gallery, seed=args.seed)
         rule = fitted.record(str(args.embeddings))
         log.info("%s: open-set rule %s; balanced open-set accuracy %.2f %% (global threshold alone %.2f %%) "
                  "on %d models' embeddings, %d draws", args.embeddings, fitted.rule.describe(),
@@ -188,14 +198,16 @@ def cmd_calibrate(args):
             raise ValueError(f"--resaved needs {', '.join(missing)} (the evaluation section's values)")
         resaved_thresholds = resaved.fit(resaved.copies(args.resaved), fitted.rule, row["verification_threshold"],
                                          args.gallery, args.seed, args.gallery_draws, args.pairs_same,
-                                         args.pairs_diff, str(args.resaved))
+                                         args.pairs_diff, str(args.resaved), args.neighbours)
         for line in resaved.describe(resaved_thresholds):
             log.info("  re-saved copies, %s", line)
     ex.set_threshold(args.extractor, row["verification_threshold"], out=args.out,
                      openset_threshold=row["openset_threshold"], openset_rule=rule, views=views,
                      resaved=resaved_thresholds, threshold_from=str(args.evaluation))
     log.info("%s: verification threshold %.4f, open-set threshold %.4f (best on %s), %d test-time view(s) -> %s",
-             args.extractor, row["verification_threshold"], row["openset_threshold"], args.evaluation, views, args.out)
+             args.extractor, row["verification_threshold"], row["openset_threshold"],
+             f"{args.embeddings}, scored by {args.neighbours} neighbours" if args.neighbours else args.evaluation,
+             views, args.out)
 
 
 def register(sub) -> None:
@@ -240,8 +252,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, required=True, help="the gallery draw's seed (evaluation.seed)")
     p.add_argument("--resaved", help="a resaved-gallery file of the same validation generators: fit the "
                                      "thresholds of each re-save there (modelfp.resaved)")
+    p.add_argument("--neighbours", type=int, default=0,
+                   help="score a query against a model by the mean of its cosines with the model's n nearest "
+                        "gallery images (evaluation.tool_neighbours; 0: with the model's fingerprint)")
     p.add_argument("--gallery-draws", type=int,
-                   help="with --resaved: gallery draws of each re-save's global threshold (evaluation.gallery_draws)")
+                   help="with --resaved or --neighbours: gallery draws of the global thresholds "
+                        "(evaluation.gallery_draws)")
     p.add_argument("--pairs-same", type=int,
                    help="with --resaved: same-model pairs of each re-save's verification threshold (evaluation.pairs_same)")
     p.add_argument("--pairs-diff", type=int,
