@@ -387,6 +387,12 @@ def test_identify_scores_by_the_nearest_gallery_images_when_the_rule_says_so(tmp
     for candidate in r.top:
         kept = gallery.models[candidate.model]["prints"].float()
         assert candidate.score == pytest.approx(float(torch.topk(kept @ h.float(), 2).values.mean()), abs=1e-5)
+    # a model of one image (fewer than the neighbours): that image's cosine
+    att.add(gallery, "single", write_model_images(tmp_path / "single", 1, 1, seed=4))
+    names, scores = gallery.scores(h, neighbours=2)
+    single = gallery.models["single"]["prints"].float()[0]
+    assert float(scores[names.index("single")]) == pytest.approx(float(single @ h.float()), abs=1e-5)
+    assert float(scores[names.index(r.nearest)]) == pytest.approx(r.score, abs=1e-6)
     # each model's threshold from its images' leave-one-out scores of the same kind
     loo = gallery.loo_scores(neighbours=2)
     assert att.acceptance(gallery).thresholds["m0"] == pytest.approx(loo["m0"].mean() - loo["m0"].std(ddof=1))

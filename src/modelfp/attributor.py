@@ -37,6 +37,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import logging
+import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -261,15 +262,32 @@ class Gallery:
         """Model names and a query's scores against each (M,), of its unit fingerprint `h` (dim,):
         the cosine with the model's fingerprint (`fingerprints`), or with n = `neighbours` >= 1 the
         mean of its n highest cosines with the model's kept images (`evaluate.gallery_scores`; a
-        model added before galleries kept them: its fingerprint's cosine)."""
+        model added before galleries kept them: its fingerprint's cosine). `scorer` for many."""
+        return self.scorer(condition, neighbours)(h)
+
+    def scorer(self, condition: str | None = None, neighbours: int = 0) -> Callable[[torch.Tensor], tuple]:
+        """`scores` as a function of the query's fingerprint, the gallery's side prepared once: its
+        fingerprints and, with neighbours, every model's kept images padded into one tensor."""
         names, prints = self.fingerprints(condition)
-        scores = prints @ h
-        if neighbours:
-            for i, name in enumerate(names):
-                kept = self._kept(name, condition)
-                if kept is not None:
-                    scores[i] = torch.topk(kept.to(h.dtype) @ h, min(neighbours, len(kept))).values.mean()
-        return names, scores
+        kept = [self._kept(name, condition) for name in names] if neighbours else []
+        own = [i for i, k in enumerate(kept) if k is not None]
+        if not own:
+            return lambda h: (names, prints.to(h.dtype) @ h)
+        longest = max(len(kept[i]) for i in own)
+        padded = torch.zeros(len(own), longest, prints.shape[1])
+        present = torch.zeros(len(own), longest, dtype=torch.bool)
+        for row, i in enumerate(own):
+            padded[row, :len(kept[i])], present[row, :len(kept[i])] = kept[i].float(), True
+        n = min(neighbours, longest)
+
+        def score(h: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+            scores = prints.to(h.dtype) @ h
+            sims = (padded.to(h.dtype) @ h).masked_fill(~present, -math.inf)
+            top = torch.topk(sims, n, dim=1).values                   # a model of fewer images: -inf fills
+            finite = torch.isfinite(top)
+            scores[own] = torch.where(finite, top, 0).sum(1) / finite.sum(1)
+            return names, scores
+        return score
 
     def _kept(self, name: str, condition: str | None) -> torch.Tensor | None:
         """Model `name`'s kept unit fingerprints (of `condition`'s copies), or None when it does not
@@ -838,7 +856,7 @@ class Attributor:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {top_k}")
         place = where.removesuffix(": ") or "the gallery"
-        compared: dict[str | None, Acceptance] = {}      # condition -> its acceptance
+        compared: dict[str | None, tuple] = {}      # condition -> (its acceptance, its scorer)
         if gallery.views != self.views:
             self._say_once(f"{place}: made with {gallery.views} test-time view(s), and {self.path}'s thresholds "
                            f"were calibrated with {self.views}: its answers keep the gallery's; for the "
@@ -851,9 +869,10 @@ class Attributor:
                 continue
             condition = gallery.compared(record.condition)
             if condition not in compared:
-                compared[condition] = self.acceptance(gallery, threshold, place, condition)
-            acceptance = compared[condition]
-            names, scored = gallery.scores(compared_h, condition, acceptance.rule.neighbours)
+                acceptance = self.acceptance(gallery, threshold, place, condition)
+                compared[condition] = acceptance, gallery.scorer(condition, acceptance.rule.neighbours)
+            acceptance, scorer = compared[condition]
+            names, scored = scorer(compared_h)
             scores, best = torch.topk(scored, min(max(top_k, 2), len(names)))   # the second: the margin
             ranked = [Candidate(names[int(i)], float(v)) for v, i in zip(scores, best)]
             answer = acceptance.decide(ranked)
