@@ -258,7 +258,8 @@ class Gallery:
         names = list(self.models)
         return names, F.normalize(torch.stack([self._entry(n, condition)["sum"] for n in names]), dim=1)
 
-    def scores(self, h: torch.Tensor, condition: str | None = None, neighbours: int = 0) -> tuple[list[str], torch.Tensor]:
+    def scores(self, h: torch.Tensor, condition: str | None = None, neighbours: int = 0
+               ) -> tuple[list[str], torch.Tensor]:
         """Model names and a query's scores against each (M,), of its unit fingerprint `h` (dim,):
         the cosine with the model's fingerprint (`fingerprints`), or with n = `neighbours` >= 1 the
         mean of its n highest cosines with the model's kept images (`evaluate.gallery_scores`; a

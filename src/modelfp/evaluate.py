@@ -467,7 +467,8 @@ def identification_of_split(emb, labels, gallery, queries) -> dict:
 # Open-set rejection (the "unknown" of identification)
 
 
-def open_set(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1, neighbours: int = 0) -> dict:
+def open_set(emb, labels, gallery_size: int = GALLERY_SIZE, seed: int = 0, draws: int = 1,
+             neighbours: int = 0) -> dict:
     """Leave-one-model-out open-set rejection.
 
     Galleries and queries are split as `identification` splits them (same seed: same split), so a

@@ -227,10 +227,10 @@ def score_splits(emb, labels, splits: list[Split], neighbours: int = 0) -> Score
     unit, labels = _unit(emb), np.asarray(labels)
     parts, offset = [], 0
     for s in splits:
-        names, sims = gallery_scores(unit[np.r_[s.known, s.absent]], unit[s.gallery], labels[s.gallery], neighbours)
-        loo = [loo_scores(unit[s.gallery[labels[s.gallery] == m]], unit[s.gallery[labels[s.gallery] == m]].sum(0),
-                          neighbours) for m in names]
         queries = np.r_[s.known, s.absent]
+        names, sims = gallery_scores(unit[queries], unit[s.gallery], labels[s.gallery], neighbours)
+        own = [unit[s.gallery[labels[s.gallery] == m]] for m in names]
+        loo = [loo_scores(prints, prints.sum(0), neighbours) for prints in own]
         order = np.argsort(-sims, axis=1)
         best = sims[np.arange(len(queries)), order[:, 0]]
         second = sims[np.arange(len(queries)), order[:, 1]] if len(names) > 1 else np.full(len(queries), -np.inf)
