@@ -286,8 +286,16 @@ def test_the_deployed_thresholds_are_chosen_on_the_validation_generators(smoke):
     # as the tool embeds (the smoke preset's 2 test-time views), and the file carries the views
     val = {r["group"]: r for r in csv.DictReader(open(smoke / "results/evaluation/all/val-w2-v2.csv"))}
     assert calibrated.threshold == pytest.approx(float(val["all"]["verification_threshold"]))
-    assert calibrated.openset_threshold == pytest.approx(float(val["all"]["openset_threshold"]))
     assert calibrated.views == 2 and (smoke / "results/evaluation/all/val-w2.csv").exists()
+    # the open-set rule scores by the preset's nearest gallery images, its global threshold found on
+    # the same validation embeddings with that score (the evaluation's, of the fingerprint, differs)
+    from modelfp import openset
+    e = yaml.safe_load(open(smoke / "configs/smoke.yaml"))["evaluation"]
+    assert calibrated.openset_rule["neighbours"] == e["tool_neighbours"] == 2
+    emb, labels = openset.read_embeddings_folder(smoke / "results/embeddings/all/val-w2-v2")
+    fitted = openset.fit_deployable(emb, labels, e["gallery"], e["seed"], e["gallery_draws"], e["tool_neighbours"])
+    assert calibrated.openset_threshold == pytest.approx(fitted.rule.threshold)
+    assert calibrated.openset_rule["z"] == fitted.rule.z and calibrated.openset_rule["prior"] == fitted.rule.prior
     # each re-save's rule is fitted on the validation models' re-saved copies, made by the same
     # network in the tool's windows and views, resaved_images of each model's evaluation side
     from modelfp.attributor import read_gallery
