@@ -218,8 +218,10 @@ def neighbours_study(sets: dict, counts: list[int], gallery: int, seed: int = 0,
         for k in counts:
             fitted = openset.fit_deployable(emb, labels, gallery, seed, draws, k)
             scored = [openset.score_splits(emb, labels, [d], k) for d in fresh]
-            per_draw = np.array([openset.outcomes(s, fitted.rule)["balanced"] for s in scored])
-            pooled = openset.outcomes(openset.score_splits(emb, labels, fresh, k), fitted.rule)
+            each = [openset.outcomes(s, fitted.rule) for s in scored]
+            per_draw = np.array([o["balanced"] for o in each])
+            pooled = {rate: sum(o[rate] * o[n] for o in each) / sum(o[n] for o in each)   # the draws pooled
+                      for rate, n in (("known_named", "n_known"), ("absent_unknown", "n_absent"))}
             nearest = np.concatenate([s.right[s.known] for s in scored])
             first = per_draw if first is None else first
             diff = per_draw - first

@@ -430,6 +430,7 @@ def test_calibrate_with_neighbours_finds_the_global_threshold_with_that_score(tm
     fitted = openset.fit_deployable(emb32, labels32, 8, 0, 1, neighbours=2)
     assert model.openset_threshold == pytest.approx(fitted.rule.threshold) and model.openset_threshold != 0.9
     assert model.openset_rule["neighbours"] == 2
+    # exact: the same stored float32 arrays through the same numpy code on one machine (no batch shapes)
     assert Attributor(tmp_path / "model.pt").open_set_rule() == fitted.rule
 
 

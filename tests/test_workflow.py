@@ -295,6 +295,7 @@ def test_the_deployed_thresholds_are_chosen_on_the_validation_generators(smoke):
     emb, labels = openset.read_embeddings_folder(smoke / "results/embeddings/all/val-w2-v2")
     fitted = openset.fit_deployable(emb, labels, e["gallery"], e["seed"], e["gallery_draws"], e["tool_neighbours"])
     assert calibrated.openset_threshold == pytest.approx(fitted.rule.threshold)
+    # z and prior are grid values chosen from the same stored embeddings on this machine: exact
     assert calibrated.openset_rule["z"] == fitted.rule.z and calibrated.openset_rule["prior"] == fitted.rule.prior
     # each re-save's rule is fitted on the validation models' re-saved copies, made by the same
     # network in the tool's windows and views, resaved_images of each model's evaluation side

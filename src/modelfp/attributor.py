@@ -309,10 +309,9 @@ class Gallery:
         out = {}
         for name, entry in self.models.items():
             part = self._entry(name, condition)
-            kept = part.get("prints") if entry.get("prints") is not None else None
+            kept = (self._kept(name, condition) if neighbours
+                    else part.get("prints") if entry.get("prints") is not None else None)
             usable = kept is not None and len(kept) and int(entry["count"]) > 1
-            if neighbours and self._kept(name, condition) is None:
-                usable = False
             out[name] = (openset.loo_scores(kept.float().numpy(), part["sum"].float().numpy(), neighbours)
                          if usable else np.zeros(0))
         return out
