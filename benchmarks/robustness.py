@@ -133,28 +133,33 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
     model left out of the gallery (`absent_unknown`): the open-set side of the same queries. An
     uncalibrated file (no open-set threshold) is asked with threshold -1, so every answer is its
     nearest model, and both open-set outcomes are None. `seen` (shared between calls): a file whose
-    network was already run (the same weights digest, views and scores, `Attributor.neighbours`: a
-    recalibration) reuses its gallery and every query's ranking, and only its own rule decides (as
-    `identify` decides on the same ranking)."""
+    network was already run (the same weights digest and views) reuses its gallery and its queries'
+    fingerprints (`Attributor.identify`'s `embedded`), and one that also scores as it did (the same
+    `Attributor.neighbours`: a recalibration) every query's ranking, and only its own rule decides
+    (as `identify` decides on the same ranking)."""
     from modelfp.attributor import Attributor
     seen = {} if seen is None else seen
     att = Attributor(extractor, device)
-    key = (att.digest, att.views, att.neighbours)
-    if key not in seen:
+    network = (att.digest, att.views)
+    if network not in seen:
         gallery = work / f"{zlib.crc32(str(Path(extractor).resolve()).encode()):08x}.gallery"
         updates = att.gallery_add_models(gallery, {model: [str(p) for p in g] for model, (g, _) in chosen.items()})
         failed = [f for u in updates for f in u.failed]
         if failed:
             raise SystemExit(f"{failed[0].path}: {failed[0].error} (a gallery image; {len(failed)} failed)")
-        seen[key] = {"gallery": gallery}
+        seen[network] = {"gallery": gallery, "embedded": {}, "ranked": {}}
     calibrated = att.model.openset_threshold is not None
-    kept = att.load_gallery(seen[key]["gallery"])
+    net = seen[network]
+    kept = att.load_gallery(net["gallery"])
     out = {}
     for condition in conditions:
         t0 = time.perf_counter()
-        if condition not in seen[key]:
-            seen[key][condition] = att.identify([str(root / condition)], kept, threshold=-1.0, top_k=len(kept.models))
-        records = seen[key][condition]
+        if condition not in net["embedded"]:
+            net["embedded"][condition] = list(att.embed([str(root / condition)], kept.windows, views=kept.views))
+        if (att.neighbours, condition) not in net["ranked"]:
+            net["ranked"][att.neighbours, condition] = att.identify(
+                [], kept, threshold=-1.0, top_k=len(kept.models), embedded=net["embedded"][condition])
+        records = net["ranked"][att.neighbours, condition]
         # what identify compared the copies with: their matched re-saves, or the clean images
         acceptance = att.acceptance(kept, condition=kept.compared(condition)) if calibrated else None
         errors = [r for r in records if r.error]

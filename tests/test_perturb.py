@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from modelfp.perturb import (MATCHED, RESAVES, grayscale, jpeg_quality, matched_condition, perturb, perturb_folder,
-                             resave, resaved)
+from modelfp.perturb import (MATCHED, RESAVES, grayscale, jpeg_quality, lossy_webp, matched_condition, perturb,
+                             perturb_folder, resave, resaved)
 from modelfp.pools import ALPHA_BACKGROUND, load_image
 
 
@@ -135,7 +135,7 @@ def test_clean_resave_keeps_the_pixels_and_unknown_resaves_are_named(tmp_path):
     img = _photo(5)
     assert np.array_equal(load_image(resave(img, "clean", tmp_path / "c"), None).permute(1, 2, 0).numpy(), img)
     with pytest.raises(ValueError, match="jpeg95"):
-        resave(img, "webp", tmp_path / "w")
+        resave(img, "avif", tmp_path / "w")
 
 
 @pytest.mark.parametrize("condition", list(RESAVES))
@@ -160,3 +160,42 @@ def test_a_query_is_matched_to_the_nearest_kept_jpeg_quality_or_to_grayscale():
     assert matched_condition(True, True, _jpeg_tables(90)) == "gray" == matched_condition(False, True)
     assert matched_condition(False, False) is None
     assert matched_condition(True, False, None) == "jpeg95"      # unreadable tables: the mildest
+    # a lossy WebP meets the WebP copies; grayscale still wins (its lost colour is the larger change)
+    assert matched_condition(False, False, None, True) == "webp" and matched_condition(False, True, None, True) == "gray"
+
+
+def _webp(path, pixels, **options):
+    Image.fromarray(pixels).save(path, **options)
+    return path
+
+
+def test_lossy_webp_is_told_from_lossless_by_its_chunks_in_plain_extended_and_animated_files(tmp_path):
+    img = _photo(7, 40)
+    frames = [Image.fromarray(img), Image.fromarray(255 - img)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "anim_lossless.webp", save_all=True, append_images=frames[1:], lossless=True)
+    rgba = np.dstack([img, img[..., 0]])
+    files = {"lossy": (_webp(tmp_path / "a.webp", img), True),
+             "lossless": (_webp(tmp_path / "b.webp", img, lossless=True), False),
+             "alpha, lossy (extended: VP8X, ALPH, VP8)": (_webp(tmp_path / "c.webp", rgba), True),
+             "alpha, lossless": (_webp(tmp_path / "d.webp", rgba, lossless=True), False),
+             "animated, lossy frames": (tmp_path / "anim.webp", True),
+             "animated, lossless frames": (tmp_path / "anim_lossless.webp", False),
+             "a PNG": (_webp(tmp_path / "e.png", img), False),
+             "missing": (tmp_path / "none.webp", False)}
+    assert {what: lossy_webp(path) for what, (path, _) in files.items()} == \
+        {what: lossy for what, (_, lossy) in files.items()}
+    # the chunk walk is what tells them apart: the extended and animated files open with VP8X
+    assert (tmp_path / "c.webp").read_bytes()[12:16] == b"VP8X" == (tmp_path / "anim.webp").read_bytes()[12:16]
+    truncated = tmp_path / "t.webp"
+    truncated.write_bytes((tmp_path / "a.webp").read_bytes()[:14])
+    assert not lossy_webp(truncated)
+
+
+def test_webp_resave_is_a_lossy_webp_that_changes_the_pixels(tmp_path):
+    img = _photo(8, 40)
+    path = resave(img, "webp", tmp_path / "x")
+    with Image.open(path) as im:
+        assert path.suffix == ".webp" and im.format == "WEBP"
+    assert lossy_webp(path) and not np.array_equal(load_image(path, None).permute(1, 2, 0).numpy(), img)
+    assert "webp" in MATCHED

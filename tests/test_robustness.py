@@ -187,3 +187,33 @@ def test_verify_resaved_judges_each_pair_by_the_files_threshold_of_its_resave(tm
         assert float(r["threshold"]) == (0.5 if condition == "clean" else 0.9) and float(r["clean_threshold"]) == 0.5
     clean = rows["clean"]
     assert clean["balanced"] == clean["clean_balanced"] and clean["only_this_right"] == clean["only_clean_right"] == "0"
+
+
+def test_a_second_file_of_one_network_reuses_its_embeddings_and_answers_as_if_run_alone(tmp_path):
+    """Two calibrations of one network that score differently (the fingerprint, the 2 nearest
+    images) share the gallery and the queries' fingerprints, and each answers as it would alone."""
+    bench = load_benchmark("robustness")
+    for kind in range(3):
+        write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
+    rule = {"z": 0.5, "prior": 3.0, "margin": 0.0}
+    by_print = tiny_extractor(tmp_path, "k0/model.pt", threshold=0.5, openset_threshold=0.3, openset_rule=rule)
+    by_nearest = tiny_extractor(tmp_path, "k2/model.pt", threshold=0.5, openset_threshold=0.3,
+                                openset_rule={**rule, "neighbours": 2})
+    folders = bench.model_folders(tmp_path / "results", "validation")
+    chosen = bench.choose(folders, 0.5, 4, 6, 0)
+    conditions = ["clean", "jpeg95", "webp"]
+    bench.write_conditions(chosen, folders, conditions, tmp_path / "copies")
+    seen = {}
+    first = bench.answers(by_print, chosen, tmp_path / "copies", conditions, tmp_path, seen=seen)
+    second = bench.answers(by_nearest, chosen, tmp_path / "copies", conditions, tmp_path, seen=seen)
+    (network, net), = seen.items()               # one network: one gallery, one embedding per condition
+    assert set(net["embedded"]) == set(conditions)
+    assert set(net["ranked"]) == {(k, c) for k in (0, 2) for c in conditions}
+    (tmp_path / "alone").mkdir()
+    assert second == bench.answers(by_nearest, chosen, tmp_path / "copies", conditions, tmp_path / "alone")
+    assert first == bench.answers(by_print, chosen, tmp_path / "copies", conditions, tmp_path / "alone")
+    # the two scores rank differently somewhere, so the test tells a shared ranking from its own
+    ranked = {k: [r.top for c in conditions for r in net["ranked"][k, c]] for k in (0, 2)}
+    assert ranked[0] != ranked[2]
+    # every webp query was read as a lossy WebP and met the gallery's WebP copies
+    assert all(r.compared == "webp" and "lossy WebP" in r.note for r in net["ranked"][2, "webp"])

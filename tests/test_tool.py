@@ -372,7 +372,7 @@ def test_gallery_remove_removes_and_list_shows_what_is_left(tmp_path, capsys, ca
     assert main(["gallery", "list", "--gallery", gallery, "--format", "table"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["MODEL", "IMAGES", "COPIES"]
-    assert table[1].split() == ["checker", "3", "jpeg95", "jpeg90", "jpeg85", "jpeg75", "gray"]
+    assert table[1].split() == ["checker", "3", "jpeg95", "jpeg90", "jpeg85", "jpeg75", "gray", "webp"]
 
 
 def test_glob_patterns_are_expanded_and_one_that_matches_nothing_is_an_error_row(tmp_path, capsys,
@@ -745,6 +745,26 @@ def test_jpeg_grayscale_and_alpha_images_are_answered_with_a_note(tmp_path, caps
         "b: fingerprint weakened: JPEG; a compared as its JPEG 95 re-save",
         "a: fingerprint weakened: grayscale; b: fingerprint weakened: JPEG"]
     assert att.verify_pairs([plain], [str(jpeg)])[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_lossy_webp_is_answered_with_a_note_and_met_by_the_gallerys_webp_copies(tmp_path, capsys, extractor_file,
+                                                                                   gallery):
+    rgb = _pixels("stripes", 171)
+    plain = _save(tmp_path / "plain.png", "stripes", 171)
+    lossy, lossless = tmp_path / "web.webp", tmp_path / "lossless.webp"
+    Image.fromarray(rgb).save(lossy)                     # Pillow's default: lossy, quality 80
+    Image.fromarray(rgb).save(lossless, lossless=True)
+    capsys.readouterr()
+    code, rows = _identify(capsys, extractor_file, gallery, plain, lossy, lossless)
+    assert code == 0 and [r["note"] for r in rows] == [
+        "", "fingerprint weakened: lossy WebP; compared with the gallery's lossy WebP copies", ""]
+    # a lossless WebP holds the plain image's very pixels
+    assert float(rows[2]["score"]) == pytest.approx(float(rows[0]["score"]), abs=1e-5)
+    assert main(["verify", str(lossy), plain, "--extractor", extractor_file]) == 0
+    row = _rows(capsys.readouterr().out)[0]
+    assert row["note"] == "a: fingerprint weakened: lossy WebP; b compared as its lossy WebP re-save"
+    # the plain image re-saved as the gallery's WebP copies are is the WebP file's very pixels
+    assert float(row["score"]) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_images_are_named_relative_to_the_input_and_summed_up_per_sub_folder(tmp_path, extractor_file, gallery):

@@ -19,7 +19,8 @@ gallery file raises ValueError, one line. Records are plain dataclasses (`datacl
 Each record also carries `name` (the image's path relative to the input it was found through, what
 a person reads in a report), `folder` (the summary it counts in: the sub-folder of a folder input
 it lies in, so a folder of folders is summed up per sub-folder) and `note` ("fingerprint weakened:
-JPEG, grayscale, transparent pixels", read from the file's format and mode before conversion). An
+JPEG, lossy WebP, grayscale, transparent pixels", read from the file's format, mode and chunks before
+conversion). An
 image with alpha is read as the colours it stores, not composited on white (`ALPHA_READING`). A
 gallery keeps a digest of each image's decoded pixels per model, so adding an image a model already
 holds is skipped and counted: adding the same images again leaves the gallery as it was.
@@ -52,7 +53,7 @@ from PIL import Image
 from . import checkpoints
 from . import extractor as ex
 from . import openset
-from .perturb import MATCHED, WITH_LUMINANCE, luminance, matched_condition, resaved
+from .perturb import MATCHED, WITH_LUMINANCE, lossy_webp, luminance, matched_condition, resaved
 from .pools import IMAGE_EXTENSIONS, BadImageError, has_alpha, list_images, load_image
 
 GALLERY_FORMAT = "modelfp.gallery/1"
@@ -105,7 +106,8 @@ class Identification:
     `path`, `error`, `source`, `name` and `folder` are set when the image could not be used.
     `source`: the input folder or pattern the image was found through (a file named on its own: its
     folder); `name`: its path relative to that input; `folder`: its summary (see `summarize`);
-    `note`: "fingerprint weakened: ..." for a JPEG, grayscale or partly transparent image, else None.
+    `note`: "fingerprint weakened: ..." for a JPEG, lossy WebP, grayscale or partly transparent image,
+    else None.
     `threshold`: the acceptance threshold of the nearest model (its own, `modelfp.openset`, or the
     global one); `reason`: why the answer is "unknown" (under that threshold, or too close to the
     second model), else None; `compared`: the `perturb.MATCHED` re-save whose gallery copies the
@@ -182,8 +184,8 @@ def summarize(records: Iterable[Identification]) -> list[FolderSummary]:
 class Verification:
     """Do images a and b come from the same model? `failed` holds the records of unusable images
     (then `same` and `score` are None); `note`: "a: fingerprint weakened: JPEG; b: ..." when either
-    image is a JPEG, grayscale or partly transparent, and which side was compared as the other's re-save
-    (a clean image against a JPEG or grayscale one is re-saved the same way first, in memory)."""
+    image is a JPEG, lossy WebP, grayscale or partly transparent, and which side was compared as the
+    other's re-save (a clean image against a re-saved one is re-saved the same way first, in memory)."""
     a: str
     b: str
     same: bool | None = None
@@ -219,7 +221,7 @@ class Gallery:
     so their images are not recognised when added again), and each image's unit fingerprint
     (`prints`, whose leave-one-out scores give the model its own open-set threshold; galleries made
     before: none, so their models use the global threshold), and the same of each image's
-    `perturb.MATCHED` re-saves (`matched`: a JPEG or grayscale query is compared with the copies
+    `perturb.MATCHED` re-saves (`matched`: a JPEG, grayscale or lossy WebP query is compared with the copies
     of its own condition; galleries made before: none, and such queries meet the clean images),
     in `views` test-time views (`modelfp.extractor.VIEWS`; galleries made before them: 1); with
     `luminance`, the JPEG copies' fingerprints are those of the pixels and of their luminance side
@@ -445,16 +447,18 @@ def expand(inputs: Iterable) -> Iterator[Found]:
             yield Found(str(path), error, str(path.parent), str(path), str(path.parent))
 
 
-def weakened(fmt: str | None, mode: str, transparent: bool) -> str | None:
-    """"fingerprint weakened: JPEG, grayscale, transparent pixels" (those that apply) from a file's
-    format and mode as Pillow opens it, before any conversion: JPEG compression wipes out much of the
-    high-frequency trace (Figure 16), grayscale keeps one channel of three, and a fully transparent
+def weakened(fmt: str | None, mode: str, transparent: bool, lossy: bool = False) -> str | None:
+    """"fingerprint weakened: JPEG, lossy WebP, grayscale, transparent pixels" (those that apply)
+    from a file's format and mode as Pillow opens it, before any conversion: JPEG and lossy WebP
+    compression wipe out much of the high-frequency trace (Figure 16; `perturb.lossy_webp` tells a
+    lossy WebP from a lossless one), grayscale keeps one channel of three, and a fully transparent
     pixel has no colour (it is read as white). Alpha alone weakens nothing: the tool reads the
     colours a file stores under a translucent or opaque alpha (`ALPHA_READING`), the pixels as the
     generator made them (benchmarks/robustness.py: rgba_opaque and rgba_half identify as clean).
     None when none applies."""
     why = [what for what, applies in (
         ("JPEG", fmt in JPEG_FORMATS),
+        ("lossy WebP", lossy),
         ("grayscale", _gray(mode)),
         ("transparent pixels", transparent)) if applies]
     return "fingerprint weakened: " + ", ".join(why) if why else None
@@ -482,9 +486,10 @@ def _header(path) -> tuple[tuple[int, int] | None, str | None, str | None]:
             with Image.open(path) as im:
                 w, h = im.size
                 sideways = im.getexif().get(0x0112) in (5, 6, 7, 8)
-                note = weakened(im.format, im.mode, _transparent(im))
+                lossy = im.format == "WEBP" and lossy_webp(path)
+                note = weakened(im.format, im.mode, _transparent(im), lossy)
                 condition = matched_condition(im.format in JPEG_FORMATS, _gray(im.mode),
-                                              getattr(im, "quantization", None))
+                                              getattr(im, "quantization", None), lossy)
     except Exception:  # noqa: BLE001 - load_image names what is wrong with the file
         return None, None, None
     return ((h, w) if sideways else (w, h)), note, condition
@@ -692,10 +697,12 @@ class Attributor:
             return None
         resaved = (getattr(self.model, "resaved", None) or {}).get(condition)
         if resaved is None:
-            self._say_once(f"{self.path}: calibrated before re-saved images had thresholds of their own; JPEG and "
-                           f"grayscale images are judged by the clean images' thresholds, which name many re-saved "
-                           f"images of models not in the gallery and call many pairs of two models' re-saved images "
-                           f"the same model (an extractor calibrated since has thresholds for each re-save)")
+            what = ("re-saved images" if not getattr(self.model, "resaved", None) else
+                    f"{in_words(condition)} images")
+            self._say_once(f"{self.path}: calibrated before {what} had thresholds of their own; such images are "
+                           f"judged by the clean images' thresholds, which name many re-saved images of models not "
+                           f"in the gallery and call many pairs of two models' re-saved images the same model (an "
+                           f"extractor calibrated since has thresholds for each re-save)")
         return resaved
 
     def acceptance(self, gallery: Gallery, threshold: float | None = None, where: str = "the gallery",
@@ -845,10 +852,13 @@ class Attributor:
     # -- identification and verification -------------------------------------------------------
 
     def identify_each(self, inputs: Iterable, gallery, threshold: float | None = None, top_k: int = 1,
-                      progress: Callable[[int], object] | None = None,
+                      progress: Callable[[int], object] | None = None, embedded: Iterable | None = None,
                       ) -> Iterator[tuple[Identification, ImageRecord, torch.Tensor | None]]:
         """`identify`, one image at a time, with the image as read (its pixels) and its unit
-        fingerprint (None for an image that could not be used): what a report draws."""
+        fingerprint (None for an image that could not be used): what a report draws. `embedded`:
+        the images already embedded, `embed`'s (record, fingerprint) pairs in the gallery's windows
+        and views, instead of reading `inputs` (one embedding answered against several galleries or
+        rules)."""
         where = "" if isinstance(gallery, Gallery) else f"{gallery}: "
         gallery = gallery if isinstance(gallery, Gallery) else self.load_gallery(gallery)
         if not gallery.models:
@@ -861,8 +871,9 @@ class Attributor:
             self._say_once(f"{place}: made with {gallery.views} test-time view(s), and {self.path}'s thresholds "
                            f"were calibrated with {self.views}: its answers keep the gallery's; for the "
                            f"calibrated ones make the gallery again (`modelfp gallery add`)")
-        for record, h, compared_h in self._with_luminance(self.embed(inputs, gallery.windows, progress, gallery.views),
-                                                          gallery):
+        if embedded is None:
+            embedded = self.embed(inputs, gallery.windows, progress, gallery.views)
+        for record, h, compared_h in self._with_luminance(embedded, gallery):
             found = {"source": record.source, "name": record.name, "folder": record.folder}
             if h is None:
                 yield Identification(record.path, error=record.error, **found), record, None
@@ -883,13 +894,15 @@ class Attributor:
                                   compared=condition, **found), record, h)
 
     def identify(self, inputs: Iterable, gallery, threshold: float | None = None, top_k: int = 1,
-                 progress: Callable[[int], object] | None = None) -> list[Identification]:
+                 progress: Callable[[int], object] | None = None, embedded: Iterable | None = None
+                 ) -> list[Identification]:
         """One record per input image, in order: the nearest gallery model by its score (`Gallery.scores`, as the
         open-set rule scores: with the calibrated rule, the mean cosine with the model's 2 nearest images), or
         "unknown" when the image fails that model's acceptance (`acceptance`: under the model's own
         threshold, or within the margin of the second model; with `threshold` given: under it), the
-        reason, and the `top_k` best models with their scores. gallery: a Gallery or a path."""
-        return [i for i, _, _ in self.identify_each(inputs, gallery, threshold, top_k, progress)]
+        reason, and the `top_k` best models with their scores. gallery: a Gallery or a path;
+        `embedded`: see `identify_each`."""
+        return [i for i, _, _ in self.identify_each(inputs, gallery, threshold, top_k, progress, embedded)]
 
     def verify_pairs(self, a_inputs: Iterable, b_inputs: Iterable, threshold: float | None = None,
                      progress: Callable[[int], object] | None = None) -> list[Verification]:
@@ -984,8 +997,10 @@ class Attributor:
 
 
 def in_words(condition: str) -> str:
-    """A `perturb.MATCHED` re-save as a person says it: "JPEG 90", "grayscale"."""
-    return condition.replace("jpeg", "JPEG ") if condition.startswith("jpeg") else "grayscale"
+    """A `perturb.MATCHED` re-save as a person says it: "JPEG 90", "grayscale", "lossy WebP"."""
+    if condition.startswith("jpeg"):
+        return condition.replace("jpeg", "JPEG ")
+    return {"gray": "grayscale", "webp": "lossy WebP"}[condition]
 
 
 def _compared_note(note: str | None, wanted: str | None, used: str | None) -> str | None:

@@ -6,7 +6,7 @@ Thin verbs over `modelfp.attributor.Attributor`. Inputs are image files, folders
 recursively) and glob patterns. Output on stdout in `--format table | csv | json` (default: table
 on a terminal, csv when piped): one row per input image (per pair for verify), in order; an image
 that cannot be used is a row with its `error` set, "what is wrong; what to do", and the other images
-are still answered; a JPEG, grayscale or partly transparent image is answered with its `note` set
+are still answered; a JPEG, lossy WebP, grayscale or partly transparent image is answered with its `note` set
 ("fingerprint weakened: JPEG"; alpha itself is no weakening: the stored colours are read).
 Summaries (per input folder, per sub-folder of a folder of folders, per gallery model) follow the
 table, are inside the json document, and go to stderr with csv, so the csv stays one table. `gallery add` skips the images a model already holds (same pixels) and
@@ -151,7 +151,7 @@ def _added_line(u) -> str:
 def cmd_gallery_list(args) -> int:
     from .attributor import read_gallery
     gallery = read_gallery(args.gallery)
-    # copies: the re-saves a JPEG or grayscale query of this model is compared with (none: its clean images)
+    # copies: the re-saves a JPEG, grayscale or WebP query of this model is compared with (none: its clean images)
     rows = [{"model": name, "images": count, "copies": " ".join(gallery.copies(name)) or "none"}
             for name, count in gallery.counts().items()]
     fmt = _format(args)

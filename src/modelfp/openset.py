@@ -33,7 +33,7 @@ queries from those models' other images, absent queries from the left-out models
 the balanced open-set accuracy (known images named right and absent images called unknown, each a
 rate, averaged). Never fitted on the test bed.
 
-A re-saved query (JPEG, grayscale) is compared with the gallery's copies re-saved the same way,
+A re-saved query (JPEG, grayscale, lossy WebP) is compared with the gallery's copies re-saved the same way,
 which share what the re-save did to them and score higher against every model than clean images
 do; the clean images' rule then names most absent models' re-saved images. So each re-save has a
 rule of its own, global threshold and constants both, fitted the same way on the validation

@@ -117,13 +117,19 @@ RESAVES = {
     "jpeg90": Resave(Image.fromarray, ".jpg", {"quality": 90}),
     "jpeg85": Resave(Image.fromarray, ".jpg", {"quality": 85}),
     "jpeg75": Resave(Image.fromarray, ".jpg", {"quality": 75}),     # Pillow's default quality
+    # JPEGs the gallery keeps no copies of: full-resolution chroma (4:4:4, as some editors save at
+    # high quality) and a quality between two of the copies'; and lossy WebP (Pillow's default
+    # quality 80), what much of the web serves
+    "jpeg90_444": Resave(Image.fromarray, ".jpg", {"quality": 90, "subsampling": 0}),
+    "jpeg92": Resave(Image.fromarray, ".jpg", {"quality": 92}),
+    "webp": Resave(Image.fromarray, ".webp", {"quality": 80}),
     "gray": Resave(lambda image: Image.fromarray(image).convert("L")),
     "rgba_opaque": Resave(with_alpha(255)),                          # alpha that changes nothing
     "rgba_half": Resave(with_alpha(128)),      # the tool reads its stored colours; pools composite it on white
 }
 
 
-_SAVE_FORMAT = {".png": "PNG", ".jpg": "JPEG"}      # Pillow's format of each re-save's suffix
+_SAVE_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".webp": "WEBP"}      # Pillow's format of each re-save's suffix
 
 
 def resave(image: np.ndarray, condition: str, stem) -> Path:
@@ -148,11 +154,13 @@ def _save(image: np.ndarray, condition: str, target) -> None:
 
 
 # the re-saves a gallery keeps each image's fingerprint of (the JPEG qualities people's tools use
-# most, and grayscale); a query of another condition is compared with the clean images
-MATCHED = ("jpeg95", "jpeg90", "jpeg85", "jpeg75", "gray")
+# most, grayscale, and lossy WebP at Pillow's default quality: a WebP file does not say its quality);
+# a query of another condition is compared with the clean images
+MATCHED = ("jpeg95", "jpeg90", "jpeg85", "jpeg75", "gray", "webp")
 # the re-saves compared on the pixels' fingerprint and their luminance's side by side: a JPEG keeps
-# its luminance far better than its colour (chroma halved in each direction and quantised coarser)
-WITH_LUMINANCE = ("jpeg95", "jpeg90", "jpeg85", "jpeg75")
+# its luminance far better than its colour (chroma halved in each direction and quantised coarser),
+# and so does a lossy WebP (the same halved chroma)
+WITH_LUMINANCE = ("jpeg95", "jpeg90", "jpeg85", "jpeg75", "webp")
 
 
 def luminance(image: torch.Tensor) -> torch.Tensor:
@@ -197,13 +205,45 @@ def jpeg_quality(quantization: dict | None) -> int | None:
     return min(_luminance_tables().items(), key=lambda item: (np.abs(item[1] - table).sum(), -item[0]))[0]
 
 
-def matched_condition(is_jpeg: bool, is_gray: bool, quantization: dict | None = None) -> str | None:
+_WEBP_CONTAINERS = {b"ANMF": 16}    # chunks that hold sub-chunks after a header of so many bytes
+
+
+def lossy_webp(path) -> bool:
+    """Whether a WebP file holds lossy image data (a "VP8 " chunk, also inside an extended or
+    animated file's frames) rather than only lossless ("VP8L"), from its RIFF chunks, without
+    decoding; False for anything that is not a readable WebP."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return False
+
+    def chunks(start: int, end: int) -> bool:
+        while start + 8 <= end:
+            fourcc, size = data[start:start + 4], int.from_bytes(data[start + 4:start + 8], "little")
+            body = start + 8
+            if fourcc == b"VP8 ":
+                return True
+            if fourcc in _WEBP_CONTAINERS and chunks(body + _WEBP_CONTAINERS[fourcc], min(body + size, end)):
+                return True
+            start = body + size + (size & 1)        # chunks are padded to an even size
+        return False
+
+    return chunks(12, len(data))
+
+
+def matched_condition(is_jpeg: bool, is_gray: bool, quantization: dict | None = None,
+                      is_lossy_webp: bool = False) -> str | None:
     """The `MATCHED` re-save a query is compared as: "gray" for a grayscale image (a grayscale JPEG
-    too: its lost colour is the larger change), for a JPEG the quality of `MATCHED` nearest to its
-    own (`jpeg_quality`; ties to the higher; the highest when its tables are unreadable), else None
-    (compared with the clean images)."""
+    too: its lost colour is the larger change), "webp" for a lossy WebP (`lossy_webp`), for a JPEG
+    the quality of `MATCHED` nearest to its own (`jpeg_quality`; ties to the higher; the highest
+    when its tables are unreadable), else None (compared with the clean images)."""
     if is_gray:
         return "gray"
+    if is_lossy_webp:
+        return "webp"
     if not is_jpeg:
         return None
     quality = jpeg_quality(quantization)

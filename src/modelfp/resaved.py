@@ -1,7 +1,7 @@
 """What a re-saved image is answered with (issue 25).
 
-A JPEG or grayscale query is compared with the gallery's copies re-saved the same way (`identify`),
-and a JPEG or grayscale image with the other image of a pair re-saved the same way (`verify`): like
+A JPEG, grayscale or lossy WebP query is compared with the gallery's copies re-saved the same way
+(`identify`), and such an image with the other image of a pair re-saved the same way (`verify`): like
 meets like. But every model's copies share what the re-save did to them, so they score higher
 against each other than clean images do (on the demo's validation set the median cosine of two
 different models' JPEG 95 copies is 0.32, of their clean images -0.03), and the clean images'

@@ -60,6 +60,9 @@ rule resaved_gallery:
         args=resaved_args,
         state=resaved_state,
         device=config["device"],
+        # the re-saves the tool keeps copies of (modelfp.perturb.MATCHED): recorded, so a release
+        # that keeps another one (lossy WebP, session 18) reruns this rule and calibrate
+        copies=" ".join(MATCHED),
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
