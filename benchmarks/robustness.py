@@ -160,8 +160,16 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
             net["ranked"][att.neighbours, condition] = att.identify(
                 [], kept, threshold=-1.0, top_k=len(kept.models), embedded=net["embedded"][condition])
         records = net["ranked"][att.neighbours, condition]
-        # what identify compared the copies with: their matched re-saves, or the clean images
-        acceptance = att.acceptance(kept, condition=kept.compared(condition)) if calibrated else None
+        # each query is judged as identify judged it: by the rule of what it was compared with (its
+        # record's `compared`: the copies of its file's nearest kept re-save, or the clean images), which
+        # for a re-save the gallery keeps no copies of (JPEG 92, 4:4:4 chroma) is another re-save's
+        rules = {}
+
+        def acceptance_of(r):
+            if r.compared not in rules:
+                rules[r.compared] = att.acceptance(kept, condition=r.compared)
+            return rules[r.compared]
+
         errors = [r for r in records if r.error]
         if errors:
             print(f"{condition}: {len(errors)} images could not be used (counted wrong), e.g. "
@@ -169,7 +177,8 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
         rows = {}
         for r in records:
             truth = Path(r.name).parts[0]
-            named = bool(r.top) and r.nearest == truth and acceptance.decide(r.top).accepted if calibrated else None
+            acceptance = acceptance_of(r) if calibrated and not r.error else None
+            named = (bool(r.top) and r.nearest == truth and acceptance.decide(r.top).accepted) if calibrated else None
             rows[Path(r.name).with_suffix("").as_posix()] = (
                 r.nearest == truth, named, bool(r.note and WEAKENED in r.note),
                 absent_unknown(acceptance, r.top, truth) if calibrated and not r.error else None)

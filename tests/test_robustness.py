@@ -104,12 +104,17 @@ def test_own_model_absent_is_what_identify_answers_without_that_model(tmp_path):
     bench = load_benchmark("robustness")
     for kind in range(3):
         write_model(tmp_path / "results" / "validation" / f"val{kind}", kind, 40)
-    # a per-model rule with a margin, so both the thresholds and the margin are exercised
+    # a per-model rule with a margin, so both the thresholds and the margin are exercised; the JPEG 90
+    # copies judged by a global rule of their own that no score clears (a cosine is at most 1)
+    jpeg90 = {"verification_threshold": 0.5,
+              "openset": {"threshold": 1.01, "z": 0.0, "prior": float("inf"), "margin": 0.0, "neighbours": 0}}
     extractor = tiny_extractor(tmp_path, "all/model.pt", threshold=0.5, openset_threshold=0.3,
-                               openset_rule={"z": 0.5, "prior": 3.0, "margin": 0.01})
+                               openset_rule={"z": 0.5, "prior": 3.0, "margin": 0.01}, resaved={"jpeg90": jpeg90})
     folders = bench.model_folders(tmp_path / "results", "validation")
     chosen = bench.choose(folders, 0.5, 4, 6, 0)
-    conditions = ["clean", "jpeg95", "gray"]
+    # JPEG 92 and 4:4:4 JPEG 90 have no copies of their own: identify meets them with the JPEG 90
+    # copies and judges them by the JPEG 90 rule, and so must the benchmark
+    conditions = ["clean", "jpeg95", "gray", "jpeg92", "jpeg90_444", "webp"]
     bench.write_conditions(chosen, folders, conditions, tmp_path / "copies")
     got = bench.answers(extractor, chosen, tmp_path / "copies", conditions, tmp_path)
     att = Attributor(extractor)
@@ -122,6 +127,8 @@ def test_own_model_absent_is_what_identify_answers_without_that_model(tmp_path):
             assert got[condition][f"val0/{Path(r.name).with_suffix('').as_posix()}"][3] == (r.model == "unknown")
     outcomes = [v[3] for rows in got.values() for v in rows.values()]
     assert all(isinstance(v, bool) for v in outcomes)
+    # the JPEG 90 rule tells the two judgements apart: it names fewer JPEG 92 queries than the clean one would
+    assert sum(v[1] for v in got["jpeg92"].values()) < sum(v[1] for v in got["clean"].values())
     # and "named right" is what identify answers with the whole gallery, under the file's own rule
     whole = tmp_path / "whole.gallery"
     att.gallery_add_models(whole, {m: [str(p) for p in g] for m, (g, _) in chosen.items()})
