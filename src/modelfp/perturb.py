@@ -22,7 +22,9 @@ condition (`matched_condition`: grayscale, or the JPEG quality nearest to the on
 table was made with, `jpeg_quality`). A JPEG query and the JPEG copies are compared on two
 fingerprints side by side, the pixels' and their luminance's (`WITH_LUMINANCE`, `luminance`):
 JPEG keeps the luminance better than the colour (validation, 8 test-time views: 65.9 % of JPEG 95
-queries identified without it, 71.3 % with it, McNemar p 2e-6).
+queries identified without it, 71.3 % with it, McNemar p 2e-6). A lossy WebP (`lossy_webp`, read
+from its chunks) is compared with the gallery's WebP copies, made at Pillow's default quality, the
+same way (a WebP file does not say its quality).
 """
 
 from __future__ import annotations
