@@ -785,17 +785,3 @@ def test_calibrate_stores_each_resaves_thresholds_and_the_tool_judges_a_resaved_
     assert part_att.acceptance(gallery, condition="jpeg90").rule == jpeg
     said = [r.getMessage() for r in caplog.records if "calibrated before" in r.getMessage()]
     assert len(said) == 1 and "calibrated before lossy WebP images had thresholds" in said[0]
-    # re-saves scored their own way (evaluation.tool_resaved_neighbours): the clean rule by the 2
-    # nearest images, every re-save's by its copies' fingerprint, as resaved.fit fits them so
-    own = tmp_path / "own.pt"
-    assert steps.main(base + ["--gallery-draws", "1", "--pairs-same", "20", "--pairs-diff", "20", "--neighbours", "2",
-                              "--resaved-neighbours", "0", "--out", str(own)]) == 0
-    model_own = ex.load(own)
-    assert model_own.openset_rule["neighbours"] == 2
-    assert {c: r["openset"]["neighbours"] for c, r in model_own.resaved.items()} == {c: 0 for c in MATCHED}
-    clean_own = openset.OpenSetRule.from_constants(model_own.openset_rule, model_own.openset_threshold)
-    assert model_own.resaved == resaved.fit(resaved.copies(copies_file), clean_own, 0.5, 2, 0, 1, 20, 20,
-                                            str(copies_file), neighbours=0)
-    own_att = Attributor(str(own), windows=1, views=1)
-    assert own_att.acceptance(gallery, condition="jpeg90").rule.neighbours == 0
-    assert own_att.acceptance(gallery).rule.neighbours == 2

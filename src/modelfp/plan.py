@@ -520,14 +520,11 @@ class Plan:
     def calibration_args(self, inputs):
         """calibrate's options beside its files: the protocol of the open-set fit (its gallery, seed,
         draws of the global thresholds and the tool's score, evaluation.tool_neighbours), and with the
-        re-saved copies (evaluation.resaved_images > 0) their gallery, the pairs of their
-        verification thresholds and their own score where the preset sets one
-        (evaluation.tool_resaved_neighbours)."""
+        re-saved copies (evaluation.resaved_images > 0) their gallery and the pairs of their
+        verification thresholds."""
         e = self.evaluation
         resaved = (f" --resaved {inputs['resaved']} --pairs-same {e['pairs_same']} --pairs-diff {e['pairs_diff']}"
                    if "resaved" in inputs.keys() else "")
-        if resaved and e.get("tool_resaved_neighbours") is not None:
-            resaved += f" --resaved-neighbours {e['tool_resaved_neighbours']}"
         return (f"--gallery {e['gallery']} --seed {e['seed']} --gallery-draws {e['gallery_draws']} "
                 f"--neighbours {e.get('tool_neighbours', 0)}{resaved}")
 

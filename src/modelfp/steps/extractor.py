@@ -198,8 +198,7 @@ def cmd_calibrate(args):
             raise ValueError(f"--resaved needs {', '.join(missing)} (the evaluation section's values)")
         resaved_thresholds = resaved.fit(resaved.copies(args.resaved), fitted.rule, row["verification_threshold"],
                                          args.gallery, args.seed, args.gallery_draws, args.pairs_same,
-                                         args.pairs_diff, str(args.resaved),
-                                         args.neighbours if args.resaved_neighbours is None else args.resaved_neighbours)
+                                         args.pairs_diff, str(args.resaved), args.neighbours)
         for line in resaved.describe(resaved_thresholds):
             log.info("  re-saved copies, %s", line)
     ex.set_threshold(args.extractor, row["verification_threshold"], out=args.out,
@@ -256,9 +255,6 @@ def register(sub) -> None:
     p.add_argument("--neighbours", type=int, default=0,
                    help="score a query against a model by the mean of its cosines with the model's n nearest "
                         "gallery images (evaluation.tool_neighbours; 0: with the model's fingerprint)")
-    p.add_argument("--resaved-neighbours", type=int,
-                   help="with --resaved: the same for a re-saved query against the gallery's copies "
-                        "(evaluation.tool_resaved_neighbours; default: --neighbours)")
     p.add_argument("--gallery-draws", type=int,
                    help="with --resaved or --neighbours: gallery draws of the global thresholds "
                         "(evaluation.gallery_draws)")
