@@ -747,6 +747,21 @@ def test_jpeg_grayscale_and_alpha_images_are_answered_with_a_note(tmp_path, caps
     assert att.verify_pairs([plain], [str(jpeg)])[0].score == pytest.approx(1.0, abs=1e-5)
 
 
+def test_a_jpeg_whose_colour_is_not_subsampled_as_the_copies_says_so(tmp_path, capsys, extractor_file, gallery):
+    rgb = _pixels("stripes", 172)
+    files = []
+    for sampling in (0, 1, 2):            # 4:4:4, 4:2:2, and 4:2:0 (the copies', Pillow's default)
+        files.append(tmp_path / f"s{sampling}.jpg")
+        Image.fromarray(rgb).save(files[-1], quality=90, subsampling=sampling)
+    capsys.readouterr()
+    code, rows = _identify(capsys, extractor_file, gallery, *files)
+    copies = "compared with the gallery's JPEG 90 copies"
+    assert code == 0 and [r["note"] for r in rows] == [
+        f"fingerprint weakened: JPEG with 4:4:4 colour, unlike the gallery's 4:2:0 copies (expect unknown); {copies}",
+        f"fingerprint weakened: JPEG with 4:2:2 colour, unlike the gallery's 4:2:0 copies (expect unknown); {copies}",
+        f"fingerprint weakened: JPEG; {copies}"]
+
+
 def test_a_lossy_webp_is_answered_with_a_note_and_met_by_the_gallerys_webp_copies(tmp_path, capsys, extractor_file,
                                                                                    gallery):
     rgb = _pixels("stripes", 171)
