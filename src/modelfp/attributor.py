@@ -461,11 +461,11 @@ def weakened(fmt: str | None, mode: str, transparent: bool, lossy: bool = False,
     colours a file stores under a translucent or opaque alpha (`ALPHA_READING`), the pixels as the
     generator made them (benchmarks/robustness.py: rgba_opaque and rgba_half identify as clean).
     A colour JPEG whose chroma is not subsampled as the gallery's JPEG copies are (`sampling`,
-    Pillow's: 4:4:4 or 4:2:2 where the copies are 4:2:0) says so: it meets them less well, and on
-    the validation set a 4:4:4 JPEG 90 was named right 2 times in 100 (README "Lossy WebP, and
-    JPEGs not made like the copies"). None when none applies."""
+    Pillow's: 4:4:4 or 4:2:2 where the copies are 4:2:0) says so: it meets them less well (on the
+    validation set a 4:4:4 JPEG 90 was named right 2 times in 100; README "Lossy WebP, and JPEGs
+    not made like the copies"). None when none applies."""
     jpeg = "JPEG" if sampling not in CHROMA else \
-        f"JPEG with {CHROMA[sampling]} colour, unlike the gallery's 4:2:0 copies (expect unknown)"
+        f"JPEG with {CHROMA[sampling]} colour, unlike the gallery's 4:2:0 copies"
     why = [what for what, applies in (
         (jpeg, fmt in JPEG_FORMATS),
         ("lossy WebP", lossy),
