@@ -213,10 +213,11 @@ def test_a_second_file_of_one_network_reuses_its_embeddings_and_answers_as_if_ru
     seen = {}
     first = bench.answers(by_print, chosen, tmp_path / "copies", conditions, tmp_path, seen=seen)
     second = bench.answers(by_nearest, chosen, tmp_path / "copies", conditions, tmp_path, seen=seen)
-    (network, net), = seen.items()               # one network: one gallery, one embedding per condition
+    (_, net), = seen.items()                     # one network: one gallery, one embedding per condition
     assert set(net["embedded"]) == set(conditions)
     assert set(net["ranked"]) == {(k, c) for k in (0, 2) for c in conditions}
     (tmp_path / "alone").mkdir()
+    # exact: alone, the same code embeds the same images in the same batches on this machine
     assert second == bench.answers(by_nearest, chosen, tmp_path / "copies", conditions, tmp_path / "alone")
     assert first == bench.answers(by_print, chosen, tmp_path / "copies", conditions, tmp_path / "alone")
     # the two scores rank differently somewhere, so the test tells a shared ranking from its own
