@@ -151,6 +151,17 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
     calibrated = att.model.openset_threshold is not None
     net = seen[network]
     kept = att.load_gallery(net["gallery"])
+    # each query is judged as identify judged it: by the rule of what it was compared with (its
+    # record's `compared`: the copies of its file's nearest kept re-save, or the clean images), which
+    # for a re-save the gallery keeps no copies of (JPEG 92, 4:4:4 chroma) is another re-save's; each
+    # rule made once for all the conditions judged by it
+    rules = {}
+
+    def acceptance_of(r):
+        if r.compared not in rules:
+            rules[r.compared] = att.acceptance(kept, condition=r.compared)
+        return rules[r.compared]
+
     out = {}
     for condition in conditions:
         t0 = time.perf_counter()
@@ -160,16 +171,6 @@ def answers(extractor, chosen: dict, root: Path, conditions, work: Path, device:
             net["ranked"][att.neighbours, condition] = att.identify(
                 [], kept, threshold=-1.0, top_k=len(kept.models), embedded=net["embedded"][condition])
         records = net["ranked"][att.neighbours, condition]
-        # each query is judged as identify judged it: by the rule of what it was compared with (its
-        # record's `compared`: the copies of its file's nearest kept re-save, or the clean images), which
-        # for a re-save the gallery keeps no copies of (JPEG 92, 4:4:4 chroma) is another re-save's
-        rules = {}
-
-        def acceptance_of(r):
-            if r.compared not in rules:
-                rules[r.compared] = att.acceptance(kept, condition=r.compared)
-            return rules[r.compared]
-
         errors = [r for r in records if r.error]
         if errors:
             print(f"{condition}: {len(errors)} images could not be used (counted wrong), e.g. "

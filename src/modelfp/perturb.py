@@ -212,28 +212,34 @@ _WEBP_CONTAINERS = {b"ANMF": 16}    # chunks that hold sub-chunks after a header
 
 def lossy_webp(path) -> bool:
     """Whether a WebP file holds lossy image data (a "VP8 " chunk, also inside an extended or
-    animated file's frames) rather than only lossless ("VP8L"), from its RIFF chunks, without
-    decoding; False for anything that is not a readable WebP."""
+    animated file's frames) rather than only lossless ("VP8L"), from its RIFF chunk headers alone
+    (a few bytes each, seeking past the data: the image is read once, by the decoder); False for
+    anything that is not a readable WebP."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+                return False
+            return _lossy_chunk(f, 12, int.from_bytes(head[4:8], "little") + 8)
     except OSError:
         return False
-    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        return False
 
-    def chunks(start: int, end: int) -> bool:
-        while start + 8 <= end:
-            fourcc, size = data[start:start + 4], int.from_bytes(data[start + 4:start + 8], "little")
-            body = start + 8
-            if fourcc == b"VP8 ":
-                return True
-            if fourcc in _WEBP_CONTAINERS and chunks(body + _WEBP_CONTAINERS[fourcc], min(body + size, end)):
-                return True
-            start = body + size + (size & 1)        # chunks are padded to an even size
-        return False
 
-    return chunks(12, len(data))
+def _lossy_chunk(f, start: int, end: int) -> bool:
+    """Whether a "VP8 " chunk lies among the chunks of open file `f` from `start` to `end`."""
+    while start + 8 <= end:
+        f.seek(start)
+        header = f.read(8)
+        if len(header) < 8:                          # a truncated file
+            return False
+        fourcc, size = header[:4], int.from_bytes(header[4:], "little")
+        body = start + 8
+        if fourcc == b"VP8 ":
+            return True
+        if fourcc in _WEBP_CONTAINERS and _lossy_chunk(f, body + _WEBP_CONTAINERS[fourcc], min(body + size, end)):
+            return True
+        start = body + size + (size & 1)            # chunks are padded to an even size
+    return False
 
 
 def matched_condition(is_jpeg: bool, is_gray: bool, quantization: dict | None = None,
