@@ -449,10 +449,13 @@ def expand(inputs: Iterable) -> Iterator[Found]:
 
 # Pillow's JpegImagePlugin.get_sampling of a colour JPEG whose chroma is not 4:2:0, the copies' (said in the note)
 CHROMA = {0: "4:4:4", 1: "4:2:2"}
+# the samplings whose queries are re-encoded as the copies are made before they are compared
+# (`read_images`, as_copies): chosen on the validation set (README "JPEGs re-encoded as the copies")
+REENCODED = (0, 1)
 
 
 def weakened(fmt: str | None, mode: str, transparent: bool, lossy: bool = False,
-             sampling: int | None = None) -> str | None:
+             sampling: int | None = None, reencoded: bool = False) -> str | None:
     """"fingerprint weakened: JPEG, lossy WebP, grayscale, transparent pixels" (those that apply)
     from a file's format and mode as Pillow opens it, before any conversion: JPEG and lossy WebP
     compression wipe out much of the high-frequency trace (Figure 16; `perturb.lossy_webp` tells a
@@ -461,11 +464,14 @@ def weakened(fmt: str | None, mode: str, transparent: bool, lossy: bool = False,
     colours a file stores under a translucent or opaque alpha (`ALPHA_READING`), the pixels as the
     generator made them (benchmarks/robustness.py: rgba_opaque and rgba_half identify as clean).
     A colour JPEG whose chroma is not subsampled as the gallery's JPEG copies are (`sampling`,
-    Pillow's: 4:4:4 or 4:2:2 where the copies are 4:2:0) says so: it meets them less well (on the
-    validation set a 4:4:4 JPEG 90 was named right 2 times in 100; README "Lossy WebP, and JPEGs
-    not made like the copies"). None when none applies."""
+    Pillow's: 4:4:4 or 4:2:2 where the copies are 4:2:0) says so: as it is, it meets them less well
+    (on the validation set a 4:4:4 JPEG 90 was named right 2 times in 100; README "Lossy WebP, and
+    JPEGs not made like the copies"); `reencoded`: its pixels were re-encoded as the copies are made
+    before comparing (`read_images`), and the note says that instead. None when none applies."""
     jpeg = "JPEG" if sampling not in CHROMA else \
-        f"JPEG with {CHROMA[sampling]} colour, unlike the gallery's 4:2:0 copies"
+        f"JPEG with {CHROMA[sampling]} colour, " + \
+        ("re-encoded with 4:2:0 colour, as the tool makes its JPEG copies" if reencoded else
+         "unlike the gallery's 4:2:0 copies")
     why = [what for what, applies in (
         (jpeg, fmt in JPEG_FORMATS),
         ("lossy WebP", lossy),
@@ -486,10 +492,18 @@ def _transparent(im: Image.Image) -> bool:
     return im.convert("RGBA").getchannel("A").getextrema()[0] == 0
 
 
-def _header(path) -> tuple[tuple[int, int] | None, str | None, str | None]:
-    """(width, height) of an image file, upright per its EXIF orientation, its `weakened` note and
-    the re-save it is compared as (`perturb.matched_condition`), from its header without decoding
-    it; (None, None, None) when Pillow cannot open it (loading it says why)."""
+class Header(NamedTuple):
+    """What `read_images` learns of an image file before decoding it (`_header`)."""
+    size: tuple[int, int] | None       # (width, height), upright per its EXIF orientation
+    note: str | None                   # its `weakened` note
+    condition: str | None              # the re-save it is compared as (`perturb.matched_condition`)
+    reencode: bool = False             # a colour JPEG of a chroma in `REENCODED`, read as_copies
+
+
+def _header(path, as_copies: bool = False) -> Header:
+    """An image file's `Header`, from its header without decoding it (None fields when Pillow cannot
+    open it: loading it says why). `as_copies`: whether a JPEG whose chroma differs from the
+    copies' (`REENCODED`) is to be re-encoded as they are made (its note says so)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # load_image says it, once
@@ -498,12 +512,13 @@ def _header(path) -> tuple[tuple[int, int] | None, str | None, str | None]:
                 sideways = im.getexif().get(0x0112) in (5, 6, 7, 8)
                 lossy = im.format == "WEBP" and lossy_webp(path)
                 sampling = JpegImagePlugin.get_sampling(im) if im.format in JPEG_FORMATS else None
-                note = weakened(im.format, im.mode, _transparent(im), lossy, sampling)
                 condition = matched_condition(im.format in JPEG_FORMATS, _gray(im.mode),
                                               getattr(im, "quantization", None), lossy)
+                reencode = as_copies and sampling in REENCODED and condition is not None
+                note = weakened(im.format, im.mode, _transparent(im), lossy, sampling, reencode)
     except Exception:  # noqa: BLE001 - load_image names what is wrong with the file
-        return None, None, None
-    return ((h, w) if sideways else (w, h)), note, condition
+        return Header(None, None, None)
+    return Header((h, w) if sideways else (w, h), note, condition, reencode)
 
 
 def _too_small(path, w: int, h: int, min_size: int, found: Found) -> ImageRecord:
@@ -514,18 +529,25 @@ def _too_small(path, w: int, h: int, min_size: int, found: Found) -> ImageRecord
     return record
 
 
-def read_images(inputs: Iterable, min_size: int) -> Iterator[ImageRecord]:
+def read_images(inputs: Iterable, min_size: int, as_copies: bool = False) -> Iterator[ImageRecord]:
     """One record per image of `inputs` (see `expand`), in order: its pixels at their own size,
     or the error, and its `note` (`weakened`). Images smaller than `min_size` (the extractor's
     window) on a side are refused, not upscaled: resizing would rewrite the high-frequency traces
     the fingerprint is made of. They are refused from their header, before decoding (a 1x1 image
-    decoded would also make PyTorch warn about a read-only array)."""
+    decoded would also make PyTorch warn about a read-only array).
+
+    `as_copies` (queries: identify, verify): a colour JPEG whose chroma is not subsampled as the
+    gallery's JPEG copies are (`REENCODED`: 4:4:4 and 4:2:2) is read as the pixels of its re-save as
+    those copies are made (`perturb.resaved` at its matched quality, Pillow's 4:2:0), so that like
+    meets like (validation, JPEG 90: named right 54 times in 100 re-encoded against 2 as it is for
+    4:4:4, 51 against 5 for 4:2:2; README "JPEGs re-encoded as the copies"). Gallery images are read
+    as they are."""
     for found in expand(inputs):
         path, where = found.path, {"source": found.source, "name": found.name, "folder": found.folder}
         if found.error:
             yield ImageRecord(path, error=found.error, **where)
             continue
-        size, note, condition = _header(path)
+        size, note, condition, reencode = _header(path, as_copies)
         if size is not None and min(size) < min_size:
             yield _too_small(path, *size, min_size, found)
             continue
@@ -540,7 +562,8 @@ def read_images(inputs: Iterable, min_size: int) -> Iterator[ImageRecord]:
         if h < min_size or w < min_size:
             yield _too_small(path, w, h, min_size, found)
         else:
-            yield ImageRecord(path, image, note=note, condition=condition, **where)
+            yield ImageRecord(path, resaved(image, condition) if reencode else image, note=note, condition=condition,
+                              **where)
 
 
 def models_in_folders(roots: Iterable) -> tuple[dict[str, list[str]], list[ImageRecord]]:
@@ -738,10 +761,11 @@ class Attributor:
     def embed(self, inputs: Iterable, windows: int | None = None,
               progress: Callable[[int], object] | None = None,
               views: int | None = None) -> Iterator[tuple[ImageRecord, torch.Tensor | None]]:
-        """(record, unit fingerprint (dim,) or None when the record has an error) per input image;
-        progress(n) after each chunk of n records (e.g. a tqdm bar's update)."""
+        """(record, unit fingerprint (dim,) or None when the record has an error) per input image,
+        read as a query (`read_images`, as_copies); progress(n) after each chunk of n records (e.g.
+        a tqdm bar's update)."""
         windows, views = windows or self.windows, views or self.views
-        for chunk in _chunks(read_images(inputs, self.min_size), CHUNK):
+        for chunk in _chunks(read_images(inputs, self.min_size, as_copies=True), CHUNK):
             good = [r for r in chunk if r.error is None]
             rows = iter(self._fingerprints([r.image for r in good], windows, views) if good else ())
             for record in chunk:
@@ -979,7 +1003,7 @@ class Attributor:
     def _joined_cached(self, path, h: torch.Tensor, cache: dict) -> torch.Tensor:
         """The fingerprint `h` of the image in `path` joined with its luminance's, cached per path."""
         if (path, "joined") not in cache:
-            pixels = load_image(path, None, alpha=ALPHA_READING)
+            pixels = next(read_images([path], self.min_size, as_copies=True)).image    # as `embed` read it
             cache[path, "joined"] = self._joined(h[None], [pixels], self.windows, self.views)[0]
         return cache[path, "joined"]
 

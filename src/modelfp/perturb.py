@@ -120,9 +120,10 @@ RESAVES = {
     "jpeg85": Resave(Image.fromarray, ".jpg", {"quality": 85}),
     "jpeg75": Resave(Image.fromarray, ".jpg", {"quality": 75}),     # Pillow's default quality
     # JPEGs the gallery keeps no copies of: full-resolution chroma (4:4:4, as some editors save at
-    # high quality) and a quality between two of the copies'; and lossy WebP (Pillow's default
-    # quality 80), what much of the web serves
+    # high quality), chroma halved across only (4:2:2, as some cameras save) and a quality between
+    # two of the copies'; and lossy WebP (Pillow's default quality 80), what much of the web serves
     "jpeg90_444": Resave(Image.fromarray, ".jpg", {"quality": 90, "subsampling": 0}),
+    "jpeg90_422": Resave(Image.fromarray, ".jpg", {"quality": 90, "subsampling": 1}),
     "jpeg92": Resave(Image.fromarray, ".jpg", {"quality": 92}),
     "webp": Resave(Image.fromarray, ".webp", {"quality": 80}),
     "gray": Resave(lambda image: Image.fromarray(image).convert("L")),
