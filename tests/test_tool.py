@@ -19,6 +19,7 @@ from modelfp import denoise, perturb
 from modelfp import extractor as ex
 from modelfp.attributor import WINDOWS, Attributor, read_images
 from modelfp.cli import main
+from modelfp.cliutil import counted
 from modelfp.pools import load_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -192,9 +193,9 @@ def test_gallery_add_twice_extends_the_counts(tmp_path, capsys, extractor_file):
     assert main(["gallery", "add", "stripes", _save(tmp_path / "s2.png", "stripes", 2), *args]) == 0
     assert main(["gallery", "add", "checker", _save(tmp_path / "c0.png", "checker", 0), *args]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"stripes: 2 images in {path} (1 models); added 2",
-                   f"stripes: 3 images in {path} (1 models); added 1",
-                   f"checker: 1 images in {path} (2 models); added 1"]
+    assert out == [f"stripes: 2 images in {path} (1 model); added 2",
+                   f"stripes: 3 images in {path} (1 model); added 1",
+                   f"checker: 1 image in {path} (2 models); added 1"]
     g = Attributor(extractor_file).load_gallery(path)
     assert {n: m["count"] for n, m in g.models.items()} == {"stripes": 3, "checker": 1}
     # a bad image among good ones: the good ones are added, the bad one reported, exit 1
@@ -437,6 +438,17 @@ def test_csv_json_and_table_say_the_same(tmp_path, capsys, extractor_file, galle
     assert line in out["csv"].err and line in out["table"].out and "failed 1" in out["csv"].err
 
 
+def test_counts_take_their_nouns_number(tmp_path, capsys, extractor_file, gallery):
+    assert [counted(1, "image"), counted(0, "model"), counted(1200, "image")] == ["1 image", "0 models", "1,200 images"]
+    one = _save(tmp_path / "one" / "0.png", "stripes", 120)
+    capsys.readouterr()
+    assert main(["identify", one, "--extractor", extractor_file, "--gallery", gallery, "--format", "csv"]) == 0
+    assert f"{tmp_path / 'one'}: 1 image; " in capsys.readouterr().err
+    assert main(["gallery", "remove", "checker", "--gallery", gallery]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"removed checker (3 images) from {gallery}",
+                                                    f"{gallery}: 1 model left"]
+
+
 def test_top_k_lists_the_best_models_best_first(tmp_path, extractor_file):
     att = Attributor(extractor_file)
     files = {m: [_save(tmp_path / m / f"{i}.png", m, i) for i in range(2)] for m in ("stripes", "checker")}
@@ -561,7 +573,7 @@ def test_the_report_is_one_self_contained_page_with_a_thumbnail_per_answered_ima
     assert sorted(captions) == sorted(f"{m}/{i}.png" for m in ("stripes", "checker") for i in range(3))
     for folder, n in ((tmp_path / "q" / "checker", 3), (tmp_path / "q" / "stripes", 3), (tmp_path / "q", 1)):
         assert f"<tr><td>{folder}</td><td>{n}</td>" in page
-        assert f"{folder}: {n} images; " in out.err                    # the command line's summary too
+        assert f"{folder}: {counted(n, 'image')}; " in out.err          # the command line's summary too
     assert "image-rendering:pixelated" in page and "width:128px" in page   # small images shown enlarged
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert len(sources) == len(rows) == 6 and page.count("<img") == 6

@@ -24,6 +24,7 @@ import sys
 from dataclasses import asdict
 
 from . import cliutil
+from .cliutil import counted
 
 # The attributor (torch, torchvision) is imported by the verbs, not here: `modelfp --help` and a
 # usage error answer at once (measured: +2.4 s per process with it).
@@ -145,7 +146,7 @@ def _added_line(u) -> str:
     """"vae: 10 images in my.gallery (3 models); added 8, skipped 2 already present, 1 could not be used"."""
     done = [f"added {len(u.added)}"] + [f"skipped {len(u.skipped)} already present"] * bool(u.skipped) \
         + [f"{len(u.failed)} could not be used"] * bool(u.failed)
-    return f"{u.name}: {u.count} images in {u.path} ({u.models} models); {', '.join(done)}"
+    return f"{u.name}: {counted(u.count, 'image')} in {u.path} ({counted(u.models, 'model')}); {', '.join(done)}"
 
 
 def cmd_gallery_list(args) -> int:
@@ -162,7 +163,7 @@ def cmd_gallery_list(args) -> int:
         _csv(rows, ["model", "images", "copies"])
     else:
         _table(rows, ["model", "images", "copies"], ["MODEL", "IMAGES", "COPIES"])
-        print(f"{args.gallery}: {len(rows)} models, {sum(r['images'] for r in rows)} images, "
+        print(f"{args.gallery}: {counted(len(rows), 'model')}, {counted(sum(r['images'] for r in rows), 'image')}, "
               f"{gallery.windows}x{gallery.windows} windows and {gallery.views} test-time view(s) per image, "
               f"extractor weights {gallery.extractor}")
     return 0
@@ -172,8 +173,8 @@ def cmd_gallery_remove(args) -> int:
     from .attributor import remove_models
     removed, gallery = remove_models(args.gallery, args.names)
     for name, count in removed.items():
-        print(f"removed {name} ({count} images) from {args.gallery}")
-    print(f"{args.gallery}: {len(gallery.models)} models left")
+        print(f"removed {name} ({counted(count, 'image')}) from {args.gallery}")
+    print(f"{args.gallery}: {counted(len(gallery.models), 'model')} left")
     return 0
 
 
@@ -207,7 +208,7 @@ def _summary_lines(summaries) -> list[str]:
     for s in summaries:
         answers = [f"{m} {n}" for m, n in s.models.items()] + [f"unknown {s.unknown}"] * bool(s.unknown) \
             + [f"failed {s.failed}"] * bool(s.failed)
-        lines.append(f"{s.folder}: {s.images} images; {', '.join(answers)}")
+        lines.append(f"{s.folder}: {counted(s.images, 'image')}; {', '.join(answers)}")
     return lines
 
 

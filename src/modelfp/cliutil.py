@@ -17,6 +17,11 @@ from pathlib import Path
 log = logging.getLogger("modelfp")
 
 
+def counted(n: int, noun: str) -> str:
+    """"1 image", "2 images": a count with its noun in the number it takes (nouns with a plain -s)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 # ---------------------------------------------------------------------------------------------
 # a door: the parser and the run of one verb
 

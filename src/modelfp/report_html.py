@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from .attributor import Identification, summarize
+from .cliutil import counted
 
 THUMB = 128                     # thumbnail side shown, pixels (larger images shrunk to fit in the PNG,
                                 # smaller ones enlarged by the browser without smoothing: `pixelated`)
@@ -145,9 +146,9 @@ def render(items: list[ReportItem], names: list[str], prints: torch.Tensor, *, g
     failed = [it.identification for it in items if it.identification.error is not None]
     esc = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>modelfp identify: {len(items)} images</title><style>{STYLE}</style></head><body>",
+             f"<title>modelfp identify: {counted(len(items), 'image')}</title><style>{STYLE}</style></head><body>",
              "<h1>Which model made each image</h1>",
-             f"<p>{len(items)} images against {len(names)} gallery models ({esc(gallery)}), extractor "
+             f"<p>{counted(len(items), 'image')} against {counted(len(names), 'gallery model')} ({esc(gallery)}), extractor "
              f"{esc(extractor)}. Score: cosine similarity of an image's fingerprint and a model's; "
              + (f"{esc(unknown_rule)}.</p>" if unknown_rule else
                 f"below the threshold {threshold:.4f} the answer is <i>unknown</i>.</p>"),
@@ -172,7 +173,7 @@ def render(items: list[ReportItem], names: list[str], prints: torch.Tensor, *, g
         group = sorted((it for it in answered if it.identification.model == name),
                        key=lambda it: -it.identification.score)
         parts.append(f'<h2 id="model-{esc(name)}"><span class=swatch style="background:{col[name]}"></span>'
-                     f"{esc(name)}: {len(group)} images</h2>")
+                     f"{esc(name)}: {counted(len(group), 'image')}</h2>")
         parts.append('<div class="grid">' + "".join(_figure(it) for it in group) + "</div>"
                      if group else "<p class=muted>none</p>")
     if failed:
