@@ -148,8 +148,8 @@ def render(items: list[ReportItem], names: list[str], prints: torch.Tensor, *, g
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>modelfp identify: {counted(len(items), 'image')}</title><style>{STYLE}</style></head><body>",
              "<h1>Which model made each image</h1>",
-             f"<p>{counted(len(items), 'image')} against {counted(len(names), 'gallery model')} ({esc(gallery)}), extractor "
-             f"{esc(extractor)}. Score: cosine similarity of an image's fingerprint and a model's; "
+             f"<p>{counted(len(items), 'image')} against {counted(len(names), 'gallery model')} "
+             f"({esc(gallery)}), extractor {esc(extractor)}. Score: the cosine similarity of fingerprints; "
              + (f"{esc(unknown_rule)}.</p>" if unknown_rule else
                 f"below the threshold {threshold:.4f} the answer is <i>unknown</i>.</p>"),
              "<h2>Summary per folder</h2>",
