@@ -948,6 +948,7 @@ class Attributor:
         clean, or a re-save's own)."""
         given, threshold = threshold, self.threshold(threshold)
         sides, failed = [], []
+        matched = {}      # (path, condition) -> fingerprint of the image's re-save; (path, "joined"): `_keep_joined`
         for which, inputs in (("a", a_inputs), ("b", b_inputs)):
             good = []
             for record, h in self.embed(inputs, self.windows, progress):
@@ -958,8 +959,8 @@ class Attributor:
                                                failed=[bad]))
                 else:
                     good.append((record.path, h, record.note, record.condition))
+                    self._keep_joined(record, h, matched)
             sides.append(good)
-        matched = {}      # (path, condition) -> fingerprint of the image's re-save
         pairs = []
         for a, ha, note_a, cond_a in sides[0]:
             for b, hb, note_b, cond_b in sides[1]:
@@ -975,7 +976,8 @@ class Attributor:
         grayscale (its `perturb.matched_condition`) and the other is not, the other's fingerprint is
         that of its re-save in the same condition (`perturb.resaved`); for a JPEG both are joined
         with their luminance's (`_joined`, as a gallery's JPEG copies), also when both are JPEGs of
-        one quality; cached per path and condition. Returns the two fingerprints, the side re-saved
+        one quality (a re-saved side's joined fingerprint from `cache`, kept there by `_keep_joined`);
+        the clean side's re-save cached per path and condition. Returns the two fingerprints, the side re-saved
         (for the note) and the condition the pair is compared in (None: clean, or two re-saves
         that differ), whose verification threshold judges it."""
         (path_a, ha, cond_a), (path_b, hb, cond_b) = a, b
@@ -985,7 +987,7 @@ class Attributor:
             if cond_a != cond_b:
                 return ha, hb, None, None
             if cond_a in WITH_LUMINANCE:
-                ha, hb = (self._joined_cached(path, h, cache) for path, h in ((path_a, ha), (path_b, hb)))
+                ha, hb = cache[path_a, "joined"], cache[path_b, "joined"]
             return ha, hb, None, cond_a
         side, path, condition = ("a", path_a, cond_b) if cond_a is None else ("b", path_b, cond_a)
         if (path, condition) not in cache:
@@ -997,15 +999,15 @@ class Attributor:
         said = f"{side} compared as its {in_words(condition)} re-save"
         other_path, other_h = (path_b, hb) if side == "a" else (path_a, ha)
         if condition in WITH_LUMINANCE:          # the JPEG side, joined with its luminance's
-            other_h = self._joined_cached(other_path, other_h, cache)
+            other_h = cache[other_path, "joined"]
         return ((h, other_h) if side == "a" else (other_h, h)) + (said, condition)
 
-    def _joined_cached(self, path, h: torch.Tensor, cache: dict) -> torch.Tensor:
-        """The fingerprint `h` of the image in `path` joined with its luminance's, cached per path."""
-        if (path, "joined") not in cache:
-            pixels = next(read_images([path], self.min_size, as_copies=True)).image    # as `embed` read it
-            cache[path, "joined"] = self._joined(h[None], [pixels], self.windows, self.views)[0]
-        return cache[path, "joined"]
+    def _keep_joined(self, record: ImageRecord, h: torch.Tensor, cache: dict) -> None:
+        """For an image compared with its luminance (`perturb.WITH_LUMINANCE`), its fingerprint `h`
+        joined with its luminance's, from the pixels `embed` read (re-encoded where `read_images` re-encodes),
+        kept in `cache` under (path, "joined") for `_matched_pair`: no file is read again."""
+        if record.condition in WITH_LUMINANCE and (record.path, "joined") not in cache:
+            cache[record.path, "joined"] = self._joined(h[None], [record.image], self.windows, self.views)[0]
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
         """Same model or not: cosine similarity of the two images' fingerprints against the
@@ -1024,7 +1026,10 @@ class Attributor:
             return Verification(str(a), str(b), threshold=threshold,
                                 failed=[ImageRecord(r.path, error=r.error) for r in failed])
         (ra, ha), (rb, hb) = pairs
-        ha, hb, said, condition = self._matched_pair((ra.path, ha, ra.condition), (rb.path, hb, rb.condition), {})
+        joined = {}
+        for record, h in pairs:
+            self._keep_joined(record, h, joined)
+        ha, hb, said, condition = self._matched_pair((ra.path, ha, ra.condition), (rb.path, hb, rb.condition), joined)
         score = float(ha @ hb)
         threshold = self.threshold(given, "verification", condition)
         return Verification(str(a), str(b), score >= threshold, score, threshold,
