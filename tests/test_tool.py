@@ -639,6 +639,25 @@ def test_adding_images_a_model_already_holds_is_skipped_and_leaves_the_gallery_a
     assert _gallery_models(capsys, str(path)) == {"checker": 3, "stripes": 4}
 
 
+def test_gallery_add_says_which_images_give_their_model_a_weakened_fingerprint(tmp_path, capsys, extractor_file):
+    plain = _save(tmp_path / "m" / "plain.png", "stripes", 8)
+    jpeg, gif = tmp_path / "m" / "shot.jpg", tmp_path / "m" / "anim.gif"
+    Image.fromarray(_pixels("stripes", 9)).save(jpeg, quality=90)
+    Image.fromarray(_pixels("stripes", 10)).save(gif)
+    path = str(tmp_path / "my.gallery")
+    argv = ["gallery", "add", "stripes", str(tmp_path / "m"), "--extractor", extractor_file, "--gallery", path]
+    capsys.readouterr()
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert [(r["path"], r["status"], r["note"]) for r in _rows(out.out)] == [
+        (str(gif), "added", "fingerprint weakened: palette of at most 256 colours"), (plain, "added", ""),
+        (str(jpeg), "added", "fingerprint weakened: JPEG")]
+    assert out.err.strip() == (f"stripes: 3 images in {path} (1 model); added 3 (2 with a weakened fingerprint: "
+                               f"see their notes)")
+    update = Attributor(extractor_file).gallery_add(path, "other", [str(jpeg), plain])
+    assert update.notes == {str(jpeg): "fingerprint weakened: JPEG"}
+
+
 def test_the_api_adds_an_image_once_per_model(tmp_path, extractor_file):
     att = Attributor(extractor_file)
     known = {m: [str(tmp_path / "known" / m)] for m in ("stripes", "checker")}
@@ -829,6 +848,49 @@ def test_a_lossy_webp_is_answered_with_a_note_and_met_by_the_gallerys_webp_copie
     assert row["note"] == "a: fingerprint weakened: lossy WebP; b compared as its lossy WebP re-save"
     # the plain image re-saved as the gallery's WebP copies are is the WebP file's very pixels
     assert float(row["score"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_gif_or_palette_png_is_answered_with_a_note_and_its_pixels_are_the_palettes(tmp_path, capsys,
+                                                                                     extractor_file, gallery):
+    rgb = _pixels("stripes", 175)
+    plain = _save(tmp_path / "q" / "plain.png", "stripes", 175)
+    gif = perturb.resave(rgb, "gif", tmp_path / "q" / "shot")              # Pillow's own palette conversion
+    palette_png = tmp_path / "q" / "palette.png"
+    Image.fromarray(rgb).convert("P").save(palette_png)
+    capsys.readouterr()
+    code, rows = _identify(capsys, extractor_file, gallery, tmp_path / "q")    # a folder: the GIF is found
+    assert code == 0 and {r["path"]: r["note"] for r in rows} == {
+        str(gif): "fingerprint weakened: palette of at most 256 colours",
+        str(palette_png): "fingerprint weakened: palette of at most 256 colours", plain: ""}
+    # the GIF is read as the colours its palette holds: at most 256 of them, not the plain image's
+    read = load_image(gif, None).permute(1, 2, 0).reshape(-1, 3).numpy()
+    assert gif.suffix == ".gif" and len(np.unique(read, axis=0)) <= 256
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 256 and not np.array_equal(read, rgb.reshape(-1, 3))
+
+
+def test_an_image_of_a_format_the_tool_does_not_read_is_an_error_row_not_skipped(tmp_path, capsys, extractor_file,
+                                                                                 gallery):
+    q = tmp_path / "q"
+    good = _save(q / "a.png", "stripes", 176)
+    for name in ("phone.HEIC", "web.avif", "logo.svg"):
+        (q / name).write_bytes(b"not read")
+    (q / "notes.txt").write_text("not an image: not listed")
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "x.heif").write_bytes(b"not read")
+    capsys.readouterr()
+    code, rows = _identify(capsys, extractor_file, gallery, q, only, q / "*.avif", q / "phone.HEIC")
+    assert code == 1
+    assert [r["path"] for r in rows] == [good, str(q / "logo.svg"), str(q / "phone.HEIC"), str(q / "web.avif"),
+                                         str(only / "x.heif"), str(q / "web.avif"), str(q / "phone.HEIC")]
+    error = [r["error"] for r in rows]
+    assert not error[0] and rows[0]["model"]
+    assert error[1] == ("an SVG drawing, a format the tool does not read; leave it out: a drawing's pixels are "
+                        "made by the program that renders it")
+    assert error[2] == error[6] == ("a HEIC image, a format the tool does not read; convert it to PNG to have it "
+                                    "read (its lossy compression has weakened the fingerprint, as JPEG's does)")
+    assert error[3].startswith("an AVIF image, a format") and error[3] == error[5]
+    assert error[4].startswith("a HEIF image, a format")        # not "a folder with no images"
 
 
 def test_images_are_named_relative_to_the_input_and_summed_up_per_sub_folder(tmp_path, extractor_file, gallery):

@@ -19,8 +19,10 @@ gallery file raises ValueError, one line. Records are plain dataclasses (`datacl
 Each record also carries `name` (the image's path relative to the input it was found through, what
 a person reads in a report), `folder` (the summary it counts in: the sub-folder of a folder input
 it lies in, so a folder of folders is summed up per sub-folder) and `note` ("fingerprint weakened:
-JPEG, lossy WebP, grayscale, transparent pixels", read from the file's format, mode and chunks before
-conversion). An
+JPEG, lossy WebP, palette of at most 256 colours, grayscale, transparent pixels", read from the
+file's format, mode and chunks before conversion). Folders are searched for the formats of
+`modelfp.pools` and GIF (`TOOL_EXTENSIONS`); an image file of a format the tool does not read
+(HEIC, AVIF, ...: `UNREAD`) is a record with its error, not skipped. An
 image with alpha is read as the colours it stores, not composited on white (`ALPHA_READING`). A
 gallery keeps a digest of each image's decoded pixels per model, so adding an image a model already
 holds is skipped and counted: adding the same images again leaves the gallery as it was.
@@ -69,6 +71,14 @@ EXTRACTOR_KINDS = ("pass the .pt file of a trained extractor (results/extractors
 WORKFLOW_FIXES = (checkpoints.REBUILD, "rerun the rule that trains it")
 JPEG_FORMATS = ("JPEG", "MPO")                        # MPO: the multi-picture JPEG of some cameras
 GRAY_MODES = ("1", "L", "LA", "La", "I", "F")        # plus "I;16" and kin
+PALETTE_MODES = ("P", "PA")                          # colours from a palette of at most 256 (GIF, PNG)
+# the image files the tool reads: the pools' formats and GIF (a palette image: answered, with a note)
+TOOL_EXTENSIONS = IMAGE_EXTENSIONS + (".gif",)
+# image files it finds but does not read, each one error row (what it is; what to do), never skipped
+CONVERT = "convert it to PNG to have it read (its lossy compression has weakened the fingerprint, as JPEG's does)"
+UNREAD = {".heic": ("a HEIC image", CONVERT), ".heif": ("a HEIF image", CONVERT),
+          ".avif": ("an AVIF image", CONVERT), ".jxl": ("a JPEG XL image", CONVERT.split(" (")[0]),
+          ".svg": ("an SVG drawing", "leave it out: a drawing's pixels are made by the program that renders it")}
 ALPHA_READING = "stored"    # an image with alpha: its stored colours, not composited (pools.ALPHA_READINGS)
 log = logging.getLogger(__name__)
 
@@ -203,7 +213,9 @@ class Verification:
 class GalleryUpdate:
     """What `gallery_add` did: the model's image count afterwards, the number of models in the
     gallery, the images added, those skipped because the model already held them (same decoded
-    pixels) and the records of those that could not be used."""
+    pixels), the records of those that could not be used, and the `weakened` note of each added
+    image that has one ({path: note}: a JPEG, palette or grayscale gallery image gives its model a
+    weaker fingerprint than the images as the generator saved them)."""
     name: str
     path: str
     count: int
@@ -211,6 +223,7 @@ class GalleryUpdate:
     added: list[str]
     failed: list[ImageRecord]
     skipped: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -399,17 +412,25 @@ def _fixed_part(pattern: str) -> Path | None:
     return Path(*parts) if parts else None
 
 
+def unread(path) -> str | None:
+    """Why the tool does not read an image file of a format in `UNREAD` ("what it is, ...; what to
+    do"), from its extension; None for any other file."""
+    what = UNREAD.get(Path(path).suffix.lower())
+    return f"{what[0]}, a format the tool does not read; {what[1]}" if what else None
+
+
 def _folder_images(folder: Path, source: str, base: Path | None, by_sub: bool) -> Iterator[Found]:
-    """The images of `folder`, named relative to `base`; with `by_sub` each counts in the summary of
-    the sub-folder of `folder` it lies in (images directly in `folder`: in `source`'s)."""
-    found = list_images(folder)
+    """The images of `folder`, named relative to `base`, and an error entry per image file of a
+    format the tool does not read (`UNREAD`); with `by_sub` each counts in the summary of the
+    sub-folder of `folder` it lies in (images directly in `folder`: in `source`'s)."""
+    found = list_images(folder, TOOL_EXTENSIONS + tuple(UNREAD))
     if not found:
-        yield Found(str(folder), (f"a folder with no images ({', '.join(IMAGE_EXTENSIONS)}) in it; "
+        yield Found(str(folder), (f"a folder with no images ({', '.join(TOOL_EXTENSIONS)}) in it; "
                                   f"check the path"), source, str(folder), source)
     for p in found:
         parts = p.relative_to(folder).parts
         group = str(folder / parts[0]) if by_sub and len(parts) > 1 else source
-        yield Found(str(p), None, source, _relative(p, base), group)
+        yield Found(str(p), unread(p), source, _relative(p, base), group)
 
 
 def expand(inputs: Iterable) -> Iterator[Found]:
@@ -433,17 +454,17 @@ def expand(inputs: Iterable) -> Iterator[Found]:
                     for found in _folder_images(match, pattern, base, by_sub=False):
                         n += 1
                         yield found
-                elif match.name.lower().endswith(IMAGE_EXTENSIONS):
+                elif match.name.lower().endswith(TOOL_EXTENSIONS + tuple(UNREAD)):
                     n += 1
-                    yield Found(str(match), None, pattern, _relative(match, base), pattern)
+                    yield Found(str(match), unread(match), pattern, _relative(match, base), pattern)
             if not matches:
                 yield Found(pattern, "no file or folder matches this pattern; check the pattern", pattern,
                             pattern, pattern)
             elif not n:
-                yield Found(pattern, (f"the pattern matches no image ({', '.join(IMAGE_EXTENSIONS)}); "
+                yield Found(pattern, (f"the pattern matches no image ({', '.join(TOOL_EXTENSIONS)}); "
                                       f"check the pattern"), pattern, pattern, pattern)
         else:
-            error = None if path.exists() else "no such file or folder; check the path"
+            error = unread(path) if path.exists() else "no such file or folder; check the path"
             yield Found(str(path), error, str(path.parent), str(path), str(path.parent))
 
 
@@ -456,10 +477,11 @@ REENCODED = (0, 1)
 
 def weakened(fmt: str | None, mode: str, transparent: bool, lossy: bool = False,
              sampling: int | None = None, reencoded: bool = False) -> str | None:
-    """"fingerprint weakened: JPEG, lossy WebP, grayscale, transparent pixels" (those that apply)
-    from a file's format and mode as Pillow opens it, before any conversion: JPEG and lossy WebP
-    compression wipe out much of the high-frequency trace (Figure 16; `perturb.lossy_webp` tells a
-    lossy WebP from a lossless one), grayscale keeps one channel of three, and a fully transparent
+    """"fingerprint weakened: JPEG, lossy WebP, palette of at most 256 colours, grayscale, transparent
+    pixels" (those that apply) from a file's format and mode as Pillow opens it, before any
+    conversion: JPEG and lossy WebP compression wipe out much of the high-frequency trace (Figure
+    16; `perturb.lossy_webp` tells a lossy WebP from a lossless one), a palette (a GIF, a palette
+    PNG) rounds every pixel to one of its colours, grayscale keeps one channel of three, and a fully transparent
     pixel has no colour (it is read as white). Alpha alone weakens nothing: the tool reads the
     colours a file stores under a translucent or opaque alpha (`ALPHA_READING`), the pixels as the
     generator made them (benchmarks/robustness.py: rgba_opaque and rgba_half identify as clean).
@@ -475,6 +497,7 @@ def weakened(fmt: str | None, mode: str, transparent: bool, lossy: bool = False,
     why = [what for what, applies in (
         (jpeg, fmt in JPEG_FORMATS),
         ("lossy WebP", lossy),
+        ("palette of at most 256 colours", mode in PALETTE_MODES),
         ("grayscale", _gray(mode)),
         ("transparent pixels", transparent)) if applies]
     return "fingerprint weakened: " + ", ".join(why) if why else None
@@ -581,7 +604,7 @@ def models_in_folders(roots: Iterable) -> tuple[dict[str, list[str]], list[Image
         for sub in subs:
             models.setdefault(sub.name, []).append(str(sub))
         loose = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")
-                 and p.name.lower().endswith(IMAGE_EXTENSIONS)]
+                 and p.name.lower().endswith(TOOL_EXTENSIONS + tuple(UNREAD))]
         errors += [_error(p, "an image outside the model sub-folders",
                           "move it into the sub-folder named after its model", str(root)) for p in sorted(loose)]
         if not subs:
@@ -816,12 +839,13 @@ class Attributor:
         save_gallery(gallery, path)
 
     def add(self, gallery: Gallery, name: str, inputs: Iterable, progress: Callable[[int], object] | None = None,
-            ) -> tuple[list[str], list[str], list[ImageRecord]]:
+            ) -> tuple[list[str], list[str], list[ImageRecord], dict[str, str]]:
         """Add the images of `inputs` to model `name` of `gallery` (in memory); returns the paths
         added, the paths skipped because the model already holds their pixels (`pixel_digest`; also
-        a second copy within `inputs`), and the records of the images that could not be used.
-        Skipped images are not embedded."""
-        added, skipped, failed = [], [], []
+        a second copy within `inputs`), the records of the images that could not be used, and the
+        `weakened` notes of the added images that have one ({path: note}). Skipped images are not
+        embedded."""
+        added, skipped, failed, notes = [], [], [], {}
         held = set(gallery.models.get(name, {}).get("digests", ()))
         for chunk in _chunks(read_images(inputs, self.min_size), CHUNK):
             new = []
@@ -836,6 +860,8 @@ class Attributor:
                 else:
                     held.add(digest)
                     new.append((record.path, digest, record.image))
+                    if record.note:
+                        notes[record.path] = record.note
             if new:
                 images = [image for _, _, image in new]
                 prints = self._fingerprints(images, gallery.windows, gallery.views)
@@ -850,7 +876,7 @@ class Attributor:
                 added += [path for path, _, _ in new]
             if progress:
                 progress(len(chunk))
-        return added, skipped, failed
+        return added, skipped, failed, notes
 
     def _matched(self, entry: dict, images: list[torch.Tensor], gallery: Gallery) -> dict:
         """A gallery entry's `matched` part extended by new images: per `perturb.MATCHED` re-save,
@@ -879,10 +905,10 @@ class Attributor:
         holds leaves the file as it was); one update per model."""
         gallery = self.load_gallery(path) if Path(path).exists() else self.new_gallery()
         done = {name: self.add(gallery, name, inputs, progress) for name, inputs in models.items()}
-        if any(added for added, _, _ in done.values()):
+        if any(added for added, *_ in done.values()):
             self.save_gallery(gallery, path)
         return [GalleryUpdate(name, str(path), gallery.counts().get(name, 0), len(gallery.models), added, failed,
-                              skipped) for name, (added, skipped, failed) in done.items()]
+                              skipped, notes) for name, (added, skipped, failed, notes) in done.items()]
 
     # -- identification and verification -------------------------------------------------------
 

@@ -6,8 +6,9 @@ Thin verbs over `modelfp.attributor.Attributor`. Inputs are image files, folders
 recursively) and glob patterns. Output on stdout in `--format table | csv | json` (default: table
 on a terminal, csv when piped): one row per input image (per pair for verify), in order; an image
 that cannot be used is a row with its `error` set, "what is wrong; what to do", and the other images
-are still answered; a JPEG, lossy WebP, grayscale or partly transparent image is answered with its `note` set
-("fingerprint weakened: JPEG"; alpha itself is no weakening: the stored colours are read).
+are still answered; a JPEG, lossy WebP, palette (GIF), grayscale or partly transparent image is answered
+with its `note` set ("fingerprint weakened: JPEG"; alpha itself is no weakening: the stored colours
+are read), and an image file of a format the tool does not read (HEIC, AVIF, ...) is an error row.
 Summaries (per input folder, per sub-folder of a folder of folders, per gallery model) follow the
 table, are inside the json document, and go to stderr with csv, so the csv stays one table. `gallery add` skips the images a model already holds (same pixels) and
 counts them; `--top-k` is capped at the gallery's models (said once on stderr). A progress bar
@@ -118,11 +119,13 @@ def cmd_gallery_add(args) -> int:
     updates = att.gallery_add_models(args.gallery, models, bar.update if bar else None) if models else []
     if bar:
         bar.close()
-    rows = [{"model": "", "path": r.path, "status": "failed", "error": r.error} for r in failed]
-    rows += [{"model": u.name, "path": path, "status": "added", "error": None} for u in updates for path in u.added]
-    rows += [{"model": u.name, "path": path, "status": "already present", "error": None}
+    rows = [{"model": "", "path": r.path, "status": "failed", "note": None, "error": r.error} for r in failed]
+    rows += [{"model": u.name, "path": path, "status": "added", "note": u.notes.get(path), "error": None}
+             for u in updates for path in u.added]
+    rows += [{"model": u.name, "path": path, "status": "already present", "note": None, "error": None}
              for u in updates for path in u.skipped]
-    rows += [{"model": u.name, "path": r.path, "status": "failed", "error": r.error} for u in updates for r in u.failed]
+    rows += [{"model": u.name, "path": r.path, "status": "failed", "note": None, "error": r.error}
+             for u in updates for r in u.failed]
     lines = [_added_line(u) for u in updates]
     if not any(u.added for u in updates):
         lines.append(("" if updates else "no model found; ") + f"{args.gallery} left as it was (nothing new added)")
@@ -132,11 +135,11 @@ def cmd_gallery_add(args) -> int:
                            "images": u.count} for u in updates],
                "models_in_gallery": updates[-1].models if updates else None})
     elif fmt == "csv":
-        _csv(rows, ["model", "path", "status", "error"])
+        _csv(rows, ["model", "path", "status", "note", "error"])
     else:
         for row in rows:
-            if row["error"]:
-                print(f"{row['path']}  error: {row['error']}")
+            if row["error"] or row["note"]:
+                print(f"{row['path']}  " + (f"error: {row['error']}" if row["error"] else f"note: {row['note']}"))
     if fmt != "json":
         print("\n".join(lines), file=_summary_out(fmt))
     return 1 if any(row["error"] for row in rows) else 0
@@ -144,7 +147,9 @@ def cmd_gallery_add(args) -> int:
 
 def _added_line(u) -> str:
     """"vae: 10 images in my.gallery (3 models); added 8, skipped 2 already present, 1 could not be used"."""
-    done = [f"added {len(u.added)}"] + [f"skipped {len(u.skipped)} already present"] * bool(u.skipped) \
+    done = [f"added {len(u.added)}" + (f" ({len(u.notes)} with a weakened fingerprint: see their notes)"
+                                       if u.notes else "")] \
+        + [f"skipped {len(u.skipped)} already present"] * bool(u.skipped) \
         + [f"{len(u.failed)} could not be used"] * bool(u.failed)
     return f"{u.name}: {counted(u.count, 'image')} in {u.path} ({counted(u.models, 'model')}); {', '.join(done)}"
 

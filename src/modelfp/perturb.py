@@ -126,13 +126,15 @@ RESAVES = {
     "jpeg90_422": Resave(Image.fromarray, ".jpg", {"quality": 90, "subsampling": 1}),
     "jpeg92": Resave(Image.fromarray, ".jpg", {"quality": 92}),
     "webp": Resave(Image.fromarray, ".webp", {"quality": 80}),
+    # a GIF: Pillow's own conversion to a palette of at most 256 colours (read with a note, no copies)
+    "gif": Resave(Image.fromarray, ".gif"),
     "gray": Resave(lambda image: Image.fromarray(image).convert("L")),
     "rgba_opaque": Resave(with_alpha(255)),                          # alpha that changes nothing
     "rgba_half": Resave(with_alpha(128)),      # the tool reads its stored colours; pools composite it on white
 }
 
 
-_SAVE_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".webp": "WEBP"}      # Pillow's format of each re-save's suffix
+_SAVE_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}      # Pillow's format of each re-save's suffix
 
 
 def resave(image: np.ndarray, condition: str, stem) -> Path:

@@ -241,8 +241,9 @@ def load_image(path, size: int | None, alpha: str = "composite") -> torch.Tensor
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
 
 
-def list_images(root) -> list[pathlib.Path]:
-    """Image files under root (recursive), by extension (case-insensitive), sorted by relative path.
+def list_images(root, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[pathlib.Path]:
+    """Image files under root (recursive), by extension (`extensions`, case-insensitive), sorted by
+    relative path.
 
     Hidden files and folders (name starting with '.') are ignored: they are mostly editor or
     macOS '._name.jpg' metadata, not photos. Symlinked folders are followed once.
@@ -260,7 +261,7 @@ def list_images(root) -> list[pathlib.Path]:
         seen_dirs.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+            if not name.startswith(".") and name.lower().endswith(extensions):
                 found.append(pathlib.Path(dirpath, name))
     return sorted(found, key=lambda p: p.relative_to(root).parts)
 

@@ -146,7 +146,7 @@ def cmd_resaved_gallery(args):
         chosen[name] = [paths[i] for i in np.sort(rng.choice(len(paths), min(args.images, len(paths)), replace=False))]
     with tqdm(total=sum(map(len, chosen.values())), desc="re-saved copies", unit="image", mininterval=30) as bar:
         for name, paths in chosen.items():
-            added, skipped, failed = att.add(gallery, name, paths, progress=bar.update)
+            added, skipped, failed, _ = att.add(gallery, name, paths, progress=bar.update)
             if failed:
                 raise ValueError(f"{failed[0].path}: {failed[0].error}")
             if args.state and added:
