@@ -71,7 +71,7 @@ def test_fraction_outside_zero_one_is_refused(fraction):
 def test_a_folder_without_evaluation_images_is_a_clear_error(tmp_path):
     stem = next(n for n in NAMES if splits.side(n, 0.5) == splits.TRAIN)
     folder = _write_pngs(tmp_path / "m", [stem])
-    with pytest.raises(ValueError, match=r"m: none of its 1 images falls on the eval side"):
+    with pytest.raises(ValueError, match=r"m: its one image does not fall on the eval side"):
         splits.folder_side(folder, 0.5, splits.EVAL)
 
 

@@ -69,7 +69,8 @@ def folder_side(folder, train_fraction: float, side: str) -> tuple[list[Path], i
         raise ValueError(f"{folder}: holds no images (png, jpg, ...)")
     chosen = split(paths, folder, check_fraction(train_fraction))[side]
     if not chosen:
-        raise ValueError(f"{folder}: none of its {len(paths)} images falls on the {side} side at "
+        which = "its one image does not fall" if len(paths) == 1 else f"none of its {len(paths):,} images falls"
+        raise ValueError(f"{folder}: {which} on the {side} side at "
                          f"train_fraction {train_fraction}; add images or change evaluation.train_fraction")
     return chosen, len(paths)
 
