@@ -658,6 +658,68 @@ def test_gallery_add_says_which_images_give_their_model_a_weakened_fingerprint(t
     assert update.notes == {str(jpeg): "fingerprint weakened: JPEG"}
 
 
+def test_a_killed_gallery_add_resumes_from_its_last_save(tmp_path, monkeypatch, extractor_file):
+    import modelfp.attributor as attributor
+    monkeypatch.setattr(attributor, "CHUNK", 2)
+    folder = tmp_path / "m"
+    for i in range(7):
+        _save(folder / f"{i}.png", "stripes", 300 + i)
+    att, models = Attributor(extractor_file), {"stripes": [str(folder)]}
+
+    def killed_after(n_chunks):
+        seen = []
+
+        def progress(n):                # called after each chunk, once the chunk is in the gallery
+            seen.append(n)
+            if len(seen) == n_chunks:
+                raise RuntimeError("killed")        # as a kill: nothing runs after it
+        return progress
+
+    path = tmp_path / "my.gallery"
+    with pytest.raises(RuntimeError):   # no save due yet: a kill loses everything
+        att.gallery_add_models(path, models, killed_after(3), save_every=float("inf"))
+    assert not path.exists()
+    with pytest.raises(RuntimeError):   # a save after every chunk that added images
+        att.gallery_add_models(path, models, killed_after(3), save_every=0)
+    assert att.load_gallery(path).counts() == {"stripes": 6}
+    again = att.gallery_add_models(path, models)                        # the same call again: resumes
+    assert (len(again[0].added), len(again[0].skipped), again[0].count) == (1, 6, 7)
+    whole = tmp_path / "whole.gallery"
+    att.gallery_add_models(whole, models)
+    resumed, once = att.load_gallery(path).models["stripes"], att.load_gallery(whole).models["stripes"]
+    assert resumed["digests"] == once["digests"]
+    assert torch.allclose(resumed["prints"], once["prints"], atol=1e-5)     # other batches: float rounding
+    assert torch.allclose(resumed["matched"]["jpeg90"]["sum"], once["matched"]["jpeg90"]["sum"], atol=1e-4)
+
+
+def test_an_interrupted_gallery_add_keeps_what_it_added_and_says_how_to_go_on(tmp_path, capsys, monkeypatch,
+                                                                              extractor_file):
+    root = tmp_path / "known"
+    for m in ("checker", "stripes"):
+        for i in range(2):
+            _save(root / m / f"{i}.png", m, 310 + i)
+    real_add, calls = Attributor.add, []
+
+    def add(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt             # Ctrl-C while the second model is added
+        return real_add(self, *args, **kwargs)
+    monkeypatch.setattr(Attributor, "add", add)
+    path = str(tmp_path / "my.gallery")
+    argv = ["gallery", "add", "--from-folders", str(root), "--extractor", extractor_file, "--gallery", path]
+    capsys.readouterr()
+    assert main(argv) == 130
+    assert capsys.readouterr().err.strip() == (
+        f"interrupted; {path} keeps the images added until now: run the same command again to add the rest "
+        f"(the images it already holds are skipped)")
+    assert Attributor(extractor_file).load_gallery(path).counts() == {"checker": 2}
+    monkeypatch.setattr(Attributor, "add", real_add)
+    assert main(argv) == 0
+    assert [(r["model"], r["status"]) for r in _rows(capsys.readouterr().out)] == [
+        ("stripes", "added"), ("stripes", "added"), ("checker", "already present"), ("checker", "already present")]
+
+
 def test_the_api_adds_an_image_once_per_model(tmp_path, extractor_file):
     att = Attributor(extractor_file)
     known = {m: [str(tmp_path / "known" / m)] for m in ("stripes", "checker")}

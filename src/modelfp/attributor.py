@@ -41,6 +41,7 @@ import glob
 import hashlib
 import logging
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ GALLERY_FORMAT = "modelfp.gallery/1"
 GALLERY_HINT = "pass a gallery made by `modelfp gallery add`"
 WINDOWS = 3                 # sliding windows per side of an image (Table VII)
 CHUNK = 32                  # images read and embedded at a time (memory stays flat on big folders)
+SAVE_EVERY = 300.0          # seconds between the saves of a long `gallery add` (a killed run resumes)
 BAD_IMAGE_FIX = "re-export the image or leave it out"
 # what a person does about a damaged extractor file (the workflow's own hints name its rules)
 EXTRACTOR_FIX = ("copy or download it again, or re-export a good copy with `modelfp export EXTRACTOR "
@@ -839,12 +841,13 @@ class Attributor:
         save_gallery(gallery, path)
 
     def add(self, gallery: Gallery, name: str, inputs: Iterable, progress: Callable[[int], object] | None = None,
-            ) -> tuple[list[str], list[str], list[ImageRecord], dict[str, str]]:
-        """Add the images of `inputs` to model `name` of `gallery` (in memory); returns the paths
-        added, the paths skipped because the model already holds their pixels (`pixel_digest`; also
-        a second copy within `inputs`), the records of the images that could not be used, and the
-        `weakened` notes of the added images that have one ({path: note}). Skipped images are not
-        embedded."""
+            grown: Callable[[], object] | None = None) -> tuple[list[str], list[str], list[ImageRecord], dict[str, str]]:
+        """Add the images of `inputs` to model `name` of `gallery` (in memory, `CHUNK` images at a
+        time; `grown` is called after each chunk that added some, the gallery whole); returns the
+        paths added, the paths skipped because the model already holds their pixels (`pixel_digest`;
+        also a second copy within `inputs`), the records of the images that could not be used, and
+        the `weakened` notes of the added images that have one ({path: note}). Skipped images are
+        not embedded."""
         added, skipped, failed, notes = [], [], [], {}
         held = set(gallery.models.get(name, {}).get("digests", ()))
         for chunk in _chunks(read_images(inputs, self.min_size), CHUNK):
@@ -874,6 +877,8 @@ class Attributor:
                                         "prints": torch.cat([kept, prints.detach().cpu()]),
                                         "matched": self._matched(entry, images, gallery)}
                 added += [path for path, _, _ in new]
+                if grown:
+                    grown()
             if progress:
                 progress(len(chunk))
         return added, skipped, failed, notes
@@ -898,14 +903,32 @@ class Attributor:
         (atomically) only when at least one image was added."""
         return self.gallery_add_models(path, {name: inputs}, progress)[0]
 
-    def gallery_add_models(self, path, models: dict[str, Iterable],
-                           progress: Callable[[int], object] | None = None) -> list[GalleryUpdate]:
-        """`gallery_add` for several models ({name: inputs}, e.g. from `models_in_folders`) in one
-        write of the gallery file (only when some image was added: adding images a model already
-        holds leaves the file as it was); one update per model."""
+    def gallery_add_models(self, path, models: dict[str, Iterable], progress: Callable[[int], object] | None = None,
+                           save_every: float = SAVE_EVERY) -> list[GalleryUpdate]:
+        """`gallery_add` for several models ({name: inputs}, e.g. from `models_in_folders`); one
+        update per model. The gallery file is written (atomically) only when some image was added
+        (adding images a model already holds leaves the file as it was): at the end, and during a
+        long run every `save_every` seconds after a chunk that added images, and when interrupted
+        (KeyboardInterrupt, raised again after the save). A killed run so loses at most the images
+        of its last `save_every` seconds, and the same call again skips the images the gallery
+        already holds: it resumes."""
         gallery = self.load_gallery(path) if Path(path).exists() else self.new_gallery()
-        done = {name: self.add(gallery, name, inputs, progress) for name, inputs in models.items()}
-        if any(added for added, *_ in done.values()):
+        unsaved, last = False, time.monotonic()
+
+        def grown() -> None:                    # after a chunk that added images
+            nonlocal unsaved, last
+            unsaved = True
+            if time.monotonic() - last >= save_every:
+                self.save_gallery(gallery, path)
+                unsaved, last = False, time.monotonic()
+
+        try:
+            done = {name: self.add(gallery, name, inputs, progress, grown) for name, inputs in models.items()}
+        except KeyboardInterrupt:
+            if unsaved:
+                self.save_gallery(gallery, path)
+            raise
+        if unsaved:
             self.save_gallery(gallery, path)
         return [GalleryUpdate(name, str(path), gallery.counts().get(name, 0), len(gallery.models), added, failed,
                               skipped, notes) for name, (added, skipped, failed, notes) in done.items()]

@@ -14,7 +14,8 @@ table, are inside the json document, and go to stderr with csv, so the csv stays
 counts them; `--top-k` is capped at the gallery's models (said once on stderr). A progress bar
 (tqdm) is shown when stderr is a terminal. Exit code: 0 when every input was answered, 1 when some inputs
 failed, 2 for usage errors and unusable extractor or gallery files (one line on stderr,
-`cliutil.run`).
+`cliutil.run`), 130 when `gallery add` is interrupted (Ctrl-C: the gallery keeps what was added, and
+the same command again adds the rest).
 """
 
 from __future__ import annotations
@@ -116,9 +117,15 @@ def cmd_gallery_add(args) -> int:
     att = _attributor(args)
     inputs = [item for items in models.values() for item in items]
     bar = _progress(att, inputs, "gallery add")
-    updates = att.gallery_add_models(args.gallery, models, bar.update if bar else None) if models else []
-    if bar:
-        bar.close()
+    try:
+        updates = att.gallery_add_models(args.gallery, models, bar.update if bar else None) if models else []
+    except KeyboardInterrupt:
+        print(f"interrupted; {args.gallery} keeps the images added until now: run the same command again to add "
+              f"the rest (the images it already holds are skipped)", file=sys.stderr)
+        return 130
+    finally:
+        if bar:
+            bar.close()
     rows = [{"model": "", "path": r.path, "status": "failed", "note": None, "error": r.error} for r in failed]
     rows += [{"model": u.name, "path": path, "status": "added", "note": u.notes.get(path), "error": None}
              for u in updates for path in u.added]
