@@ -180,7 +180,7 @@ def test_the_api_gives_the_answers_the_command_line_prints(tmp_path, capsys, ext
         else:
             assert row == {"path": record.path, "model": record.model, "score": f"{record.score:.6f}",
                            "nearest": record.nearest, "threshold": f"{THRESHOLD:.6f}",
-                           "source": str(tmp_path / "q"), "note": "", "error": ""}
+                           "reason": "", "source": str(tmp_path / "q"), "note": "", "error": ""}
     # the toy models' traces are easy: each query is nearest to its own model
     assert [r.nearest for r in records[:4]] == ["stripes", "stripes", "checker", "checker"]
 
@@ -720,6 +720,32 @@ def test_an_interrupted_gallery_add_keeps_what_it_added_and_says_how_to_go_on(tm
         ("stripes", "added"), ("stripes", "added"), ("checker", "already present"), ("checker", "already present")]
 
 
+def test_identify_writes_csv_rows_as_it_answers_and_an_interrupt_keeps_them(tmp_path, capsys, monkeypatch,
+                                                                            extractor_file, gallery):
+    paths = [_save(tmp_path / "q" / f"{i}.png", "stripes", 320 + i) for i in range(4)]
+    real, written = Attributor.identify_each, []
+
+    def identify_each(self, *args, **kwargs):
+        for n, answer in enumerate(real(self, *args, **kwargs)):
+            if n == 2:
+                written.append(capsys.readouterr().out)      # what stdout held before the third answer
+                raise KeyboardInterrupt                      # Ctrl-C
+            yield answer
+    monkeypatch.setattr(Attributor, "identify_each", identify_each)
+    capsys.readouterr()
+    assert main(["identify", str(tmp_path / "q"), "--extractor", extractor_file, "--gallery", gallery]) == 130
+    err = capsys.readouterr().err
+    assert [r["path"] for r in _rows(written[0])] == paths[:2]         # the two answers, already written
+    assert list(_rows(written[0])[0]) == ["path", "model", "score", "nearest", "threshold", "reason", "source",
+                                          "note", "error"]
+    assert "interrupted: 2 images answered (above); the rest were not read" in err and "q: 2 images" in err
+    written.clear()
+    assert main(["identify", str(tmp_path / "q"), "--extractor", extractor_file, "--gallery", gallery,
+                 "--format", "table"]) == 130
+    table = written[0] + capsys.readouterr().out
+    assert [line.split()[0] for line in table.splitlines()[1:3]] == paths[:2] and paths[2] not in table
+
+
 def test_the_api_adds_an_image_once_per_model(tmp_path, extractor_file):
     att = Attributor(extractor_file)
     known = {m: [str(tmp_path / "known" / m)] for m in ("stripes", "checker")}
@@ -781,9 +807,9 @@ def test_top_k_above_the_number_of_models_is_capped_and_said_once(tmp_path, caps
     assert main(["identify", *queries, "--extractor", extractor_file, "--gallery", gallery, "--top-k", "10"]) == 0
     out = capsys.readouterr()
     header = out.out.splitlines()[0].split(",")
-    assert header == ["path", "model", "score", "nearest", "threshold", "nearest_2", "score_2", "source", "note",
-                      "error"]
-    assert all(r["nearest_2"] and r["score_2"] for r in _rows(out.out))   # no empty column
+    assert header == ["path", "model", "score", "nearest", "threshold", "nearest_2", "score_2", "reason", "source",
+                      "note", "error"]                     # csv, written a row at a time, always has `reason`
+    assert all(r["nearest_2"] and r["score_2"] for r in _rows(out.out))   # no empty top-k column
     assert out.err.count("--top-k 10") == 1 and f"{gallery} holds 2 models; listing 2" in out.err
     assert main(["identify", *queries, "--extractor", extractor_file, "--gallery", gallery, "--top-k", "10",
                  "--format", "json"]) == 0

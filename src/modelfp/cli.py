@@ -14,8 +14,10 @@ table, are inside the json document, and go to stderr with csv, so the csv stays
 counts them; `--top-k` is capped at the gallery's models (said once on stderr). A progress bar
 (tqdm) is shown when stderr is a terminal. Exit code: 0 when every input was answered, 1 when some inputs
 failed, 2 for usage errors and unusable extractor or gallery files (one line on stderr,
-`cliutil.run`), 130 when `gallery add` is interrupted (Ctrl-C: the gallery keeps what was added, and
-the same command again adds the rest).
+`cliutil.run`), 130 when interrupted (Ctrl-C): `gallery add` keeps what it added (the same command
+again adds the rest), `identify` gives the answers of the images it read. identify's csv is written
+a row at a time as the images are answered (a long run killed keeps its rows), so its `reason`
+column is always there; the table and json come at the end.
 """
 
 from __future__ import annotations
@@ -190,19 +192,21 @@ def cmd_gallery_remove(args) -> int:
     return 0
 
 
-def _identification_rows(records, top_k: int) -> tuple[list[dict], list[str]]:
+def _identification_row(r) -> dict:
+    row = {"path": r.path, "model": r.model, "score": r.score, "nearest": r.nearest, "threshold": r.threshold,
+           "source": r.source, "note": r.note, "error": r.error}
+    for i, c in enumerate(r.top[1:], start=2):
+        row[f"nearest_{i}"], row[f"score_{i}"] = c.model, c.score
+    row["reason"] = r.reason
+    return row
+
+
+def _identification_columns(top_k: int, reason: bool = True) -> list[str]:
+    """identify's columns; `reason` (why "unknown") only when some image has one: no empty column,
+    except in csv, which is written as the images are answered (`cmd_identify`)."""
     columns = ["path", "model", "score", "nearest", "threshold"]
     columns += [f"{what}_{i}" for i in range(2, top_k + 1) for what in ("nearest", "score")]
-    rows = []
-    for r in records:
-        row = {"path": r.path, "model": r.model, "score": r.score, "nearest": r.nearest, "threshold": r.threshold,
-               "source": r.source, "note": r.note, "error": r.error}
-        for i, c in enumerate(r.top[1:], start=2):
-            row[f"nearest_{i}"], row[f"score_{i}"] = c.model, c.score
-        row["reason"] = r.reason
-        rows.append(row)
-    reason = ["reason"] if any(r.reason for r in records) else []        # why "unknown"; no empty column
-    return rows, [*columns, *reason, "source", "note", "error"]
+    return [*columns, *["reason"] * reason, "source", "note", "error"]
 
 
 def _top_k(args, gallery) -> int:
@@ -231,18 +235,32 @@ def cmd_identify(args) -> int:
     gallery = att.load_gallery(args.gallery)
     top_k = _top_k(args, gallery) if args.top_k >= 1 else args.top_k     # below 1: identify's error
     bar = _progress(att, args.images, "identify")
-    records, items = [], []
-    each = att.identify_each(args.images, gallery, args.threshold, top_k, bar.update if bar else None)
+    records, items, interrupted = [], [], False
+    # csv is written as the images are answered, a row at a time: a long run killed keeps its rows
+    streamed = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
+    if streamed:
+        columns = _identification_columns(top_k)
+        streamed.writerow(columns)
     if args.report:
         from . import report_html
-        for r, image, h in each:
+    try:
+        for r, image, h in att.identify_each(args.images, gallery, args.threshold, top_k, bar.update if bar else None):
             records.append(r)
-            items.append(report_html.ReportItem(r, report_html.thumbnail(image.image) if h is not None else None, h))
-    else:
-        records = [r for r, _, _ in each]
-    if bar:
-        bar.close()
-    rows, columns = _identification_rows(records, top_k)
+            if args.report:
+                items.append(report_html.ReportItem(r, report_html.thumbnail(image.image) if h is not None else None,
+                                                    h))
+            if streamed:
+                row = _identification_row(r)
+                streamed.writerow([_number(row.get(c), 6) for c in columns])
+                sys.stdout.flush()
+    except KeyboardInterrupt:           # Ctrl-C: what was answered is given, as if the inputs ended there
+        interrupted = True
+    finally:
+        if bar:
+            bar.close()
+    rows = [_identification_row(r) for r in records]
+    if not streamed:
+        columns = _identification_columns(top_k, reason=any(r.reason for r in records))
     summaries = summarize(records)
     acceptance = att.acceptance(gallery, args.threshold, args.gallery)    # what identify_each decided with
     # and for re-saved images, the rule of their re-save (modelfp.resaved)
@@ -255,9 +273,7 @@ def cmd_identify(args) -> int:
                "resaved_rules": {c: {"open_set_rule": a.rule.describe(), "model_thresholds": a.thresholds}
                                  for c, a in resaved.items()},
                "top_k": top_k, "images": [asdict(r) for r in records], "summary": [asdict(s) for s in summaries]})
-    elif fmt == "csv":
-        _csv(rows, columns)
-    else:
+    elif fmt == "table":
         shown = ["path", "model", "score", "nearest"]
         headers = ["IMAGE", "ANSWER", "SCORE", "NEAREST"]
         if top_k > 1:
@@ -276,6 +292,8 @@ def cmd_identify(args) -> int:
         for c, a in resaved.items():
             print(f"  {in_words(c)} images, compared with the gallery's {in_words(c)} copies: {a.describe()}", file=out)
         print("\n".join(_summary_lines(summaries)), file=out)
+    if interrupted:
+        print(f"interrupted: {counted(len(records), 'image')} answered (above); the rest were not read", file=sys.stderr)
     if args.report:
         from . import report_html
         names, prints = gallery.fingerprints()
@@ -284,7 +302,7 @@ def cmd_identify(args) -> int:
                                              unknown_rule=acceptance.describe() if acceptance.rule.per_model else None),
                           args.report)
         print(f"report: {args.report}", file=sys.stderr)
-    return 1 if any(r.error for r in records) else 0
+    return 130 if interrupted else 1 if any(r.error for r in records) else 0
 
 
 def cmd_verify(args) -> int:
