@@ -75,7 +75,11 @@ def _csv(rows: list[dict], columns: list[str]) -> None:
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(columns)
     for row in rows:
-        out.writerow([_number(row.get(c), 6) for c in columns])
+        out.writerow(_csv_values(row, columns))
+
+
+def _csv_values(row: dict, columns: list[str]) -> list:
+    return [_number(row.get(c), 6) for c in columns]
 
 
 def _json(document: dict) -> None:
@@ -250,8 +254,7 @@ def cmd_identify(args) -> int:
                 items.append(report_html.ReportItem(r, report_html.thumbnail(image.image) if h is not None else None,
                                                     h))
             if streamed:
-                row = _identification_row(r)
-                streamed.writerow([_number(row.get(c), 6) for c in columns])
+                streamed.writerow(_csv_values(_identification_row(r), columns))
                 sys.stdout.flush()
     except KeyboardInterrupt:           # Ctrl-C: what was answered is given, as if the inputs ended there
         interrupted = True
