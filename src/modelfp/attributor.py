@@ -473,7 +473,8 @@ def expand(inputs: Iterable) -> Iterator[Found]:
 # Pillow's JpegImagePlugin.get_sampling of a colour JPEG whose chroma is not 4:2:0, the copies' (said in the note)
 CHROMA = {0: "4:4:4", 1: "4:2:2"}
 # the samplings whose queries are re-encoded as the copies are made before they are compared
-# (`read_images`, as_copies): chosen on the validation set (README "JPEGs re-encoded as the copies")
+# (`read_images`, as_copies): chosen on the validation set (docs/tool-studies.md, "JPEGs re-encoded as
+# the copies")
 REENCODED = (0, 1)
 
 
@@ -489,8 +490,8 @@ def weakened(fmt: str | None, mode: str, transparent: bool, lossy: bool = False,
     generator made them (benchmarks/robustness.py: rgba_opaque and rgba_half identify as clean).
     A colour JPEG whose chroma is not subsampled as the gallery's JPEG copies are (`sampling`,
     Pillow's: 4:4:4 or 4:2:2 where the copies are 4:2:0) says so: as it is, it meets them less well
-    (on the validation set a 4:4:4 JPEG 90 was named right 2 times in 100; README "Lossy WebP, and
-    JPEGs not made like the copies"); `reencoded`: its pixels were re-encoded as the copies are made
+    (on the validation set a 4:4:4 JPEG 90 was named right 2 times in 100; docs/tool-studies.md
+    "Lossy WebP, and JPEGs not made like the copies"); `reencoded`: its pixels were re-encoded as the copies are made
     before comparing (`read_images`), and the note says that instead. None when none applies."""
     jpeg = "JPEG" if sampling not in CHROMA else \
         f"JPEG with {CHROMA[sampling]} colour, " + \
@@ -565,7 +566,7 @@ def read_images(inputs: Iterable, min_size: int, as_copies: bool = False) -> Ite
     gallery's JPEG copies are (`REENCODED`: 4:4:4 and 4:2:2) is read as the pixels of its re-save as
     those copies are made (`perturb.resaved` at its matched quality, Pillow's 4:2:0), so that like
     meets like (validation, JPEG 90: named right 54 times in 100 re-encoded against 2 as it is for
-    4:4:4, 51 against 5 for 4:2:2; README "JPEGs re-encoded as the copies"). Gallery images are read
+    4:4:4, 51 against 5 for 4:2:2; docs/tool-studies.md "JPEGs re-encoded as the copies"). Gallery images are read
     as they are."""
     for found in expand(inputs):
         path, where = found.path, {"source": found.source, "name": found.name, "folder": found.folder}

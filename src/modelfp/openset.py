@@ -10,8 +10,8 @@ acceptance threshold, from how its own gallery images score against it:
   direction, as the paper's tables score): a model whose images spread in several directions (a
   VAE's, a diffusion model's, and most re-saved copies) is met where its images are, not only at
   their mean. The calibrate step fits the rule with `evaluation.tool_neighbours` (2, chosen on the
-  validation generators: README "Scores from a model's nearest gallery images"); files calibrated
-  before it score by the fingerprint;
+  validation generators: docs/tool-studies.md, "Scores from a model's nearest gallery images");
+  files calibrated before it score by the fingerprint;
 - the leave-one-out score of a gallery image is its score against its model made without it
   (with neighbours 0: cos(h_i, s - h_i), s the model's sum of unit fingerprints): what a new image
   of the same model would score, measured on images the gallery already holds (`loo_scores`);
