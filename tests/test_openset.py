@@ -360,12 +360,18 @@ def test_identify_uses_each_models_own_threshold_and_says_why_an_image_is_unknow
     assert (r.model == r.nearest) == (r.score >= r.threshold) and (r.reason is None) == (r.model != "unknown")
     gallery_file = str(tmp_path / "g.gallery")
     att.save_gallery(gallery, gallery_file)
-    # the command line: a reason column only when some answer is unknown
+    # the command line's table: a reason column only when some answer is unknown; the csv, written a
+    # row at a time, always has it (empty when the image is named)
     capsys.readouterr()
-    assert main(["identify", query, "--extractor", path, "--gallery", gallery_file, "--threshold", "-1"]) == 0
-    out = capsys.readouterr().out
-    assert "reason" not in out.splitlines()[0]
-    assert main(["identify", query, "--extractor", path, "--gallery", gallery_file, "--threshold", "1.01"]) == 0
+    argv = ["identify", query, "--extractor", path, "--gallery", gallery_file]
+    assert main([*argv, "--threshold", "-1", "--format", "table"]) == 0
+    assert "WHY UNKNOWN" not in capsys.readouterr().out.splitlines()[0]
+    assert main([*argv, "--threshold", "-1"]) == 0
+    row, = csv.DictReader(capsys.readouterr().out.splitlines()[:2])
+    assert row["model"] != "unknown" and row["reason"] == ""
+    assert main([*argv, "--threshold", "1.01", "--format", "table"]) == 0
+    assert "WHY UNKNOWN" in capsys.readouterr().out.splitlines()[0]
+    assert main([*argv, "--threshold", "1.01"]) == 0
     row, = csv.DictReader(capsys.readouterr().out.splitlines()[:2])
     assert row["model"] == "unknown" and row["reason"].startswith("score ") and "below the threshold 1.0100" in row["reason"]
     assert main(["identify", query, "--extractor", path, "--gallery", gallery_file, "--format", "json"]) == 0
