@@ -1,5 +1,5 @@
 """Does the people's tool still find the model of an image that was re-saved? Identification of
-re-saved copies (JPEG at several qualities and chroma samplings, lossy WebP, grayscale, RGBA) beside
+re-saved copies (JPEG at several qualities and chroma samplings, lossy WebP, GIF, grayscale, RGBA) beside
 the same images clean (issue 25, item 2). The gallery is made as `modelfp gallery add` makes it: of
 clean images, keeping each one's re-saved copies (`modelfp.perturb.MATCHED`), which a JPEG, lossy
 WebP or grayscale query is compared with.
@@ -10,8 +10,9 @@ only (modelfp.splits, as the workflow's embed rule reads it), a seeded choice of
 images (10) builds a gallery through the people's path (`Attributor.gallery_add_models`, what
 `modelfp gallery add` runs) and --queries other images (100) are the queries. Each query is
 written once per condition as a real file (`modelfp.perturb.RESAVES`: clean PNG, JPEG quality 95,
-90, 85 and 75, JPEG 90 with 4:4:4 and with 4:2:2 colour, JPEG 92, lossy WebP, grayscale "L" PNG,
-RGBA PNG with alpha 255 and with alpha 128) in a temporary folder, and `Attributor.identify` reads
+90, 85 and 75, JPEG 90 with 4:4:4 and with 4:2:2 colour, JPEG 92, lossy WebP, GIF (Pillow's own
+256-colour palette; the gallery keeps no copies of it), grayscale "L" PNG, RGBA PNG with alpha 255
+and with alpha 128) in a temporary folder, and `Attributor.identify` reads
 those files as it reads a person's, its `note` column included (a 4:4:4 or 4:2:2 JPEG re-encoded
 as the gallery's JPEG copies are made, `modelfp.attributor.read_images`).
 
