@@ -77,10 +77,13 @@ PALETTE_MODES = ("P", "PA")                          # colours from a palette of
 # the image files the tool reads: the pools' formats and GIF (a palette image: answered, with a note)
 TOOL_EXTENSIONS = IMAGE_EXTENSIONS + (".gif",)
 # image files it finds but does not read, each one error row (what it is; what to do), never skipped
-CONVERT = "convert it to PNG to have it read (its lossy compression has weakened the fingerprint, as JPEG's does)"
-UNREAD = {".heic": ("a HEIC image", CONVERT), ".heif": ("a HEIF image", CONVERT),
-          ".avif": ("an AVIF image", CONVERT), ".jxl": ("a JPEG XL image", CONVERT.split(" (")[0]),
+CONVERT = "convert it to PNG to have it read"
+LOSSY = f"{CONVERT} (its lossy compression has weakened the fingerprint, as JPEG's does)"
+UNREAD = {".heic": ("a HEIC image", LOSSY), ".heif": ("a HEIF image", LOSSY), ".avif": ("an AVIF image", LOSSY),
+          ".jxl": ("a JPEG XL image", CONVERT),
           ".svg": ("an SVG drawing", "leave it out: a drawing's pixels are made by the program that renders it")}
+# what a folder or pattern is searched for: the images read, and those answered with an error row
+FOUND_EXTENSIONS = TOOL_EXTENSIONS + tuple(UNREAD)
 ALPHA_READING = "stored"    # an image with alpha: its stored colours, not composited (pools.ALPHA_READINGS)
 log = logging.getLogger(__name__)
 
@@ -425,7 +428,7 @@ def _folder_images(folder: Path, source: str, base: Path | None, by_sub: bool) -
     """The images of `folder`, named relative to `base`, and an error entry per image file of a
     format the tool does not read (`UNREAD`); with `by_sub` each counts in the summary of the
     sub-folder of `folder` it lies in (images directly in `folder`: in `source`'s)."""
-    found = list_images(folder, TOOL_EXTENSIONS + tuple(UNREAD))
+    found = list_images(folder, FOUND_EXTENSIONS)
     if not found:
         yield Found(str(folder), (f"a folder with no images ({', '.join(TOOL_EXTENSIONS)}) in it; "
                                   f"check the path"), source, str(folder), source)
@@ -456,7 +459,7 @@ def expand(inputs: Iterable) -> Iterator[Found]:
                     for found in _folder_images(match, pattern, base, by_sub=False):
                         n += 1
                         yield found
-                elif match.name.lower().endswith(TOOL_EXTENSIONS + tuple(UNREAD)):
+                elif match.name.lower().endswith(FOUND_EXTENSIONS):
                     n += 1
                     yield Found(str(match), unread(match), pattern, _relative(match, base), pattern)
             if not matches:
@@ -607,7 +610,7 @@ def models_in_folders(roots: Iterable) -> tuple[dict[str, list[str]], list[Image
         for sub in subs:
             models.setdefault(sub.name, []).append(str(sub))
         loose = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")
-                 and p.name.lower().endswith(TOOL_EXTENSIONS + tuple(UNREAD))]
+                 and p.name.lower().endswith(FOUND_EXTENSIONS)]
         errors += [_error(p, "an image outside the model sub-folders",
                           "move it into the sub-folder named after its model", str(root)) for p in sorted(loose)]
         if not subs:
@@ -809,16 +812,17 @@ class Attributor:
         return F.normalize(torch.cat([prints, self._fingerprints([luminance(im) for im in images], windows, views)], 1),
                            dim=1)
 
-    def _with_luminance(self, embedded: Iterable, gallery: Gallery) -> Iterator[tuple]:
+    def _with_luminance(self, embedded: Iterable, joins: Callable[[ImageRecord], bool], windows: int,
+                        views: int) -> Iterator[tuple]:
         """(record, unit fingerprint, the fingerprint it is compared with) per item of `embedded`
-        (`embed`'s): for a record compared with the gallery's JPEG copies (`Gallery.compared`) in a
-        gallery that keeps them joined with their luminance (`Gallery.luminance`), the fingerprint
-        joined with its luminance's (`_joined`, a chunk at a time), else the fingerprint itself."""
+        (`embed`'s, in `windows` and `views`): for a record that `joins` (identify: compared with a
+        gallery's JPEG copies kept joined with their luminance; verify: a JPEG), the fingerprint joined
+        with its luminance's from the pixels `embed` read (`_joined`, a chunk at a time), else the
+        fingerprint itself."""
         for chunk in _chunks(embedded, CHUNK):
-            need = [i for i, (record, h) in enumerate(chunk) if h is not None and gallery.luminance
-                    and gallery.compared(record.condition) in WITH_LUMINANCE]
+            need = [i for i, (record, h) in enumerate(chunk) if h is not None and joins(record)]
             joined = dict(zip(need, self._joined(torch.stack([chunk[i][1] for i in need]),
-                                                 [chunk[i][0].image for i in need], gallery.windows, gallery.views)
+                                                 [chunk[i][0].image for i in need], windows, views)
                               if need else ()))
             for i, (record, h) in enumerate(chunk):
                 yield record, h, joined.get(i, h)
@@ -958,7 +962,10 @@ class Attributor:
                            f"calibrated ones make the gallery again (`modelfp gallery add`)")
         if embedded is None:
             embedded = self.embed(inputs, gallery.windows, progress, gallery.views)
-        for record, h, compared_h in self._with_luminance(embedded, gallery):
+        def joins(record: ImageRecord) -> bool:      # compared with the gallery's copies joined with luminance
+            return gallery.luminance and gallery.compared(record.condition) in WITH_LUMINANCE
+
+        for record, h, compared_h in self._with_luminance(embedded, joins, gallery.windows, gallery.views):
             found = {"source": record.source, "name": record.name, "folder": record.folder}
             if h is None:
                 yield Identification(record.path, error=record.error, **found), record, None
@@ -998,10 +1005,10 @@ class Attributor:
         clean, or a re-save's own)."""
         given, threshold = threshold, self.threshold(threshold)
         sides, failed = [], []
-        matched = {}      # (path, condition) -> fingerprint of the image's re-save; (path, "joined"): `_keep_joined`
+        matched = {}      # (path, condition) -> fingerprint of the image's re-save; (path, "joined"): `_joins`
         for which, inputs in (("a", a_inputs), ("b", b_inputs)):
             good = []
-            for record, h in self.embed(inputs, self.windows, progress):
+            for record, h in self._joins(self.embed(inputs, self.windows, progress), matched):
                 if h is None:
                     bad = ImageRecord(record.path, error=record.error, source=record.source)
                     failed.append(Verification(record.path if which == "a" else "",
@@ -1009,7 +1016,6 @@ class Attributor:
                                                failed=[bad]))
                 else:
                     good.append((record.path, h, record.note, record.condition))
-                    self._keep_joined(record, h, matched)
             sides.append(good)
         pairs = []
         for a, ha, note_a, cond_a in sides[0]:
@@ -1026,7 +1032,7 @@ class Attributor:
         grayscale (its `perturb.matched_condition`) and the other is not, the other's fingerprint is
         that of its re-save in the same condition (`perturb.resaved`); for a JPEG both are joined
         with their luminance's (`_joined`, as a gallery's JPEG copies), also when both are JPEGs of
-        one quality (a re-saved side's joined fingerprint from `cache`, kept there by `_keep_joined`);
+        one quality (a re-saved side's joined fingerprint from `cache`, kept there by `_joins`);
         the clean side's re-save cached per path and condition. Returns the two fingerprints, the side re-saved
         (for the note) and the condition the pair is compared in (None: clean, or two re-saves
         that differ), whose verification threshold judges it."""
@@ -1052,12 +1058,15 @@ class Attributor:
             other_h = cache[other_path, "joined"]
         return ((h, other_h) if side == "a" else (other_h, h)) + (said, condition)
 
-    def _keep_joined(self, record: ImageRecord, h: torch.Tensor, cache: dict) -> None:
-        """For an image compared with its luminance (`perturb.WITH_LUMINANCE`), its fingerprint `h`
-        joined with its luminance's, from the pixels `embed` read (re-encoded where `read_images` re-encodes),
-        kept in `cache` under (path, "joined") for `_matched_pair`: no file is read again."""
-        if record.condition in WITH_LUMINANCE and (record.path, "joined") not in cache:
-            cache[record.path, "joined"] = self._joined(h[None], [record.image], self.windows, self.views)[0]
+    def _joins(self, embedded: Iterable, cache: dict) -> Iterator[tuple[ImageRecord, torch.Tensor | None]]:
+        """`embedded` (`embed`'s pairs) as they are, keeping in `cache` under (path, "joined") the
+        fingerprint of each image compared with its luminance (`perturb.WITH_LUMINANCE`) joined with
+        its luminance's (`_with_luminance`, from the pixels `embed` read) for `_matched_pair`."""
+        for record, h, joined in self._with_luminance(embedded, lambda r: r.condition in WITH_LUMINANCE,
+                                                      self.windows, self.views):
+            if joined is not h:
+                cache.setdefault((record.path, "joined"), joined)
+            yield record, h
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
         """Same model or not: cosine similarity of the two images' fingerprints against the
@@ -1065,20 +1074,17 @@ class Attributor:
         compared as: clean, or a re-save's own). a and b are image files (a folder is an error;
         `verify_pairs` compares folders)."""
         given, threshold = threshold, self.threshold(threshold)
-        pairs = []
+        pairs, joined = [], {}
         for item in (a, b):
             if Path(item).is_dir():
                 pairs.append((_error(item, "a folder", "verify compares two image files; name one"), None))
             else:
-                pairs += list(self.embed([item], self.windows))
+                pairs += list(self._joins(self.embed([item], self.windows), joined))
         failed = [record for record, h in pairs if h is None]
         if failed:
             return Verification(str(a), str(b), threshold=threshold,
                                 failed=[ImageRecord(r.path, error=r.error) for r in failed])
         (ra, ha), (rb, hb) = pairs
-        joined = {}
-        for record, h in pairs:
-            self._keep_joined(record, h, joined)
         ha, hb, said, condition = self._matched_pair((ra.path, ha, ra.condition), (rb.path, hb, rb.condition), joined)
         score = float(ha @ hb)
         threshold = self.threshold(given, "verification", condition)
