@@ -40,6 +40,7 @@ localrules:
     spectral_effects,
     ffd_tables,
     fig_10,
+    attach_specialists,
     calibrate_extractor,
     attribution_table,
     fig_8,

@@ -705,3 +705,44 @@ def test_a_state_written_before_the_new_options_still_resumes(tmp_path, zoo, poo
 def test_the_new_options_reject_bad_values(denoiser, model_kw, train_kw, match):
     with pytest.raises(ValueError, match=match):
         ex.build(denoiser, _cfg(**model_kw), ["a", "b"], seed=0) if model_kw else ex.TrainConfig(**train_kw)
+
+
+def test_specialists_are_carried_by_the_file_and_its_export_and_embed_their_re_saves(tmp_path, denoiser):
+    main, jpeg, gray = (ex.build(denoiser, _cfg(), ["a", "b"], seed=s).eval() for s in (0, 1, 2))
+    paths = {}
+    for name, model in (("main", main), ("jpeg", jpeg), ("gray", gray)):
+        paths[name] = tmp_path / f"{name}.pt"
+        ex.save(model, paths[name], variant=name)
+    out = tmp_path / "with.pt"
+    ex.attach_specialists(paths["main"], {"jpeg": paths["jpeg"], "gray": paths["gray"]}, out)
+    ex.set_threshold(out, 0.3, openset_threshold=0.2)          # calibrating keeps them
+    x = torch.rand(3, 3, SIZE, SIZE) * 2 - 1
+    for form in (out, _exported(ex.load(out), tmp_path / "shared")):
+        loaded = ex.load(form)
+        assert sorted(ex.specialists_of(loaded)) == ["gray", "jpeg"] and loaded.threshold == 0.3
+        # each re-save meets its own specialist; clean images and the other re-saves the main network
+        for condition, want in (("jpeg95", jpeg), ("jpeg75", jpeg), ("gray", gray), ("webp", main), (None, main)):
+            torch.testing.assert_close(ex.network_for(loaded, condition).features(x), want.features(x))
+    assert ex.specialists_of(ex.load(paths["main"])) == {}
+    assert ex.network_for(ex.load(paths["main"]), "gray") is not None
+
+
+def _exported(model, folder):
+    ex.export(model, folder)
+    return folder
+
+
+def test_a_specialist_of_another_window_or_kind_is_refused(tmp_path, denoiser):
+    main = tmp_path / "main.pt"
+    ex.save(ex.build(denoiser, _cfg(), ["a", "b"], seed=0), main)
+    other = tmp_path / "big.pt"
+    ex.save(ex.build(denoiser, _cfg(image_size=2 * SIZE), ["a", "b"], seed=0), other)
+    with pytest.raises(ValueError, match="a specialist must read the extractor's window"):
+        ex.attach_specialists(main, {"gray": other}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="unknown specialist kind 'webp'"):
+        ex.attach_specialists(main, {"webp": main}, tmp_path / "x.pt")
+    payload = torch.load(main, weights_only=False)
+    payload["specialists"] = {"heic": {}}                 # a kind of a newer modelfp
+    torch.save(payload, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match=r"newer.pt: specialist network\(s\) \['heic'\] of no kind"):
+        ex.load(tmp_path / "newer.pt")

@@ -162,7 +162,7 @@ def test_validation_embeddings_are_those_of_the_evaluation_they_belong_to(plan):
         assert csv == evaluation_file(trained, "val-w2") and embeddings[variant] == embeddings_dir(trained, "val-w2")
     # the tool's thresholds: the validation set embedded with the smoke preset's 2 test-time views
     calibration = plan.calibration_inputs("all")
-    assert calibration == {"extractor": "results/extractors/all/trained.pt",
+    assert calibration == {"extractor": "results/extractors/all/with_specialists.pt",    # trained.pt + specialists
                            "evaluation": "results/evaluation/all/val-w2-v2.csv",
                            "embeddings": "results/embeddings/all/val-w2-v2",
                            "resaved": "results/extractors/all/resaved/validation.gallery"}
@@ -170,10 +170,10 @@ def test_validation_embeddings_are_those_of_the_evaluation_they_belong_to(plan):
 
 def test_the_resaved_copies_are_the_validation_sets_embedded_as_the_tool_embeds(plan, smoke):
     """calibrate fits each re-save's open-set rule on a gallery of the validation models' re-saved
-    copies (issue 25), made by the variant's trained file in the tool's windows and views; without
+    copies (issue 25), made by the tool's file (trained, with its specialists) in the tool's windows and views; without
     evaluation.resaved_images there is no such gallery and calibrate fits the clean rule alone."""
     inputs = plan.resaved_inputs("all")
-    assert inputs["extractor"] == "results/extractors/all/trained.pt"
+    assert inputs["extractor"] == "results/extractors/all/with_specialists.pt"    # the tool's file, uncalibrated
     assert [m for m, _ in named(inputs, "model")] == smoke["validation"]["models"]
     args = plan.resaved_args(inputs)
     for m, folder in named(inputs, "model"):
@@ -220,6 +220,25 @@ def test_extractor_arguments_are_built_from_the_declared_inputs(plan, smoke):
     finetune = plan.extractor_inputs("finetune")
     assert finetune["init"] == "results/extractors/all/trained.pt" and "model:dcgan" in finetune
     assert "model:vae" not in finetune                               # classical models only
+
+
+def test_the_tool_file_is_calibrated_from_all_with_its_specialists(plan, smoke):
+    """extractor.specialists: specialist_<kind> trains all's recipe with that augmentation (all's
+    budget, not the ablations'), and only the deployed extractor (all) carries them."""
+    for kind, augment in smoke["extractor"]["specialists"].items():
+        options = json.loads(re.search(r"--options '(.*)'$", plan.extractor_args(
+            f"specialist_{kind}", plan.extractor_inputs(f"specialist_{kind}"))).group(1))
+        assert options["augment"] == augment and options["epochs"] == smoke["extractor"]["epochs"]
+    assert plan.specialists("all") == {k: f"results/extractors/specialist_{k}/trained.pt" for k in ("jpeg", "gray")}
+    assert plan.specialist_args("all") == ("jpeg=results/extractors/specialist_jpeg/trained.pt "
+                                           "gray=results/extractors/specialist_gray/trained.pt")
+    for inputs in (plan.calibration_inputs("all"), plan.resaved_inputs("all")):
+        assert inputs["extractor"] == "results/extractors/all/with_specialists.pt"
+    assert plan.calibration_inputs("finetune")["extractor"] == "results/extractors/finetune/trained.pt"
+    plain = Plan({**smoke, "extractor": {k: v for k, v in smoke["extractor"].items() if k != "specialists"}})
+    assert plain.specialists("all") == {} and plain.tool_network("all") == "results/extractors/all/trained.pt"
+    with pytest.raises(ValueError, match="extractor.specialists.gray"):
+        plain.extractor_args("specialist_gray", plain.extractor_inputs("specialist_gray"))
 
 
 def test_only_a_baseline_whose_build_takes_a_denoiser_is_given_one(plan):

@@ -1132,3 +1132,74 @@ def test_a_jpeg_is_compared_on_its_fingerprint_and_its_luminances_side_by_side(t
     result = att.verify(str(tmp_path / "q.jpg"), other, threshold=0.0)
     assert result.score == pytest.approx(float(joined @ expected), abs=1e-5)
     assert "b compared as its JPEG 90 re-save" in result.note
+
+
+@pytest.fixture(scope="module")
+def specialist_file(tmp_path_factory, cnn_file):
+    """cnn_file carrying two specialists (other small CNNs) for the JPEG and grayscale re-saves."""
+    folder = tmp_path_factory.mktemp("specialists")
+    parts = {}
+    for kind, seed in (("jpeg", 2), ("gray", 3)):
+        parts[kind] = folder / f"{kind}.pt"
+        ex.save(ex.build(denoise.init_model(depth=3, features=4, seed=seed),
+                         ex.ExtractorConfig(backbone="small_cnn", transform="log1p", image_size=SIZE), ["a", "b"],
+                         seed=seed), parts[kind])
+    out = folder / "model.pt"
+    ex.attach_specialists(cnn_file, parts, out)
+    return str(out)
+
+
+def _unit(network, images, views=1):
+    return torch.nn.functional.normalize(ex.embed(network, images, WINDOWS, views=views), dim=1)
+
+
+def test_specialists_embed_their_re_saves_in_galleries_identify_and_verify(tmp_path, cnn_file, specialist_file):
+    images = [_save(tmp_path / "m" / f"{i}.png", "stripes", i) for i in range(3)]
+    plain, special = Attributor(cnn_file), Attributor(specialist_file)
+    assert plain.digest != special.digest           # a gallery of one is refused by the other
+    galleries = {}
+    for name, att in (("plain", plain), ("special", special)):
+        galleries[name] = str(tmp_path / f"{name}.gallery")
+        att.gallery_add(galleries[name], "m", images)
+    with pytest.raises(ValueError, match="made with another extractor"):
+        special.load_gallery(galleries["plain"])
+    a, b = (att.load_gallery(galleries[n]).models["m"] for n, att in (("plain", plain), ("special", special)))
+    # the clean images and the WebP copies meet the extractor's own network in both; grayscale and
+    # JPEG copies meet the specialists (a JPEG joined with its luminance's, by the same specialist)
+    torch.testing.assert_close(a["prints"], b["prints"])
+    torch.testing.assert_close(a["matched"]["webp"]["prints"], b["matched"]["webp"]["prints"])
+    pixels = [load_image(p, None) for p in images]
+    gray_net, jpeg_net = special.model.specialists["gray"], special.model.specialists["jpeg"]
+    copies = [perturb.resaved(im, "gray") for im in pixels]
+    views = special.views
+    torch.testing.assert_close(b["matched"]["gray"]["prints"], _unit(gray_net, copies, views))
+    copies = [perturb.resaved(im, "jpeg90") for im in pixels]
+    joined = torch.nn.functional.normalize(torch.cat([_unit(jpeg_net, copies, views),
+                                                      _unit(jpeg_net, [perturb.luminance(c) for c in copies], views)],
+                                                     1), dim=1)
+    torch.testing.assert_close(b["matched"]["jpeg90"]["prints"], joined)
+    # a grayscale query: identify and verify compare it by the gray specialist
+    query = tmp_path / "q" / "gray.png"
+    query.parent.mkdir()
+    Image.fromarray(_pixels("stripes", 7)).convert("L").save(query)
+    h = _unit(gray_net, [load_image(query, None)], views)[0]
+    [found] = special.identify([query], galleries["special"], top_k=1)
+    assert found.compared == "gray"
+    fingerprint = torch.nn.functional.normalize(b["matched"]["gray"]["sum"], dim=0)   # the model's gray copies'
+    assert found.score == pytest.approx(float(fingerprint @ h), abs=1e-5)
+    pair = special.verify(query, images[0])
+    assert pair.score == pytest.approx(float(h @ b["matched"]["gray"]["prints"][0]), abs=1e-5)
+    assert pair.score != pytest.approx(plain.verify(query, images[0]).score, abs=1e-4)
+    # a JPEG query: against the other image's JPEG copy of its quality, both by the JPEG specialist,
+    # each joined with its luminance's
+    jpeg = tmp_path / "q" / "q90.jpg"
+    Image.fromarray(_pixels("stripes", 8)).save(jpeg, quality=90)
+
+    def compared(image):
+        return torch.nn.functional.normalize(torch.cat([_unit(jpeg_net, [image]), _unit(jpeg_net, [
+            perturb.luminance(image)])], 1), dim=1)[0]
+    pair = special.verify(images[0], jpeg)
+    assert pair.score == pytest.approx(float(compared(perturb.resaved(pixels[0], "jpeg90")) @
+                                             compared(load_image(jpeg, None))), abs=1e-5)
+    clean = special.verify(images[1], images[0])     # clean pairs: the extractor's own network
+    assert clean.score == pytest.approx(plain.verify(images[1], images[0]).score, abs=1e-6)

@@ -8,7 +8,8 @@ import pytest
 from modelfp import archspace, paper_tables, variants
 from modelfp.baselines import BASELINE_PREFIX, BASELINES
 from modelfp.paper_tables import Preset
-from modelfp.variants import canonical, variant
+from modelfp.perturb import MATCHED
+from modelfp.variants import SPECIALISTS, canonical, variant
 
 ZOO = [a.id for a in archspace.max_blocks(3)]          # 288 + 144 architectures
 POOLS = ["celeba", "lsun"]
@@ -34,6 +35,9 @@ def test_seed_pool_and_block_variants():
     assert len(variant("blocks_1", ZOO, 20, POOLS).archs) == 144
     assert len(variant("blocks_3", ZOO, 20, POOLS).archs) == 432
     assert variant("immunized", ZOO, 20, POOLS).augment
+    jpeg = variant("specialist_jpeg", ZOO, 20, POOLS)
+    assert jpeg.specialist == "jpeg" and not jpeg.ablation and jpeg.archs == variant("all", ZOO, 20, POOLS).archs
+    assert set(SPECIALISTS) == {"jpeg", "gray"} and {c for cs in SPECIALISTS.values() for c in cs} <= set(MATCHED)
     assert variant("finetune", ZOO, 20, POOLS).finetune
     assert variant("reference", ZOO, 20, POOLS).backbone == "none"
     assert variant("random", ZOO, 20, POOLS).untrained
@@ -78,7 +82,9 @@ TABLES = (*paper_tables.TABLES, *paper_tables.FIGURES)
 
 
 def test_the_pattern_accepts_exactly_the_names_the_tables_read():
+    # and the specialists the tool's file carries (no table reads them)
     names = {r.variant for preset in (PAPER, SMOKE) for t in TABLES for r in paper_tables.rows(t, preset)}
+    names |= {f"{variants.SPECIALIST_PREFIX}{kind}" for kind in SPECIALISTS}
     for key, family in variants.FAMILIES.items():
         own = {n for n in names if re.fullmatch(family.pattern, n)}
         assert own, f"family {key}: no row names one of its members"
@@ -90,7 +96,8 @@ def test_the_pattern_accepts_exactly_the_names_the_tables_read():
         if is_variant and name in {r.variant for t in TABLES for r in paper_tables.rows(t, PAPER)}:
             assert variant(name, ZOO, 20, POOLS).name == name     # every variant the paper reads is buildable
     for name in ("wo_X", "wo_", "seeds_", "seeds_x", "pool_", "pool_a-b", "blocks_4", "blocks_12", "All", "all_",
-                 "immunised", "baseline_", "baseline_Marra", "baseline_x1", "random_", "w/o K", ""):
+                 "immunised", "baseline_", "baseline_Marra", "baseline_x1", "random_", "w/o K", "specialist_webp",
+                 "specialist_", ""):
         assert not re.fullmatch(variants.FINGERPRINTER_PATTERN, name), name
     with pytest.raises(ValueError, match="unknown extractor variant 'baseline_marra'"):
         variant("baseline_marra", ZOO, 20, POOLS)               # a baseline is no extractor variant

@@ -263,7 +263,8 @@ def test_every_extractor_variant_trained_its_epochs(smoke):
     # smoke.yaml: Only-Syn trains 2 epochs, the ablations and their All row 1 (ablation_epochs),
     # Fine-tune 1; the controls are saved untrained (one "epoch 0" row)
     epochs = {"all": 2, "all_ablation": 1, "wo_K": 1, "wo_A": 1, "seeds_1": 1, "pool_living": 1, "blocks_1": 1,
-              "blocks_3": 1, "immunized": 1, "finetune": 1, "random": 1, "reference": 1}
+              "blocks_3": 1, "immunized": 1, "finetune": 1, "random": 1, "reference": 1,
+              "specialist_jpeg": 2, "specialist_gray": 2}       # the tool's specialists: all's budget
     for variant, n in epochs.items():
         model = extractor.load(smoke / f"results/extractors/{variant}/trained.pt")
         assert model.meta["variant"] == variant
@@ -297,8 +298,15 @@ def test_the_deployed_thresholds_are_chosen_on_the_validation_generators(smoke):
     assert calibrated.openset_threshold == pytest.approx(fitted.rule.threshold)
     # z and prior are grid values chosen from the same stored embeddings on this machine: exact
     assert calibrated.openset_rule["z"] == fitted.rule.z and calibrated.openset_rule["prior"] == fitted.rule.prior
+    # the tool's file carries the specialists the preset trains, their weights as trained
+    specialists = extractor.specialists_of(calibrated)
+    assert sorted(specialists) == sorted(yaml.safe_load(open(smoke / "configs/smoke.yaml"))["extractor"]["specialists"])
+    for kind, network in specialists.items():
+        trained = extractor.load(smoke / f"results/extractors/specialist_{kind}/trained.pt")
+        for key, value in trained.state_dict().items():
+            assert torch.equal(network.state_dict()[key], value), (kind, key)      # copied, not recomputed
     # each re-save's rule is fitted on the validation models' re-saved copies, made by the same
-    # network in the tool's windows and views, resaved_images of each model's evaluation side
+    # file in the tool's windows and views, resaved_images of each model's evaluation side
     from modelfp.attributor import read_gallery
     from modelfp.perturb import MATCHED
     resaved = calibrated.resaved

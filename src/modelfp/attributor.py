@@ -25,7 +25,11 @@ file's format, mode and chunks before conversion). Folders are searched for the 
 (HEIC, AVIF, ...: `UNREAD`) is a record with its error, not skipped. An
 image with alpha is read as the colours it stores, not composited on white (`ALPHA_READING`). A
 gallery keeps a digest of each image's decoded pixels per model, so adding an image a model already
-holds is skipped and counted: adding the same images again leaves the gallery as it was.
+holds is skipped and counted: adding the same images again leaves the gallery as it was. An
+extractor file may carry specialist networks (`extractor.network_for`, `variants.SPECIALISTS`: the
+demo's, trained on JPEG and on grayscale images): a gallery's JPEG and grayscale copies, and the
+queries compared with them, are then embedded by the specialist of their kind; clean images always
+by the extractor's own network.
 
 "unknown" is decided per model (`modelfp.openset`, `Attributor.acceptance`): a gallery also keeps
 each image's fingerprint, whose leave-one-out scores give each model its own threshold (with the
@@ -660,10 +664,16 @@ def load_extractor(path, device="cpu") -> ex.Extractor:
 
 def weights_digest(model: ex.Extractor) -> str:
     """What ties a gallery to its extractor: a digest of everything that makes the fingerprints (the
-    config, every weight and buffer, the denoiser's, the centre) and of nothing else, so the .pt
-    file, its exported form and a recalibrated copy (other thresholds) share galleries."""
+    config, every weight and buffer, the denoiser's, the centre; the same of each specialist network,
+    which embeds the gallery's copies of its re-saves) and of nothing else, so the .pt file, its
+    exported form and a recalibrated copy (other thresholds) share galleries, and a file with other
+    specialists (or none) does not."""
     digest = hashlib.sha256(repr(sorted(vars(model.cfg).items())).encode())
-    tensors = {**model.state_dict(), "centre": model.centre}
+    for kind, network in sorted(ex.specialists_of(model).items()):
+        digest.update(f"specialist {kind} {sorted(vars(network.cfg).items())}".encode())
+    networks = [("", model), *((f"specialist.{k}.", m) for k, m in sorted(ex.specialists_of(model).items()))]
+    tensors = {prefix + key: t for prefix, network in networks
+               for key, t in {**network.state_dict(), "centre": network.centre}.items()}
     for key in sorted(tensors):
         t = tensors[key].detach().cpu().contiguous()
         digest.update(f"{key} {t.dtype} {tuple(t.shape)}".encode())
@@ -802,30 +812,59 @@ class Attributor:
             if progress:
                 progress(len(chunk))
 
-    def _fingerprints(self, images: list[torch.Tensor], windows: int, views: int | None = None) -> torch.Tensor:
-        """Unit fingerprints (N, dim) of uint8 (3,H,W) images (dim: the extractor's times `views`)."""
-        return F.normalize(ex.embed(self.model, images, windows, views=views or self.views), dim=1)
+    def _fingerprints(self, images: list[torch.Tensor], windows: int, views: int | None = None,
+                      condition: str | None = None) -> torch.Tensor:
+        """Unit fingerprints (N, dim) of uint8 (3,H,W) images (dim: the network's times `views`), by
+        the network of `condition` (`extractor.network_for`: a specialist for its re-saves, else the
+        extractor's own)."""
+        network = ex.network_for(self.model, condition)
+        return F.normalize(ex.embed(network, images, windows, views=views or self.views), dim=1)
 
-    def _joined(self, prints: torch.Tensor, images: list[torch.Tensor], windows: int, views: int) -> torch.Tensor:
-        """Unit fingerprints `prints` of `images` joined with their luminance's (`perturb.luminance`)
-        side by side: how a JPEG is compared (`perturb.WITH_LUMINANCE`)."""
-        return F.normalize(torch.cat([prints, self._fingerprints([luminance(im) for im in images], windows, views)], 1),
-                           dim=1)
+    def _joined(self, prints: torch.Tensor, images: list[torch.Tensor], windows: int, views: int,
+                condition: str | None = None) -> torch.Tensor:
+        """Unit fingerprints `prints` of `images` joined with their luminance's (`perturb.luminance`,
+        by the same network: `condition`'s) side by side: how a JPEG is compared (`perturb.WITH_LUMINANCE`)."""
+        lum = self._fingerprints([luminance(im) for im in images], windows, views, condition)
+        return F.normalize(torch.cat([prints, lum], 1), dim=1)
 
-    def _with_luminance(self, embedded: Iterable, joins: Callable[[ImageRecord], bool], windows: int,
-                        views: int) -> Iterator[tuple]:
+    def _recomputed(self, condition: str | None, join: bool = True) -> bool:
+        """Whether an image compared as `condition` is compared on another fingerprint than its own
+        network's: one by a specialist, or (with `join`) one joined with its luminance's."""
+        return condition is not None and (ex.network_for(self.model, condition) is not self.model
+                                          or (join and condition in WITH_LUMINANCE))
+
+    def _as_compared(self, images: list[torch.Tensor], condition: str | None, windows: int, views: int,
+                     prints: torch.Tensor | None = None, join: bool = True) -> torch.Tensor:
+        """The unit fingerprints (N, ...) that `images` re-saved as `condition` are compared on: by
+        `condition`'s network (`_fingerprints`; `prints`, their own network's, reused when that is
+        it), and (with `join`) for a `perturb.WITH_LUMINANCE` re-save joined with their
+        luminance's (`_joined`). A gallery's copies and a query of that condition alike."""
+        if prints is None or ex.network_for(self.model, condition) is not self.model:
+            prints = self._fingerprints(images, windows, views, condition)
+        if join and condition in WITH_LUMINANCE:
+            prints = self._joined(prints, images, windows, views, condition)
+        return prints
+
+    def _compared(self, embedded: Iterable, condition_of: Callable[[ImageRecord], str | None], windows: int,
+                  views: int, join: bool = True) -> Iterator[tuple]:
         """(record, unit fingerprint, the fingerprint it is compared with) per item of `embedded`
-        (`embed`'s, in `windows` and `views`): for a record that `joins` (identify: compared with a
-        gallery's JPEG copies kept joined with their luminance; verify: a JPEG), the fingerprint joined
-        with its luminance's from the pixels `embed` read (`_joined`, a chunk at a time), else the
-        fingerprint itself."""
+        (`embed`'s, in `windows` and `views`): for a record compared as a re-save (`condition_of`:
+        identify, the gallery's copies it meets; verify, its own condition) whose fingerprint there
+        is another (`_recomputed`), that one from the pixels `embed` read (`_as_compared`, a chunk
+        and a condition at a time), else the fingerprint itself."""
         for chunk in _chunks(embedded, CHUNK):
-            need = [i for i, (record, h) in enumerate(chunk) if h is not None and joins(record)]
-            joined = dict(zip(need, self._joined(torch.stack([chunk[i][1] for i in need]),
-                                                 [chunk[i][0].image for i in need], windows, views)
-                              if need else ()))
+            wanted: dict[str, list[int]] = {}
             for i, (record, h) in enumerate(chunk):
-                yield record, h, joined.get(i, h)
+                condition = condition_of(record) if h is not None else None
+                if self._recomputed(condition, join):
+                    wanted.setdefault(condition, []).append(i)
+            compared = {}
+            for condition, rows in wanted.items():
+                compared.update(zip(rows, self._as_compared([chunk[i][0].image for i in rows], condition, windows,
+                                                            views, torch.stack([chunk[i][1] for i in rows]),
+                                                            join)))
+            for i, (record, h) in enumerate(chunk):
+                yield record, h, compared.get(i, h)
 
     # -- galleries ------------------------------------------------------------------------------
 
@@ -894,10 +933,8 @@ class Attributor:
         out = {}
         for condition in MATCHED:
             copies = [resaved(image, condition) for image in images]
-            prints = self._fingerprints(copies, gallery.windows, gallery.views)
-            if gallery.luminance and condition in WITH_LUMINANCE:
-                prints = self._joined(prints, copies, gallery.windows, gallery.views)
-            prints = prints.detach().cpu()
+            prints = self._as_compared(copies, condition, gallery.windows, gallery.views,
+                                       join=gallery.luminance).detach().cpu()
             held = entry.get("matched", {}).get(condition, {"sum": torch.zeros_like(prints[0]), "prints": prints[:0]})
             out[condition] = {"sum": held["sum"] + prints.sum(0), "prints": torch.cat([held["prints"], prints])}
         return out
@@ -962,10 +999,8 @@ class Attributor:
                            f"calibrated ones make the gallery again (`modelfp gallery add`)")
         if embedded is None:
             embedded = self.embed(inputs, gallery.windows, progress, gallery.views)
-        def joins(record: ImageRecord) -> bool:      # compared with the gallery's copies joined with luminance
-            return gallery.luminance and gallery.compared(record.condition) in WITH_LUMINANCE
-
-        for record, h, compared_h in self._with_luminance(embedded, joins, gallery.windows, gallery.views):
+        for record, h, compared_h in self._compared(embedded, lambda r: gallery.compared(r.condition),
+                                                    gallery.windows, gallery.views, gallery.luminance):
             found = {"source": record.source, "name": record.name, "folder": record.folder}
             if h is None:
                 yield Identification(record.path, error=record.error, **found), record, None
@@ -1005,10 +1040,10 @@ class Attributor:
         clean, or a re-save's own)."""
         given, threshold = threshold, self.threshold(threshold)
         sides, failed = [], []
-        matched = {}      # (path, condition) -> fingerprint of the image's re-save; (path, "joined"): `_joins`
+        matched = {}      # (path, condition) -> fingerprint of the image's re-save; (path, "compared"): `_keep_compared`
         for which, inputs in (("a", a_inputs), ("b", b_inputs)):
             good = []
-            for record, h in self._joins(self.embed(inputs, self.windows, progress), matched):
+            for record, h in self._keep_compared(self.embed(inputs, self.windows, progress), matched):
                 if h is None:
                     bad = ImageRecord(record.path, error=record.error, source=record.source)
                     failed.append(Verification(record.path if which == "a" else "",
@@ -1030,42 +1065,38 @@ class Attributor:
                       ) -> tuple[torch.Tensor, torch.Tensor, str | None, str | None]:
         """Two images' fingerprints for `verify`, like compared with like: when one is a JPEG or
         grayscale (its `perturb.matched_condition`) and the other is not, the other's fingerprint is
-        that of its re-save in the same condition (`perturb.resaved`); for a JPEG both are joined
-        with their luminance's (`_joined`, as a gallery's JPEG copies), also when both are JPEGs of
-        one quality (a re-saved side's joined fingerprint from `cache`, kept there by `_joins`);
-        the clean side's re-save cached per path and condition. Returns the two fingerprints, the side re-saved
-        (for the note) and the condition the pair is compared in (None: clean, or two re-saves
-        that differ), whose verification threshold judges it."""
+        that of its re-save in the same condition (`perturb.resaved`); both then as that condition is
+        compared (`_as_compared`: by its specialist network where the extractor carries one, a JPEG
+        joined with its luminance's, as a gallery's copies), also when both are re-saved alike (a
+        re-saved side's from `cache`, kept there by `_keep_compared`); the clean side's re-save cached per
+        path and condition. Returns the two fingerprints, the side re-saved (for the note) and the
+        condition the pair is compared in (None: clean, or two re-saves that differ: both by the
+        extractor's own network), whose verification threshold judges it."""
         (path_a, ha, cond_a), (path_b, hb, cond_b) = a, b
         if cond_a is None and cond_b is None:
             return ha, hb, None, None
         if cond_a is not None and cond_b is not None:
             if cond_a != cond_b:
                 return ha, hb, None, None
-            if cond_a in WITH_LUMINANCE:
-                ha, hb = cache[path_a, "joined"], cache[path_b, "joined"]
-            return ha, hb, None, cond_a
+            return cache.get((path_a, "compared"), ha), cache.get((path_b, "compared"), hb), None, cond_a
         side, path, condition = ("a", path_a, cond_b) if cond_a is None else ("b", path_b, cond_a)
         if (path, condition) not in cache:
             copy = resaved(load_image(path, None, alpha=ALPHA_READING), condition)
-            h = self._fingerprints([copy], self.windows)
-            cache[path, condition] = self._joined(h, [copy], self.windows, self.views)[0] \
-                if condition in WITH_LUMINANCE else h[0]
+            cache[path, condition] = self._as_compared([copy], condition, self.windows, self.views)[0]
         h = cache[path, condition]
         said = f"{side} compared as its {in_words(condition)} re-save"
         other_path, other_h = (path_b, hb) if side == "a" else (path_a, ha)
-        if condition in WITH_LUMINANCE:          # the JPEG side, joined with its luminance's
-            other_h = cache[other_path, "joined"]
+        other_h = cache.get((other_path, "compared"), other_h)     # the re-saved side, as its condition is compared
         return ((h, other_h) if side == "a" else (other_h, h)) + (said, condition)
 
-    def _joins(self, embedded: Iterable, cache: dict) -> Iterator[tuple[ImageRecord, torch.Tensor | None]]:
-        """`embedded` (`embed`'s pairs) as they are, keeping in `cache` under (path, "joined") the
-        fingerprint of each image compared with its luminance (`perturb.WITH_LUMINANCE`) joined with
-        its luminance's (`_with_luminance`, from the pixels `embed` read) for `_matched_pair`."""
-        for record, h, joined in self._with_luminance(embedded, lambda r: r.condition in WITH_LUMINANCE,
-                                                      self.windows, self.views):
-            if joined is not h:
-                cache.setdefault((record.path, "joined"), joined)
+    def _keep_compared(self, embedded: Iterable, cache: dict) -> Iterator[tuple[ImageRecord, torch.Tensor | None]]:
+        """`embedded` (`embed`'s pairs) as they are, keeping in `cache` under (path, "compared") the
+        fingerprint each re-saved image is compared on in its own condition where it is another
+        (`_compared`: by a specialist, joined with its luminance's; from the pixels `embed` read),
+        for `_matched_pair`."""
+        for record, h, compared in self._compared(embedded, lambda r: r.condition, self.windows, self.views):
+            if compared is not h:
+                cache.setdefault((record.path, "compared"), compared)
             yield record, h
 
     def verify(self, a, b, threshold: float | None = None) -> Verification:
@@ -1074,18 +1105,18 @@ class Attributor:
         compared as: clean, or a re-save's own). a and b are image files (a folder is an error;
         `verify_pairs` compares folders)."""
         given, threshold = threshold, self.threshold(threshold)
-        pairs, joined = [], {}
+        pairs, cache = [], {}
         for item in (a, b):
             if Path(item).is_dir():
                 pairs.append((_error(item, "a folder", "verify compares two image files; name one"), None))
             else:
-                pairs += list(self._joins(self.embed([item], self.windows), joined))
+                pairs += list(self._keep_compared(self.embed([item], self.windows), cache))
         failed = [record for record, h in pairs if h is None]
         if failed:
             return Verification(str(a), str(b), threshold=threshold,
                                 failed=[ImageRecord(r.path, error=r.error) for r in failed])
         (ra, ha), (rb, hb) = pairs
-        ha, hb, said, condition = self._matched_pair((ra.path, ha, ra.condition), (rb.path, hb, rb.condition), joined)
+        ha, hb, said, condition = self._matched_pair((ra.path, ha, ra.condition), (rb.path, hb, rb.condition), cache)
         score = float(ha @ hb)
         threshold = self.threshold(given, "verification", condition)
         return Verification(str(a), str(b), score >= threshold, score, threshold,

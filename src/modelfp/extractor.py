@@ -61,6 +61,7 @@ from . import checkpoints, denoise
 from .losses import DISTANCES, MARGIN, SAMPLERS, attribution_loss, make_sampler
 from .pools import as_unit_range, to_uint8, to_unit_range
 from .spectrum import TRANSFORMS, fft_magnitude
+from .variants import SPECIALISTS
 
 FORMAT = "modelfp.extractor/1"
 STATE_FORMAT = "modelfp.extractor-state/1"
@@ -428,27 +429,28 @@ def build(denoiser, cfg: ExtractorConfig, classes: list[str], seed: int) -> Extr
         return Extractor(denoiser, cfg, classes)
 
 
+def _network_payload(model: Extractor) -> dict:
+    """One network's part of a file: config, class names, denoiser, weights, centre."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("front.denoiser.")}
+    return {"config": asdict(model.cfg), "classes": model.classes, "denoiser": denoise.to_payload(model.front.denoiser),
+            "state_dict": state, "centre": model.centre.detach().cpu().clone()}
+
+
 def save(model: Extractor, path, **meta) -> None:
     """Atomic write of a trained extractor: config, class names, denoiser, weights, centre,
-    thresholds, meta."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("front.denoiser.")}
-    checkpoints.save({"format": FORMAT, "config": asdict(model.cfg), "classes": model.classes,
-                      "denoiser": denoise.to_payload(model.front.denoiser), "state_dict": state,
-                      "centre": model.centre.detach().cpu().clone(), "threshold": model.threshold,
+    thresholds, its specialist networks (`attach_specialists`), meta."""
+    checkpoints.save({"format": FORMAT, **_network_payload(model), "threshold": model.threshold,
                       "openset_threshold": model.openset_threshold, "openset_rule": model.openset_rule,
-                      "resaved": model.resaved, "views": model.views, "meta": meta}, path)
+                      "resaved": model.resaved, "views": model.views,
+                      "specialists": {k: _network_payload(m) for k, m in specialists_of(model).items()} or None,
+                      "meta": meta}, path)
 
 
-def load(path, device="cpu") -> Extractor:
-    """An extractor in eval mode; `model.meta` holds what `save` stored. Clear errors for other files.
-    `path` is a file of `save` or the folder (or its config.json) of `export`."""
-    if is_exported(path):
-        payload = exported_payload(path)
-    else:
-        payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file", "cpu")
+def _network(payload: dict, path, what: str = "") -> Extractor:
+    """The network of a file's payload (or of one of its specialists': `what` names it in errors)."""
     try:
         cfg = ExtractorConfig(**{**payload["config"], "weights": None})
-        den = denoise.from_payload(payload["denoiser"], f"{path} (its denoiser)")
+        den = denoise.from_payload(payload["denoiser"], f"{path}{what} (its denoiser)")
         model = Extractor(den, cfg, payload["classes"])
         model.load_state_dict(payload["state_dict"], strict=False)
         missing = set(model.state_dict()) - set(payload["state_dict"]) - {
@@ -459,12 +461,31 @@ def load(path, device="cpu") -> Extractor:
         if centre is not None:
             model.centre.copy_(torch.as_tensor(centre).reshape(model.dim))
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
-        raise ValueError(f"{path}: damaged {FORMAT} file ({err}); rerun the rule that trains it") from err
+        raise ValueError(f"{path}: damaged {FORMAT} file{what} ({err}); rerun the rule that trains it") from err
     if centre is None:
         # files written before centring: they keep working, with raw (uncentred) fingerprints
         log.warning("%s: no fingerprint centre (written before centring); fingerprints are compared "
                     "uncentred, so unrelated images score near 1. Retrain it (rule train_extractor) "
                     "for readable scores", path)
+    return model
+
+
+def load(path, device="cpu") -> Extractor:
+    """An extractor in eval mode, with its specialist networks in `model.specialists` ({kind:
+    Extractor}, `attach_specialists`); `model.meta` holds what `save` stored. Clear errors for other
+    files. `path` is a file of `save` or the folder (or its config.json) of `export`."""
+    if is_exported(path):
+        payload = exported_payload(path)
+    else:
+        payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file", "cpu")
+    model = _network(payload, path)
+    specialists = payload.get("specialists") or {}
+    unknown = sorted(set(specialists) - set(SPECIALISTS)) if isinstance(specialists, dict) else [specialists]
+    if unknown:
+        raise ValueError(f"{path}: specialist network(s) {unknown} of no kind this modelfp knows ({', '.join(SPECIALISTS)}); "
+                         f"a file of a newer modelfp: upgrade modelfp")
+    model.specialists = {kind: _network(p, path, f" (its {kind} specialist)").to(device).eval()
+                         for kind, p in specialists.items()}
     model.threshold = payload.get("threshold")
     model.openset_threshold = payload.get("openset_threshold")
     model.openset_rule = payload.get("openset_rule")        # None: calibrated before per-model rules
@@ -472,6 +493,40 @@ def load(path, device="cpu") -> Extractor:
     model.views = int(payload.get("views") or 1)            # files calibrated before test-time views: 1
     model.meta = payload.get("meta", {})
     return model.to(device).eval()
+
+
+def specialists_of(model: Extractor) -> dict[str, Extractor]:
+    """{kind: specialist network} of an extractor (none for one without)."""
+    return dict(getattr(model, "specialists", None) or {})
+
+
+def network_for(model: Extractor, condition: str | None) -> Extractor:
+    """The network that embeds an image re-saved as `condition` (`perturb.MATCHED`; None: clean):
+    the specialist of its kind where the file carries one (`variants.SPECIALISTS`), else `model`."""
+    for kind, network in specialists_of(model).items():
+        if condition in SPECIALISTS[kind]:
+            return network
+    return model
+
+
+def attach_specialists(path, specialists: dict, out) -> None:
+    """The extractor file `path` with the networks of the extractor files `specialists` ({kind:
+    path}, kinds of `variants.SPECIALISTS`) carried as its specialists, written atomically to `out`.
+    Each must read images of the extractor's size (a gallery embeds every copy in its windows)."""
+    payload = checkpoints.load(path, FORMAT, "fingerprint-extractor file")
+    size = payload["config"]["image_size"]
+    carried = {}
+    for kind, other in specialists.items():
+        if kind not in SPECIALISTS:
+            raise ValueError(f"unknown specialist kind {kind!r}; known: {', '.join(SPECIALISTS)}")
+        part = checkpoints.load(other, FORMAT, "fingerprint-extractor file")
+        if part["config"]["image_size"] != size:
+            raise ValueError(f"{other}: reads {part['config']['image_size']}-px windows, {path} {size}-px; a "
+                             f"specialist must read the extractor's window (train it with the same image_size)")
+        carried[kind] = {k: part[k] for k in ("config", "classes", "denoiser", "state_dict", "centre")}
+    payload["specialists"] = carried or None
+    payload["meta"] = {**payload.get("meta", {}), "specialists": {k: str(v) for k, v in specialists.items()}}
+    checkpoints.save(payload, out)
 
 
 def set_threshold(path, threshold: float, out=None, openset_threshold: float | None = None,
@@ -847,20 +902,24 @@ def _json_plain(value):
 
 def export(model: Extractor, out_dir) -> tuple[Path, Path]:
     """Write `model` as OUT_DIR/model.safetensors (every tensor `save` stores: weights, buffers,
-    the denoiser, the centre) and OUT_DIR/config.json (config, classes, thresholds, meta, the
-    weights' sha256), each atomically, the config last; returns (weights, config) paths."""
+    the denoiser, the centre, its specialists' under specialist.<kind>.) and OUT_DIR/config.json
+    (config, classes, thresholds, meta, the weights' sha256), each atomically, the config last;
+    returns (weights, config) paths."""
     import hashlib
     import json
     import os
 
     from safetensors.torch import save as st_save
-    den = denoise.to_payload(model.front.denoiser)
-    tensors = {f"extractor.{k}": v for k, v in model.state_dict().items() if not k.startswith("front.denoiser.")}
-    tensors |= {f"denoiser.{k}": v for k, v in den.pop("state_dict").items()}
-    tensors["centre"] = model.centre
+    tensors, den = _export_tensors(model, "")
+    specialists = {}
+    for kind, network in specialists_of(model).items():
+        more, sden = _export_tensors(network, f"{SPECIALIST_PREFIX}{kind}.")
+        tensors |= more
+        specialists[kind] = {"config": asdict(network.cfg), "classes": network.classes, "denoiser": sden}
     blob = st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()},
                    metadata={"format": EXPORT_FORMAT})
     config = {"format": EXPORT_FORMAT, "config": asdict(model.cfg), "classes": model.classes, "denoiser": den,
+              "specialists": specialists or None,
               "threshold": model.threshold, "openset_threshold": model.openset_threshold,
               "openset_rule": getattr(model, "openset_rule", None), "resaved": getattr(model, "resaved", None),
               "views": getattr(model, "views", 1),
@@ -875,6 +934,29 @@ def export(model: Extractor, out_dir) -> tuple[Path, Path]:
         tmp.write_bytes(data)
         os.replace(tmp, path)
     return paths
+
+
+SPECIALIST_PREFIX = "specialist."      # an exported specialist's tensors: specialist.<kind>.<name>
+
+
+def _export_tensors(model: Extractor, prefix: str) -> tuple[dict, dict]:
+    """One network's tensors for `export` (named `prefix` + extractor.*, denoiser.*, centre) and its
+    denoiser's configuration (the payload without its weights)."""
+    den = denoise.to_payload(model.front.denoiser)
+    tensors = {f"{prefix}extractor.{k}": v for k, v in model.state_dict().items() if not k.startswith("front.denoiser.")}
+    tensors |= {f"{prefix}denoiser.{k}": v for k, v in den.pop("state_dict").items()}
+    tensors[f"{prefix}centre"] = model.centre
+    return tensors, den
+
+
+def _exported_network(tensors: dict, part: dict, prefix: str) -> dict:
+    """One network's payload (`_network_payload`'s form) from an exported folder's tensors and the
+    config part `part` (config, classes, denoiser)."""
+    def named(kind):
+        return {k[len(prefix + kind):]: v for k, v in tensors.items() if k.startswith(prefix + kind)}
+    return {"config": part["config"], "classes": part["classes"],
+            "denoiser": {**part["denoiser"], "state_dict": named("denoiser.")},
+            "state_dict": named("extractor."), "centre": tensors[f"{prefix}centre"]}
 
 
 def is_exported(path) -> bool:
@@ -909,11 +991,10 @@ def exported_payload(path) -> dict:
                          f"differs); export the extractor again")
     try:
         tensors = st_load(blob)
-        den = {**config["denoiser"], "state_dict": {k[len("denoiser."):]: v for k, v in tensors.items()
-                                                    if k.startswith("denoiser.")}}
-        state = {k[len("extractor."):]: v for k, v in tensors.items() if k.startswith("extractor.")}
-        return {"format": FORMAT, "config": config["config"], "classes": config["classes"], "denoiser": den,
-                "state_dict": state, "centre": tensors["centre"], "threshold": config.get("threshold"),
+        specialists = {kind: _exported_network(tensors, part, f"{SPECIALIST_PREFIX}{kind}.")
+                       for kind, part in (config.get("specialists") or {}).items()}
+        return {"format": FORMAT, **_exported_network(tensors, config, ""), "specialists": specialists or None,
+                "threshold": config.get("threshold"),
                 "openset_threshold": config.get("openset_threshold"), "openset_rule": config.get("openset_rule"),
                 "resaved": config.get("resaved"), "views": config.get("views", 1), "meta": config.get("meta", {})}
     except Exception as err:  # noqa: BLE001 - safetensors' errors, missing keys: the same clear line

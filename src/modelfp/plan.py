@@ -39,7 +39,7 @@ FIGURES = {"fig_3": "fig_3_block_swap", "fig_8": "fig_8_block_count", "fig_9": "
            "fig_13": "fig_13_activation", "fig_14": "fig_14_normalization",
            "fig_15": "fig_15_configurations", "fig_16": "fig_16_robustness"}
 # train-extractor's --options: the extractor section less what the plan resolves per variant
-EXTRACTOR_ONLY_HERE = ("immunize", "finetune", "ablation_epochs", "validate")
+EXTRACTOR_ONLY_HERE = ("immunize", "finetune", "ablation_epochs", "validate", "specialists")
 
 
 # --- where each artifact lies ------------------------------------------------------------------
@@ -89,6 +89,12 @@ def extractor_file(variant="{variant}"):
 
 def calibrated_file(variant="{variant}"):
     return f"results/extractors/{variant}/model.pt"
+
+
+def with_specialists_file(variant="{variant}"):
+    """A trained extractor carrying its specialist networks (`attach-specialists`), uncalibrated:
+    what the tool's file is calibrated from when the config trains specialists."""
+    return f"results/extractors/{variant}/with_specialists.pt"
 
 
 def resaved_gallery_file(variant="{variant}"):
@@ -485,6 +491,8 @@ class Plan:
             opts["epochs"] = self.ext["ablation_epochs"]
         if v.augment:
             opts["augment"] = self.ext["immunize"]
+        if v.specialist:
+            opts["augment"] = self.specialist_augment(v.specialist)
         if v.backbone:
             opts.update(backbone=v.backbone, weights=None)
         validation = self.model_args(inputs, flag="--validation", kind="validation")
@@ -503,6 +511,32 @@ class Plan:
             source += f" {validation} --window {self.evaluation['window']} {self.protocol_args()}"
         return f"{source} --options '{_compact(opts)}'"
 
+    def specialist_augment(self, kind):
+        """The augmentation a specialist_<kind> trains with (extractor.specialists)."""
+        augment = self.ext.get("specialists", {}).get(kind)
+        if augment is None:
+            raise ValueError(f"config: variant {variants.SPECIALIST_PREFIX}{kind} trains on images re-saved as "
+                             f"extractor.specialists.{kind} says; add it (e.g. {kind}: {{gray: 1.0}} for gray)")
+        return augment
+
+    def specialists(self, variant):
+        """{kind: trained file} of the specialist networks variant's tool file carries: those of
+        extractor.specialists for the deployed extractor (all), none for any other."""
+        if variant != "all":
+            return {}
+        return {kind: extractor_file(f"{variants.SPECIALIST_PREFIX}{kind}") for kind in self.ext.get("specialists", {})}
+
+    def tool_network(self, variant):
+        """The trained file the tool's file of `variant` is calibrated from: with its specialists
+        attached (`with_specialists_file`) when it has some, else the trained extractor."""
+        return with_specialists_file(variant) if self.specialists(variant) else extractor_file(variant)
+
+    def specialist_inputs(self, variant):
+        return {"extractor": extractor_file(variant), "specialists": list(self.specialists(variant).values())}
+
+    def specialist_args(self, variant):
+        return " ".join(f"{kind}={path}" for kind, path in self.specialists(variant).items())
+
     def calibration_inputs(self, variant):
         """A trained extractor and where its thresholds are chosen: its evaluation on the validation
         set, never on the test bed (issue 11), and those embeddings, to which the per-model open-set
@@ -513,7 +547,7 @@ class Plan:
                              "on validation generators; list at least two under validation.models")
         resaved = ({"resaved": resaved_gallery_file(self.trained_variant(variant))}
                    if self.evaluation.get("resaved_images", 0) else {})
-        return {"extractor": extractor_file(variant),
+        return {"extractor": self.tool_network(variant),
                 "evaluation": self.evaluation_csv(variant, self.tool_view),
                 "embeddings": embeddings_dir(self.trained_variant(variant), self.tool_view), **resaved}
 
@@ -530,7 +564,7 @@ class Plan:
 
     def resaved_inputs(self, variant):
         """What `resaved-gallery` reads: the trained extractor and the validation models' folders."""
-        return {"extractor": extractor_file(variant), **self.model_inputs(self.val["models"], "validation")}
+        return {"extractor": self.tool_network(variant), **self.model_inputs(self.val["models"], "validation")}
 
     def resaved_args(self, inputs):
         e = self.evaluation

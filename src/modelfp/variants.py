@@ -8,6 +8,9 @@ A variant is named in the config and maps to its synthetic models, pools and tra
     pool_<name>  one real-image pool only                                         (Table VI)
     blocks_<k>   architectures with at most k blocks (k = 3 adds the K=3 zoo)     (Figure 8)
     immunized    all, trained with JPEG and crop-resize augmentation             (Figure 16)
+    specialist_<kind>  all's recipe, every training image re-saved as `extractor.specialists`
+                 says (kinds of `SPECIALISTS`: jpeg, gray); carried by the tool's
+                 extractor file to embed its re-saves (issue 25; not in the paper)
     finetune     all, then one epoch on the classical test models                 (Tables VIII-X)
     random       the extractor's network left at initialisation (a control, Tables VIII-X)
     reference    no network: the input spectrum itself is the fingerprint (the training-free
@@ -50,6 +53,7 @@ class Variant:
     seeds: tuple[int, ...]
     pools: tuple[str, ...]
     augment: bool = False      # immunized
+    specialist: str | None = None  # specialist_<kind>: trained on images re-saved as that kind
     finetune: bool = False     # start from `all` and tune on the classical test models
     untrained: bool = False    # a control: saved at initialisation
     backbone: str | None = None  # overrides the config's backbone (the reference: "none")
@@ -71,6 +75,13 @@ class Family:
     select: Callable[[str, Selection, list], Selection] | None = None
     flags: dict = field(default_factory=dict)    # its Variant flags
 
+
+# the specialist networks the tool's extractor file may carry beside its own (issue 25), and the
+# re-saves (`perturb.MATCHED`) each embeds: a query of such a condition and the gallery's copies of
+# it are embedded by the specialist, every other image by the extractor's own network
+# (`extractor.network_for`); specialist_<kind> trains one (`extractor.specialists` in the config)
+SPECIALISTS = {"jpeg": ("jpeg95", "jpeg90", "jpeg85", "jpeg75"), "gray": ("gray",)}
+SPECIALIST_PREFIX = "specialist_"
 
 ABLATION_ALL = "all_ablation"
 ABLATION = {"ablation": True}      # trained for the ablations' budget
@@ -104,6 +115,8 @@ FAMILIES = {
                      select=lambda name, s, zoo: s._replace(archs=[a for a in zoo if a.blocks <= int(_arg(name))])),
     # immunized: all, trained with JPEG and crop-resize augmentation
     "immunized": Family("immunized", flags={"augment": True, **ABLATION}),
+    # specialist_<kind>: all's recipe, every training image re-saved so (SPECIALISTS)
+    "specialist": Family(rf"{SPECIALIST_PREFIX}(?:{'|'.join(SPECIALISTS)})"),
     # baseline_<method>: a trained baseline (modelfp.baselines.baseline_variant), evaluated like a
     # variant but not one (`variant` rejects it)
     "baseline": Family(rf"{BASELINE_PREFIX}[a-z]+"),
@@ -142,7 +155,8 @@ def variant(name: str, zoo: list[str], seeds: int, pools: list[str]) -> Variant:
     if n < 2:
         raise ValueError(f"variant {name!r} selects {n} synthetic models of this zoo; it needs at least 2 "
                          f"(add architectures under synthesis.architectures)")
-    return Variant(name, tuple(a.id for a in chosen.archs), tuple(chosen.seeds), tuple(chosen.pools), **fam.flags)
+    flags = {**fam.flags, **({"specialist": _arg(name)} if fam is FAMILIES["specialist"] else {})}
+    return Variant(name, tuple(a.id for a in chosen.archs), tuple(chosen.seeds), tuple(chosen.pools), **flags)
 
 
 def canonical(name: str, zoo: list[str], seeds: int, pools: list[str], ablation_budget: bool = False) -> str:

@@ -12,7 +12,8 @@ from modelfp.perturb import MATCHED
 from modelfp.plan import (ATTRIBUTION_TABLES, DENOISER, SYNTHETIC_SPECTRA, TEST_SPECTRA, VALIDATION_CHOICES, Plan,
                           baseline_file, calibrated_file, details_file, embeddings_dir, evaluation_file,
                           extractor_file, figure_file, generator_file, images_dir, perturbed_dir, pool_dir,
-                          resaved_gallery_file, slice_manifest, state_file, table_file, tsne_file, zoo_summary)
+                          resaved_gallery_file, slice_manifest, state_file, table_file, tsne_file, with_specialists_file,
+                          zoo_summary)
 
 wildcard_constraints:
     arch=archspace.ID_PATTERN,
@@ -107,6 +108,14 @@ def extractor_args(w):
 
 def extractor_state(w, output):
     return state_file(output.model)
+
+
+def specialist_inputs(w):
+    return PLAN.specialist_inputs(w.variant)
+
+
+def specialist_args(w):
+    return PLAN.specialist_args(w.variant)
 
 
 def calibration_inputs(w):

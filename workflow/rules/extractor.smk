@@ -26,6 +26,26 @@ rule train_extractor:
         "--device {params.device} --threads {threads} > {log} 2>&1"
 
 
+# The deployed extractor with its specialist networks (extractor.specialists; issue 25): a JPEG or
+# grayscale image and the gallery's copies of its re-save are embedded by the specialist of its kind.
+rule attach_specialists:
+    input:
+        unpack(specialist_inputs),
+    output:
+        with_specialists_file(),
+    log:
+        "results/logs/extractors/{variant}.specialists.log",
+    benchmark:
+        "results/benchmarks/extractors/{variant}.specialists.tsv"
+    params:
+        specialists=specialist_args,
+    conda:
+        "../../envs/modelfp.yaml"
+    shell:
+        "python -m modelfp.steps attach-specialists --extractor {input.extractor} --specialist {params.specialists} "
+        "--out {output} > {log} 2>&1"
+
+
 rule calibrate_extractor:
     input:
         unpack(calibration_inputs),

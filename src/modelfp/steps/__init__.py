@@ -9,7 +9,7 @@ what its rule declares. One module per stage, each registering its verbs (`regis
     denoiser     train-denoiser
     spectra      synthetic-spectra, test-spectra, ffd-tables, fig-10, spectral-effects
     testbed      testbed-train, testbed-sample, perturb
-    extractor    train-extractor, calibrate
+    extractor    train-extractor, attach-specialists, resaved-gallery, calibrate
     baselines    train-baseline
     attribution  embed, evaluate, attribution-table, paired-tests, ceiling, trace, validation-table
     figures      fig-3, fig-8, fig-12, fig-16

@@ -158,6 +158,20 @@ def cmd_resaved_gallery(args):
         os.remove(args.state)
 
 
+def cmd_attach_specialists(args):
+    """The trained extractor with the specialist networks of other trained files (`extractor.
+    attach_specialists`): the file `resaved-gallery` embeds with and `calibrate` calibrates."""
+    from .. import extractor as ex
+    specialists = {}
+    for item in args.specialist:
+        kind, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ValueError(f"--specialist {item!r}: give KIND=PATH (e.g. jpeg=results/extractors/specialist_jpeg/trained.pt)")
+        specialists[kind] = path
+    ex.attach_specialists(args.extractor, specialists, args.out)
+    log.info("%s + specialists %s -> %s", args.extractor, ", ".join(f"{k} ({v})" for k, v in specialists.items()), args.out)
+
+
 def cmd_calibrate(args):
     """The deployable extractor: the trained one plus the best verification threshold (verify) and
     open-set threshold (identify's "unknown") of an evaluation csv's "all" row, and with
@@ -264,6 +278,14 @@ def register(sub) -> None:
                    help="with --resaved: different-model pairs of it (evaluation.pairs_diff)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("attach-specialists", help="a trained extractor carrying the specialist networks of other "
+                                                  "trained files (the JPEG and grayscale re-saves' own)")
+    p.add_argument("--extractor", required=True, help="the trained extractor (results/extractors/all/trained.pt)")
+    p.add_argument("--specialist", nargs="+", required=True, metavar="KIND=PATH",
+                   help="a specialist's kind (variants.SPECIALISTS: jpeg, gray) and trained file")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_attach_specialists)
 
     p = sub.add_parser("resaved-gallery", help="the validation generators' re-saved copies, in a gallery, where "
                                                "calibrate fits each re-save's thresholds")
