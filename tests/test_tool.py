@@ -1153,7 +1153,7 @@ def _unit(network, images, views=1):
     return torch.nn.functional.normalize(ex.embed(network, images, WINDOWS, views=views), dim=1)
 
 
-def test_specialists_embed_their_re_saves_in_galleries_identify_and_verify(tmp_path, cnn_file, specialist_file):
+def test_specialists_embed_their_re_saves_in_galleries_identify_and_verify(tmp_path, capsys, cnn_file, specialist_file):
     images = [_save(tmp_path / "m" / f"{i}.png", "stripes", i) for i in range(3)]
     plain, special = Attributor(cnn_file), Attributor(specialist_file)
     assert plain.digest != special.digest           # a gallery of one is refused by the other
@@ -1202,4 +1202,7 @@ def test_specialists_embed_their_re_saves_in_galleries_identify_and_verify(tmp_p
     assert pair.score == pytest.approx(float(compared(perturb.resaved(pixels[0], "jpeg90")) @
                                              compared(load_image(jpeg, None))), abs=1e-5)
     clean = special.verify(images[1], images[0])     # clean pairs: the extractor's own network
+    assert main(["export", specialist_file, str(tmp_path / "shared")]) == 0
+    assert "(with its gray and jpeg specialist networks)" in capsys.readouterr().out
+    assert Attributor(tmp_path / "shared").digest == special.digest      # the exported form shares galleries
     assert clean.score == pytest.approx(plain.verify(images[1], images[0]).score, abs=1e-6)

@@ -343,8 +343,10 @@ def cmd_export(args) -> int:
     from .attributor import load_extractor
     model = load_extractor(args.extractor)
     weights, config = ex.export(model, args.out_dir)
-    print(f"{weights} ({weights.stat().st_size / 1e6:.1f} MB) and {config}: {args.extractor} as safetensors "
-          f"weights and a JSON config; pass the folder as --extractor")
+    kinds = sorted(ex.specialists_of(model))
+    carried = f" (with its {' and '.join(kinds)} specialist network{'s' * (len(kinds) > 1)})" if kinds else ""
+    print(f"{weights} ({weights.stat().st_size / 1e6:.1f} MB) and {config}: {args.extractor}{carried} as "
+          f"safetensors weights and a JSON config; pass the folder as --extractor")
     return 0
 
 
