@@ -1153,7 +1153,8 @@ def _unit(network, images, views=1):
     return torch.nn.functional.normalize(ex.embed(network, images, WINDOWS, views=views), dim=1)
 
 
-def test_specialists_embed_their_re_saves_in_galleries_identify_and_verify(tmp_path, capsys, cnn_file, specialist_file):
+def test_specialists_embed_their_re_saves_in_galleries_identify_and_verify(tmp_path, capsys, monkeypatch, cnn_file,
+                                                                          specialist_file):
     images = [_save(tmp_path / "m" / f"{i}.png", "stripes", i) for i in range(3)]
     plain, special = Attributor(cnn_file), Attributor(specialist_file)
     assert plain.digest != special.digest           # a gallery of one is refused by the other
@@ -1205,4 +1206,8 @@ def test_specialists_embed_their_re_saves_in_galleries_identify_and_verify(tmp_p
     assert main(["export", specialist_file, str(tmp_path / "shared")]) == 0
     assert "(with its gray and jpeg specialist networks)" in capsys.readouterr().out
     assert Attributor(tmp_path / "shared").digest == special.digest      # the exported form shares galleries
+    # a modelfp whose JPEG specialist also embedded WebP would make other copies: other galleries
+    from modelfp import variants
+    monkeypatch.setitem(variants.SPECIALISTS, "jpeg", (*variants.SPECIALISTS["jpeg"], "webp"))
+    assert Attributor(specialist_file).digest != special.digest and Attributor(cnn_file).digest == plain.digest
     assert clean.score == pytest.approx(plain.verify(images[1], images[0]).score, abs=1e-6)

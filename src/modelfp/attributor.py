@@ -62,6 +62,7 @@ from . import extractor as ex
 from . import openset
 from .perturb import MATCHED, WITH_LUMINANCE, lossy_webp, luminance, matched_condition, resaved
 from .pools import IMAGE_EXTENSIONS, BadImageError, has_alpha, list_images, load_image
+from .variants import SPECIALISTS
 
 GALLERY_FORMAT = "modelfp.gallery/1"
 GALLERY_HINT = "pass a gallery made by `modelfp gallery add`"
@@ -665,12 +666,13 @@ def load_extractor(path, device="cpu") -> ex.Extractor:
 def weights_digest(model: ex.Extractor) -> str:
     """What ties a gallery to its extractor: a digest of everything that makes the fingerprints (the
     config, every weight and buffer, the denoiser's, the centre; the same of each specialist network,
-    which embeds the gallery's copies of its re-saves) and of nothing else, so the .pt file, its
-    exported form and a recalibrated copy (other thresholds) share galleries, and a file with other
-    specialists (or none) does not."""
+    which embeds the gallery's copies of its re-saves, and which re-saves those are) and of nothing
+    else, so the .pt file, its exported form and a recalibrated copy (other thresholds) share
+    galleries, and a file with other specialists (or none), or a modelfp whose specialists embed
+    other re-saves (`variants.SPECIALISTS`), does not."""
     digest = hashlib.sha256(repr(sorted(vars(model.cfg).items())).encode())
-    for kind, network in sorted(ex.specialists_of(model).items()):
-        digest.update(f"specialist {kind} {sorted(vars(network.cfg).items())}".encode())
+    for kind, network in sorted(ex.specialists_of(model).items()):     # and the re-saves each embeds
+        digest.update(f"specialist {kind} {SPECIALISTS[kind]} {sorted(vars(network.cfg).items())}".encode())
     networks = [("", model), *((f"specialist.{k}.", m) for k, m in sorted(ex.specialists_of(model).items()))]
     tensors = {prefix + key: t for prefix, network in networks
                for key, t in {**network.state_dict(), "centre": network.centre}.items()}
