@@ -41,6 +41,7 @@ from snakemake.utils import update_config
 from modelfp import archspace, checkpoints, denoise, paired, splits, synthetic, validation
 from modelfp import extractor as ex
 from modelfp.feed import SyntheticZoo
+from modelfp.plan import EXTRACTOR_ONLY_HERE
 from modelfp.pools import load_image, read_pool
 
 # One lever each, against `base` (the preset's extractor as it is). Zoo keys: archs (None: the
@@ -198,8 +199,7 @@ def load_common(results: Path, cfg: dict, paths: list[Path], image_size: int):
 def setting_configs(setting: dict, cfg: dict):
     """(ExtractorConfig, TrainConfig, steps, curve) of a setting: the preset's extractor with the
     setting's levers; a bad value raises here, before anything trains."""
-    opts = {k: v for k, v in cfg["extractor"].items() if k not in ("immunize", "finetune", "ablation_epochs",
-                                                                     "validate")}
+    opts = {k: v for k, v in cfg["extractor"].items() if k not in EXTRACTOR_ONLY_HERE}   # the workflow's own
     steps = setting.get("steps", opts["epochs"] * opts["steps_per_epoch"])
     curve = setting.get("curve", steps)
     opts.update({k: v for k, v in setting.items() if k not in (*ZOO_KEYS, "steps", "curve")})
