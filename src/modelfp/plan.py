@@ -563,7 +563,7 @@ class Plan:
                 f"--neighbours {e.get('tool_neighbours', 0)}{resaved}")
 
     def resaved_inputs(self, variant):
-        """What `resaved-gallery` reads: the trained extractor and the validation models' folders."""
+        """What `resaved-gallery` reads: the tool's network (`tool_network`) and the validation models' folders."""
         return {"extractor": self.tool_network(variant), **self.model_inputs(self.val["models"], "validation")}
 
     def resaved_args(self, inputs):
