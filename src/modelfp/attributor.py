@@ -27,9 +27,9 @@ image with alpha is read as the colours it stores, not composited on white (`ALP
 gallery keeps a digest of each image's decoded pixels per model, so adding an image a model already
 holds is skipped and counted: adding the same images again leaves the gallery as it was. An
 extractor file may carry specialist networks (`extractor.network_for`, `variants.SPECIALISTS`: the
-demo's, trained on JPEG and on grayscale images): a gallery's JPEG and grayscale copies, and the
-queries compared with them, are then embedded by the specialist of their kind; clean images always
-by the extractor's own network.
+demo's, trained on JPEG and on grayscale images): a gallery's JPEG, lossy WebP and grayscale copies,
+and the queries compared with them, are then embedded by the specialist of their kind (WebP by the
+JPEG one); clean images always by the extractor's own network.
 
 "unknown" is decided per model (`modelfp.openset`, `Attributor.acceptance`): a gallery also keeps
 each image's fingerprint, whose leave-one-out scores give each model its own threshold (with the

@@ -25,8 +25,8 @@ JPEG keeps the luminance better than the colour (validation, 8 test-time views: 
 queries identified without it, 71.3 % with it, McNemar p 2e-6). A lossy WebP (`lossy_webp`, read
 from its chunks) is compared with the gallery's WebP copies, made at Pillow's default quality, the
 same way (a WebP file does not say its quality). An extractor file may carry specialist networks
-trained on images re-saved so (`variants.SPECIALISTS`): a JPEG or grayscale query and the gallery's copies
-of its condition are then embedded by the specialist (validation, nearest model right: JPEG 95
+trained on images re-saved so (`variants.SPECIALISTS`): a JPEG, lossy WebP or grayscale query and the
+gallery's copies of its condition are then embedded by the specialist (validation, nearest model right: JPEG 95
 73.4 -> 77.5 %, grayscale 73.1 -> 84.8 %; docs/tool-studies.md).
 """
 

@@ -9,6 +9,7 @@
 # jobs it feeds (tests/test_workflow.py).
 from modelfp import archspace, variants
 from modelfp.perturb import MATCHED
+from modelfp.variants import SPECIALISTS
 from modelfp.plan import (ATTRIBUTION_TABLES, DENOISER, SYNTHETIC_SPECTRA, TEST_SPECTRA, VALIDATION_CHOICES, Plan,
                           baseline_file, calibrated_file, details_file, embeddings_dir, evaluation_file,
                           extractor_file, figure_file, generator_file, images_dir, perturbed_dir, pool_dir,

@@ -83,6 +83,9 @@ rule resaved_gallery:
         # the re-saves the tool keeps copies of (modelfp.perturb.MATCHED): recorded, so a release
         # that keeps another one (lossy WebP, session 18) reruns this rule and calibrate
         copies=" ".join(MATCHED),
+        # which network embeds each re-save (modelfp.variants.SPECIALISTS): recorded for the same reason
+        specialists=lambda w: "; ".join(f"{k}: {' '.join(v)}" for k, v in SPECIALISTS.items())
+        if PLAN.specialists(w.variant) else "",
     conda:
         "../../envs/modelfp.yaml"
     threads: 1
