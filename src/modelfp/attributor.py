@@ -671,9 +671,10 @@ def weights_digest(model: ex.Extractor) -> str:
     galleries, and a file with other specialists (or none), or a modelfp whose specialists embed
     other re-saves (`variants.SPECIALISTS`), does not."""
     digest = hashlib.sha256(repr(sorted(vars(model.cfg).items())).encode())
-    for kind, network in sorted(ex.specialists_of(model).items()):     # and the re-saves each embeds
+    specialists = sorted(ex.specialists_of(model).items())
+    for kind, network in specialists:                                   # and the re-saves each embeds
         digest.update(f"specialist {kind} {SPECIALISTS[kind]} {sorted(vars(network.cfg).items())}".encode())
-    networks = [("", model), *((f"specialist.{k}.", m) for k, m in sorted(ex.specialists_of(model).items()))]
+    networks = [("", model), *((f"specialist.{k}.", m) for k, m in specialists)]
     tensors = {prefix + key: t for prefix, network in networks
                for key, t in {**network.state_dict(), "centre": network.centre}.items()}
     for key in sorted(tensors):
