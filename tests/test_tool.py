@@ -1173,14 +1173,11 @@ def test_specialists_embed_their_re_saves_in_galleries_identify_and_verify(tmp_p
     copies = [perturb.resaved(im, "gray") for im in pixels]
     views = special.views
     torch.testing.assert_close(b["matched"]["gray"]["prints"], _unit(gray_net, copies, views))
-    copies = [perturb.resaved(im, "jpeg90") for im in pixels]
-    joined = torch.nn.functional.normalize(torch.cat([_unit(jpeg_net, copies, views),
-                                                      _unit(jpeg_net, [perturb.luminance(c) for c in copies], views)],
-                                                     1), dim=1)
-    torch.testing.assert_close(b["matched"]["jpeg90"]["prints"], joined)
-    copies = [perturb.resaved(im, "webp") for im in pixels]
-    torch.testing.assert_close(b["matched"]["webp"]["prints"], torch.nn.functional.normalize(torch.cat([
-        _unit(jpeg_net, copies, views), _unit(jpeg_net, [perturb.luminance(c) for c in copies], views)], 1), dim=1))
+    for condition in ("jpeg90", "webp"):
+        copies = [perturb.resaved(im, condition) for im in pixels]
+        joined = torch.nn.functional.normalize(torch.cat(
+            [_unit(jpeg_net, copies, views), _unit(jpeg_net, [perturb.luminance(c) for c in copies], views)], 1), dim=1)
+        torch.testing.assert_close(b["matched"][condition]["prints"], joined)
     # a grayscale query: identify and verify compare it by the gray specialist
     query = tmp_path / "q" / "gray.png"
     query.parent.mkdir()

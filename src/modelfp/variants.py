@@ -78,8 +78,9 @@ class Family:
 
 # the specialist networks the tool's extractor file may carry beside its own (issue 25), and the
 # re-saves (`perturb.MATCHED`) each embeds (lossy WebP by the JPEG one: it halves the colour and
-# quantises transform blocks as JPEG does; validation, nearest right 70.6 -> 73.7 %): a query of such a condition and the gallery's copies of
-# it are embedded by the specialist, every other image by the extractor's own network
+# quantises transform blocks as JPEG does; validation, nearest right 70.6 -> 73.7 %): a query of
+# such a condition and the gallery's copies of it are embedded by the specialist, every other image
+# by the extractor's own network
 # (`extractor.network_for`); specialist_<kind> trains one (`extractor.specialists` in the config)
 SPECIALISTS = {"jpeg": ("jpeg95", "jpeg90", "jpeg85", "jpeg75", "webp"), "gray": ("gray",)}
 SPECIALIST_PREFIX = "specialist_"
